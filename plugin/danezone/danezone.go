@@ -1,0 +1,319 @@
+// Package danezone is a CoreDNS plugin: authoritative DNS for mail domains, signed online, with
+// exact denial of existence. The handler is thin: it picks the zone, looks the name up in an
+// immutable snapshot, and adds signatures and proofs.
+package danezone
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/request"
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+)
+
+// maxUDP is the largest UDP payload danezone sends: the DNS Flag Day 2020 size, which avoids IP
+// fragmentation on practically every path.
+const maxUDP = 1232
+
+// maxChain caps the CNAME links followed inside a zone.
+const maxChain = 8
+
+// DaneZone is the plugin.
+type DaneZone struct {
+	Next  plugin.Handler
+	zones atomic.Pointer[zoneSet]
+}
+
+// Name implements plugin.Handler.
+func (d *DaneZone) Name() string { return "danezone" }
+
+// ServeDNS implements plugin.Handler.
+func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	state := request.Request{W: w, Req: r}
+	if len(r.Question) != 1 || state.QClass() != dns.ClassINET {
+		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
+	}
+	qname, qtype := state.Name(), state.QType()
+	set := d.zones.Load()
+	sz := set.match(qname, qtype)
+	if sz == nil {
+		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
+	}
+
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	opt := r.IsEdns0()
+	if opt != nil && opt.Version() != 0 { // RFC 6891 §6.1.3
+		m.Rcode = dns.RcodeBadVers
+		m.SetEdns0(maxUDP, opt.Do())
+		w.WriteMsg(m)
+		return dns.RcodeBadVers, nil
+	}
+	do := opt != nil && opt.Do()
+	snap := sz.cur.Load()
+	a := &answer{m: m, do: do, sz: sz, snap: snap}
+	kind := a.resolve(set, r.Question[0].Name, qtype)
+	if a.err != nil {
+		return dns.RcodeServerFailure, plugin.Error(d.Name(), a.err)
+	}
+
+	server := metrics.WithServer(ctx)
+	responses.WithLabelValues(server, sz.origin, kind.String()).Inc()
+	if a.hits > 0 {
+		sigCacheHits.WithLabelValues(server, sz.origin).Add(float64(a.hits))
+	}
+	if a.misses > 0 {
+		sigCacheMisses.WithLabelValues(server, sz.origin).Add(float64(a.misses))
+		signaturesMade.WithLabelValues(server, sz.origin).Add(float64(a.made))
+	}
+
+	if opt != nil {
+		m.SetEdns0(maxUDP, do)
+	}
+	if state.Proto() == "udp" {
+		size := dns.MinMsgSize
+		if opt != nil {
+			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP)
+		}
+		truncate(m, size)
+	}
+	w.WriteMsg(m)
+	return dns.RcodeSuccess, nil
+}
+
+// truncate makes m fit size. A response that loses any record of its answer or authority
+// section (where the DNSSEC proofs live) is sent with TC=1 and only the question, so the
+// client retries over TCP instead of trying to validate a partial answer.
+func truncate(m *dns.Msg, size int) {
+	if m.Len() <= size {
+		return
+	}
+	m.Compress = true
+	if m.Len() <= size {
+		return
+	}
+	// Additional data is optional: drop it first (keeping the OPT record).
+	opt := m.IsEdns0()
+	m.Extra = nil
+	if opt != nil {
+		m.Extra = []dns.RR{opt}
+	}
+	if m.Len() <= size {
+		return
+	}
+	m.Truncated = true
+	m.Answer, m.Ns = nil, nil
+}
+
+// answer builds one response.
+type answer struct {
+	m    *dns.Msg
+	do   bool
+	sz   *servedZone
+	snap *snapshot
+	seen map[string]bool // NSEC owners already in the authority section
+	err  error
+
+	hits, misses, made int
+}
+
+// resolve fills the message for qname/qtype and returns the kind of the first step.
+func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
+	z := a.snap.z
+	first := zone.Kind(-1)
+	visited := map[string]bool{}
+	for hop := 0; ; hop++ {
+		res := z.Lookup(qname, qtype)
+		if first < 0 {
+			first = res.Kind
+		}
+		switch res.Kind {
+		case zone.Answer:
+			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL, false)
+			if res.Wildcard {
+				a.proveNoCloser(res)
+			}
+			return first
+		case zone.CNAME:
+			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL, false)
+			if res.Wildcard {
+				a.proveNoCloser(res)
+			}
+			target := res.Set.RRs[0].(*dns.CNAME).Target
+			visited[zone.Canonical(qname)] = true
+			// Follow only inside this zone (not into a child zone served here too).
+			if hop+1 >= maxChain || visited[target] || set.origin(target) != a.sz.origin {
+				return first
+			}
+			qname = target
+		case zone.NoData:
+			if a.positiveMeta(res, qname, qtype) {
+				return first
+			}
+			a.negative()
+			if a.do {
+				if res.Wildcard {
+					a.proof(a.snap.d.Match(res.Node))
+					a.proveNoCloser(res)
+				} else if n := a.snap.d.Match(res.Node); n != nil {
+					a.proof(n)
+				} else {
+					a.proof(a.snap.d.Cover(res.Node.Name))
+				}
+			}
+			return first
+		case zone.NXDomain:
+			a.m.Rcode = dns.RcodeNameError
+			a.negative()
+			if a.do {
+				a.proof(a.snap.d.Cover(res.NextCloser))
+				a.proof(a.snap.d.Cover("*." + res.Encloser))
+			}
+			return first
+		case zone.Referral:
+			if hop == 0 {
+				a.referral(res.Node)
+			}
+			return first
+		}
+	}
+}
+
+// positiveMeta answers NSEC and RRSIG questions at an existing name, which a lookup of the
+// zone data reports as no data: both types are danezone's own.
+func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool {
+	if res.Wildcard {
+		return false
+	}
+	switch qtype {
+	case dns.TypeNSEC:
+		if n := a.snap.d.Match(res.Node); n != nil {
+			a.add(&a.m.Answer, n, qname, n.TTL, a.snap.d.PerAnswer())
+			return true
+		}
+	case dns.TypeRRSIG:
+		if res.Node.ENT() {
+			return false
+		}
+		for _, t := range res.Node.Types {
+			if res.Node.Cut && t != dns.TypeDS {
+				continue
+			}
+			a.sigs(&a.m.Answer, res.Node.Sets[t], qname, res.Node.Sets[t].TTL, false)
+		}
+		if n := a.snap.d.Match(res.Node); n != nil {
+			a.sigs(&a.m.Answer, n, qname, n.TTL, a.snap.d.PerAnswer())
+		}
+		return a.err == nil && len(a.m.Answer) > 0
+	}
+	return false
+}
+
+// negative adds the SOA of a negative answer, with the negative TTL (RFC 2308 §3, RFC 9077).
+func (a *answer) negative() {
+	z := a.snap.z
+	a.add(&a.m.Ns, z.SOA, z.Origin, z.NegTTL, false)
+}
+
+// proveNoCloser proves that no name closer than the wildcard exists (RFC 4035 §3.1.3.3).
+func (a *answer) proveNoCloser(res zone.Result) {
+	if a.do {
+		a.proof(a.snap.d.Cover(res.NextCloser))
+	}
+}
+
+func (a *answer) proof(set *zone.RRset) {
+	if set == nil || a.seen[set.Name] {
+		return
+	}
+	if a.seen == nil {
+		a.seen = map[string]bool{}
+	}
+	a.seen[set.Name] = true
+	a.add(&a.m.Ns, set, set.Name, set.TTL, a.snap.d.PerAnswer())
+}
+
+// referral answers for a name at or below a delegation point: NS, then the signed DS or the
+// proof that there is none, then glue (RFC 4035 §3.1.4).
+func (a *answer) referral(cut *zone.Node) {
+	a.m.Authoritative = false
+	ns := cut.Sets[dns.TypeNS]
+	a.add(&a.m.Ns, ns, ns.Name, ns.TTL, false)
+	if a.do {
+		if ds := cut.Sets[dns.TypeDS]; ds != nil {
+			a.add(&a.m.Ns, ds, ds.Name, ds.TTL, false)
+		} else {
+			a.proof(a.snap.d.Match(cut))
+		}
+	}
+	z := a.snap.z
+	for _, rr := range ns.RRs {
+		target := rr.(*dns.NS).Ns
+		if !dns.IsSubDomain(z.Origin, target) {
+			continue
+		}
+		n := z.Node(target)
+		if n == nil {
+			continue
+		}
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			if s := n.Sets[t]; s != nil {
+				if n.Occluded || n.Cut { // glue is not authoritative: never signed
+					a.m.Extra = append(a.m.Extra, s.RRs...)
+				} else {
+					a.add(&a.m.Extra, s, s.Name, s.TTL, false)
+				}
+			}
+		}
+	}
+}
+
+// add appends set to section with the given owner spelling and TTL, and its signatures when
+// DO is set. Records are shared with the zone when nothing about them changes, copied
+// otherwise: a response never modifies zone data.
+func (a *answer) add(section *[]dns.RR, set *zone.RRset, owner string, ttl uint32, perAnswer bool) {
+	appendRRs(section, set.RRs, owner, set.Name, ttl, set.TTL)
+	if a.do {
+		a.sigs(section, set, owner, ttl, perAnswer)
+	}
+}
+
+func (a *answer) sigs(section *[]dns.RR, set *zone.RRset, owner string, ttl uint32, perAnswer bool) {
+	var sigs []dns.RR
+	var made int
+	var err error
+	if perAnswer {
+		sigs, err = a.sz.signer.SignOnce(set)
+		made = len(sigs)
+	} else {
+		sigs, made, err = a.sz.signer.Sign(set)
+	}
+	if err != nil {
+		a.err = err
+		return
+	}
+	if made > 0 {
+		a.misses++
+		a.made += made
+	} else {
+		a.hits++
+	}
+	appendRRs(section, sigs, owner, set.Name, ttl, set.TTL)
+}
+
+func appendRRs(section *[]dns.RR, rrs []dns.RR, owner, name string, ttl, setTTL uint32) {
+	if owner == name && ttl == setTTL {
+		*section = append(*section, rrs...)
+		return
+	}
+	for _, rr := range rrs {
+		c := dns.Copy(rr)
+		c.Header().Name = owner
+		c.Header().Ttl = ttl
+		*section = append(*section, c)
+	}
+}

@@ -1,0 +1,153 @@
+package denial
+
+import (
+	"strings"
+
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+)
+
+// minimal makes minimally covering NSEC records per answer (RFC 4470 "white lies"): the owner
+// and next name hug the denied name as closely as possible, so a response reveals no other
+// name of the zone and nothing can be walked. The real neighbours bound them, so no existing
+// name is ever covered (an aggressive cache, RFC 8198, may rely on that).
+type minimal struct{ z *zone.Zone }
+
+func (m *minimal) PerAnswer() bool { return true }
+
+// Match returns an NSEC at n whose next name is n's immediate successor, \000.n.
+func (m *minimal) Match(n *zone.Node) *zone.RRset {
+	next := "\\000." + n.Name
+	if wireLen(next) > 255 {
+		next = m.z.Next(n).Name
+	}
+	var types []uint16
+	if n.ENT() {
+		types = []uint16{dns.TypeRRSIG, dns.TypeNSEC}
+	} else {
+		types = Bitmap(n)
+	}
+	return nsecSet(n.Name, next, m.z.NegTTL, types)
+}
+
+// Cover returns an NSEC from just before name to just after name and its whole subtree.
+// The owner and next name are siblings of name, which keeps the closest encloser a validator
+// derives from them (RFC 4035 §5.4) equal to name's parent.
+func (m *minimal) Cover(name string) *zone.RRset {
+	name = zone.Canonical(name)
+	prev, next := m.z.Predecessor(name)
+	label, parent := splitFirst(name)
+
+	owner, types := prev.Name, Bitmap(prev)
+	if p, ok := predecessorLabel(label, 255-wireLen(parent)-1); ok {
+		if cand := p + "." + parent; zone.Key(cand) > zone.Key(prev.Name) {
+			owner, types = cand, []uint16{dns.TypeRRSIG, dns.TypeNSEC}
+		}
+	}
+	nextName := next.Name
+	if s, ok := successorLabel(label); ok {
+		cand := s + "." + parent
+		nk := zone.Key(next.Name)
+		wrapped := nk <= zone.Key(name) // the chain wrapped to the apex
+		if wireLen(cand) <= 255 && (wrapped || zone.Key(cand) < nk) {
+			nextName = cand
+		}
+	}
+	return nsecSet(owner, nextName, m.z.NegTTL, types)
+}
+
+func splitFirst(name string) (label, parent string) {
+	off, end := dns.NextLabel(name, 0)
+	if end {
+		return name, "."
+	}
+	return name[:off-1], name[off:]
+}
+
+// successorLabel returns the label that sorts right after label and every name below it:
+// label followed by a zero octet.
+func successorLabel(label string) (string, bool) {
+	b := unescape(label)
+	if len(b) >= 63 {
+		return "", false
+	}
+	return escape(append(b, 0)), true
+}
+
+// predecessorLabel returns a label that sorts before label and after almost every name that
+// does: label with its last octet decremented and padded with 0xff octets to 63. Canonical
+// order compares uppercase as lowercase, so a decrement that lands on A-Z goes to '@'.
+func predecessorLabel(label string, room int) (string, bool) {
+	b := unescape(label)
+	if len(b) == 0 {
+		return "", false
+	}
+	last := b[len(b)-1]
+	if last == 0 {
+		return escape(b[:len(b)-1]), len(b) > 1
+	}
+	last--
+	if last >= 'A' && last <= 'Z' {
+		last = '@'
+	}
+	b[len(b)-1] = last
+	for len(b) < min(63, room) {
+		b = append(b, 0xff)
+	}
+	return escape(b), true
+}
+
+func unescape(label string) []byte {
+	out := make([]byte, 0, len(label))
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if c == '\\' && i+1 < len(label) {
+			if i+3 < len(label) && isDigit(label[i+1]) && isDigit(label[i+2]) && isDigit(label[i+3]) {
+				c = (label[i+1]-'0')*100 + (label[i+2]-'0')*10 + (label[i+3] - '0')
+				i += 3
+			} else {
+				c = label[i+1]
+				i++
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// wireLen returns the length of name in wire format.
+func wireLen(name string) int {
+	if name == "." {
+		return 1
+	}
+	n := 1
+	off := 0
+	for {
+		next, end := dns.NextLabel(name, off)
+		n += len(unescape(name[off:max(off, next-1)])) + 1
+		if end {
+			return n
+		}
+		off = next
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func escape(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
+			s.WriteByte(c)
+		case c >= 'A' && c <= 'Z':
+			s.WriteByte(c + 'a' - 'A')
+		default:
+			s.WriteByte('\\')
+			s.WriteByte('0' + c/100)
+			s.WriteByte('0' + c/10%10)
+			s.WriteByte('0' + c%10)
+		}
+	}
+	return s.String()
+}

@@ -1,0 +1,38 @@
+package danezone
+
+import (
+	"github.com/coredns/coredns/plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+var (
+	signaturesMade = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signatures_total",
+		Help: "Counter of RRSIG records made.",
+	}, []string{"server", "zone"})
+	sigCacheHits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signature_cache_hits_total",
+		Help: "Counter of RRsets served with cached signatures.",
+	}, []string{"server", "zone"})
+	sigCacheMisses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signature_cache_misses_total",
+		Help: "Counter of RRsets that had to be signed to be served (first use, refresh, or minimal denial).",
+	}, []string{"server", "zone"})
+	responses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "responses_total",
+		Help: "Counter of responses by kind (answer, cname, nodata, nxdomain, referral).",
+	}, []string{"server", "zone", "kind"})
+	reloads = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "reloads_total",
+		Help: "Counter of zone loads by result (ok, failed). A failed load keeps the last good version serving.",
+	}, []string{"zone", "result"})
+	serial = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "zone_serial",
+		Help: "SOA serial of the version being served.",
+	}, []string{"zone"})
+	earliestExpiry = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signature_expiry_earliest_timestamp_seconds",
+		Help: "Unix time of the earliest expiration among signatures that would be served now.",
+	}, []string{"zone"})
+)

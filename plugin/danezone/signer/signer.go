@@ -1,0 +1,156 @@
+// Package signer owns online signing: the validity policy in one place, and a signature cache
+// kept in each RRset's slot, so the cost of a signature is paid once per RRset version and
+// validity period rather than per query.
+package signer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+)
+
+// Policy sets the timing of signatures.
+type Policy struct {
+	Validity  time.Duration // expiration - now, before jitter
+	Refresh   time.Duration // re-sign when less than this remains before expiration
+	Jitter    time.Duration // random extra validity, so signatures do not all expire at once
+	Inception time.Duration // inception backdated by this much, for clock skew
+}
+
+// DefaultPolicy is 14 days of validity, refreshed with 7 days left, up to 1 day of jitter,
+// inception 1 hour in the past.
+func DefaultPolicy() Policy {
+	return Policy{Validity: 14 * 24 * time.Hour, Refresh: 7 * 24 * time.Hour, Jitter: 24 * time.Hour, Inception: time.Hour}
+}
+
+// Check reports a policy that cannot work.
+func (p Policy) Check() error {
+	switch {
+	case p.Validity < time.Hour:
+		return fmt.Errorf("validity %s is too short (at least 1h)", p.Validity)
+	case p.Refresh <= 0 || p.Refresh >= p.Validity:
+		return fmt.Errorf("refresh %s must be positive and shorter than validity %s", p.Refresh, p.Validity)
+	case p.Jitter < 0 || p.Inception < 0:
+		return fmt.Errorf("jitter and inception must not be negative")
+	}
+	return nil
+}
+
+// Signer signs the RRsets of one zone.
+type Signer struct {
+	zone   string
+	policy Policy
+	keys   atomic.Pointer[keys.Set]
+	// Now is the clock; tests move it.
+	Now func() time.Time
+}
+
+// New returns a signer for zone with the given keys.
+func New(zoneName string, ks *keys.Set, p Policy) *Signer {
+	s := &Signer{zone: zone.Canonical(zoneName), policy: p, Now: time.Now}
+	s.keys.Store(ks)
+	return s
+}
+
+// Keys returns the current key set.
+func (s *Signer) Keys() *keys.Set { return s.keys.Load() }
+
+// SetKeys replaces the keys; every cached signature becomes stale.
+func (s *Signer) SetKeys(ks *keys.Set) { s.keys.Store(ks) }
+
+// Policy returns the signing policy.
+func (s *Signer) Policy() Policy { return s.policy }
+
+// entry is what a signer keeps in an RRset's slot.
+type entry struct {
+	keys       *keys.Set
+	sigs       []dns.RR
+	inception  time.Time
+	refreshAt  time.Time
+	Expiration time.Time
+}
+
+// Sign returns RRSIGs over set that are valid now, and how many signatures it had to make
+// (0 on a cache hit). The returned records are shared: copy before changing them.
+func (s *Signer) Sign(set *zone.RRset) ([]dns.RR, int, error) {
+	ks := s.keys.Load()
+	now := s.Now()
+	if e := s.fresh(set, ks, now); e != nil {
+		return e.sigs, 0, nil
+	}
+	set.Sigs.Mu.Lock()
+	defer set.Sigs.Mu.Unlock()
+	if e := s.fresh(set, ks, now); e != nil { // signed while we waited
+		return e.sigs, 0, nil
+	}
+	e, err := s.sign(set, ks, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	set.Sigs.Store(e)
+	return e.sigs, len(e.sigs), nil
+}
+
+// SignOnce signs set without caching: for records made per answer (minimal denial).
+func (s *Signer) SignOnce(set *zone.RRset) ([]dns.RR, error) {
+	e, err := s.sign(set, s.keys.Load(), s.Now())
+	if err != nil {
+		return nil, err
+	}
+	return e.sigs, nil
+}
+
+func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now time.Time) *entry {
+	e, ok := set.Sigs.Load().(*entry)
+	if !ok || e.keys != ks || now.Before(e.inception) || !now.Before(e.refreshAt) {
+		return nil
+	}
+	return e
+}
+
+func (s *Signer) sign(set *zone.RRset, ks *keys.Set, now time.Time) (*entry, error) {
+	signers := ks.ZSKs()
+	if set.Name == s.zone && (set.Type == dns.TypeDNSKEY || set.Type == dns.TypeCDS || set.Type == dns.TypeCDNSKEY) {
+		signers = ks.KSKs()
+	}
+	if len(signers) == 0 {
+		return nil, fmt.Errorf("no key to sign %s %s", set.Name, dns.TypeToString[set.Type])
+	}
+	inception := now.Add(-s.policy.Inception)
+	validity := s.policy.Validity
+	if s.policy.Jitter > 0 {
+		validity += rand.N(s.policy.Jitter)
+	}
+	expiration := now.Add(validity)
+	e := &entry{keys: ks, inception: inception, Expiration: expiration, refreshAt: expiration.Add(-s.policy.Refresh)}
+	for _, k := range signers {
+		sig := &dns.RRSIG{
+			Hdr:        dns.RR_Header{Name: set.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: set.TTL},
+			Algorithm:  k.DNSKEY.Algorithm,
+			OrigTtl:    set.TTL,
+			KeyTag:     k.Tag,
+			SignerName: s.zone,
+			Inception:  uint32(inception.Unix()),
+			Expiration: uint32(expiration.Unix()),
+		}
+		if err := sig.Sign(k.Signer, set.RRs); err != nil {
+			return nil, fmt.Errorf("signing %s %s with key %d: %w", set.Name, dns.TypeToString[set.Type], k.Tag, err)
+		}
+		e.sigs = append(e.sigs, sig)
+	}
+	return e, nil
+}
+
+// Serving returns the expiration of the signatures cached for set if they would be served now.
+func (s *Signer) Serving(set *zone.RRset, now time.Time) (time.Time, bool) {
+	e := s.fresh(set, s.keys.Load(), now)
+	if e == nil {
+		return time.Time{}, false
+	}
+	return e.Expiration, true
+}

@@ -1,0 +1,83 @@
+package zone
+
+import (
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Key returns the canonical sort key of a domain name (RFC 4034 §6.1): its labels from the
+// rightmost, each unescaped, lowercased and terminated by 0x00, with 0x00 and 0x01 inside a
+// label escaped as 0x01 0x00 and 0x01 0x01 so that comparing keys as strings is comparing
+// names in canonical order. The key of an ancestor is a prefix of the key of a descendant, at
+// a label boundary, which lets one key serve a whole walk down the tree.
+func Key(name string) string {
+	k, _ := keyBounds(name)
+	return k
+}
+
+// keyBounds returns Key(name) and the end offset in the key of each label from the right:
+// bounds[i] is the length of the key of the ancestor with i+1 labels.
+func keyBounds(name string) (string, []int) {
+	name = dns.Fqdn(name)
+	if name == "." {
+		return "", nil
+	}
+	starts := dns.Split(name)
+	var b strings.Builder
+	b.Grow(len(name) + 2)
+	bounds := make([]int, 0, len(starts))
+	end := len(name) - 1 // drop the trailing dot
+	for i := len(starts) - 1; i >= 0; i-- {
+		label := name[starts[i]:end]
+		end = starts[i] - 1
+		appendLabel(&b, label)
+		b.WriteByte(0)
+		bounds = append(bounds, b.Len())
+	}
+	return b.String(), bounds
+}
+
+// appendLabel writes the canonical form of one presentation-format label.
+func appendLabel(b *strings.Builder, label string) {
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if c == '\\' && i+1 < len(label) {
+			if i+3 < len(label) && isDigit(label[i+1]) && isDigit(label[i+2]) && isDigit(label[i+3]) {
+				c = (label[i+1]-'0')*100 + (label[i+2]-'0')*10 + (label[i+3] - '0')
+				i += 3
+			} else {
+				c = label[i+1]
+				i++
+			}
+		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c <= 1 {
+			b.WriteByte(1)
+		}
+		b.WriteByte(c)
+	}
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// Canonical returns the canonical presentation form of name: fully qualified, lowercase
+// (RFC 4034 §6.2), with escapes normalised by a round trip through the wire format.
+func Canonical(name string) string {
+	name = dns.CanonicalName(name)
+	if strings.IndexByte(name, '\\') < 0 {
+		return name
+	}
+	buf := make([]byte, 256)
+	off, err := dns.PackDomainName(name, buf, 0, nil, false)
+	if err != nil {
+		return name
+	}
+	out, _, err := dns.UnpackDomainName(buf[:off], 0)
+	if err != nil {
+		return name
+	}
+	return strings.ToLower(out)
+}

@@ -1,0 +1,98 @@
+package zone
+
+import "github.com/miekg/dns"
+
+// Kind classifies a lookup.
+type Kind int
+
+// The lookup results.
+const (
+	Answer   Kind = iota // Set holds the answer (at Node, or expanded from Wildcard)
+	CNAME                // Set holds a CNAME RRset; the answer continues at its target
+	NoData               // the name exists without the type
+	NXDomain             // the name does not exist; Encloser is the closest encloser
+	Referral             // the name is at or below the delegation point Node
+)
+
+func (k Kind) String() string {
+	return [...]string{"answer", "cname", "nodata", "nxdomain", "referral"}[k]
+}
+
+// Result is what a lookup found.
+type Result struct {
+	Kind Kind
+	Node *Node  // the matching node: exact, the wildcard, or the delegation point
+	Set  *RRset // for Answer and CNAME
+	// Wildcard is true when Node is a wildcard that matched a name that does not exist.
+	Wildcard bool
+	// Encloser is the closest encloser (RFC 4592) for NXDomain and wildcard results.
+	Encloser string
+	// NextCloser is the name one label longer than Encloser on the way to the query name.
+	NextCloser string
+}
+
+// Lookup finds qname (any case) and qtype in the zone. qname must be at or below the origin.
+// DS and NSEC at a delegation point are answered from this, the parent side (RFC 4035
+// §3.1.4.1). ANY returns the node's first RRset (RFC 8482 §4.1).
+func (z *Zone) Lookup(qname string, qtype uint16) Result {
+	key, bounds := keyBounds(qname)
+	nl := len(bounds)
+	var last *Node
+	depth := z.originLabels
+	for i := z.originLabels; i <= nl; i++ {
+		var n *Node
+		if i == 0 {
+			n = z.nodes[""]
+		} else {
+			n = z.nodes[key[:bounds[i-1]]]
+		}
+		if n == nil {
+			break
+		}
+		last, depth = n, i
+		if n.Cut && (i < nl || (qtype != dns.TypeDS && qtype != dns.TypeNSEC)) {
+			return Result{Kind: Referral, Node: n}
+		}
+	}
+	if depth == nl && last != nil {
+		return match(last, qtype, false, "", "")
+	}
+	ce := last.Name
+	nc := nameWithLabels(qname, nl-depth-1)
+	if wc := z.nodes[Key("*."+ce)]; wc != nil {
+		return match(wc, qtype, true, ce, nc)
+	}
+	return Result{Kind: NXDomain, Encloser: ce, NextCloser: Canonical(nc)}
+}
+
+func match(n *Node, qtype uint16, wild bool, ce, nc string) Result {
+	r := Result{Node: n, Wildcard: wild}
+	if wild {
+		r.Encloser, r.NextCloser = ce, Canonical(nc)
+	}
+	switch {
+	case n.ENT():
+		r.Kind = NoData
+	case qtype == dns.TypeANY:
+		r.Kind = Answer
+		r.Set = n.Sets[n.Types[0]]
+	case n.Sets[qtype] != nil:
+		r.Kind = Answer
+		r.Set = n.Sets[qtype]
+	case n.Sets[dns.TypeCNAME] != nil:
+		r.Kind = CNAME
+		r.Set = n.Sets[dns.TypeCNAME]
+	default:
+		r.Kind = NoData
+	}
+	return r
+}
+
+// nameWithLabels returns the suffix of name that drops the first `drop` labels.
+func nameWithLabels(name string, drop int) string {
+	off := 0
+	for range drop {
+		off, _ = dns.NextLabel(name, off)
+	}
+	return name[off:]
+}

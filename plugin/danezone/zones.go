@@ -1,0 +1,188 @@
+package danezone
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/signer"
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+)
+
+// snapshot is one served version of a zone: the data and its denial proofs.
+type snapshot struct {
+	z *zone.Zone
+	d denial.Denier
+}
+
+// servedZone is one zone: its file, keys, signer and the snapshot being served.
+type servedZone struct {
+	origin string
+	file   string
+	mode   denial.Mode
+	signer *signer.Signer
+	cur    atomic.Pointer[snapshot]
+
+	stamp    fileStamp // of the file behind cur
+	keyStamp string    // of the key files behind the signer
+}
+
+// zoneSet is the immutable set of zones being served; a directory change swaps in a new one.
+type zoneSet struct {
+	origins plugin.Zones // sorted longest first, so the first match is the most specific
+	byName  map[string]*servedZone
+}
+
+func newZoneSet(zones []*servedZone) *zoneSet {
+	s := &zoneSet{byName: map[string]*servedZone{}}
+	for _, z := range zones {
+		s.byName[z.origin] = z
+		s.origins = append(s.origins, z.origin)
+	}
+	sort.Slice(s.origins, func(i, j int) bool { return dns.CountLabel(s.origins[i]) > dns.CountLabel(s.origins[j]) })
+	return s
+}
+
+// origin returns the most specific zone containing name, or "".
+func (s *zoneSet) origin(name string) string {
+	for _, o := range s.origins {
+		if dns.IsSubDomain(o, name) {
+			return o
+		}
+	}
+	return ""
+}
+
+// match returns the zone that answers qname/qtype. DS at a zone apex is answered by the
+// parent zone when it is served here too (RFC 4035 §3.1.4.1).
+func (s *zoneSet) match(qname string, qtype uint16) *servedZone {
+	o := s.origin(qname)
+	if o == "" {
+		return nil
+	}
+	if qtype == dns.TypeDS && strings.EqualFold(o, qname) && o != "." {
+		off, _ := dns.NextLabel(qname, 0)
+		if p := s.origin(qname[off:]); p != "" {
+			o = p
+		}
+	}
+	return s.byName[o]
+}
+
+// fileStamp identifies a version of a file cheaply for polling.
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func stampOf(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}, nil
+}
+
+// apexSets returns the DNSKEY, CDS and CDNSKEY RRsets danezone adds at the apex.
+func apexSets(ks *keys.Set) []*zone.RRset {
+	var out []*zone.RRset
+	for _, rrs := range [][]dns.RR{ks.DNSKEYs(), ks.CDS(), ks.CDNSKEY()} {
+		if len(rrs) > 0 {
+			out = append(out, zone.NewRRset(rrs))
+		}
+	}
+	return out
+}
+
+// load reads the zone file and builds a new snapshot, keeping what did not change from the
+// current one. It does not install it.
+func (sz *servedZone) load() (*snapshot, fileStamp, error) {
+	st, err := stampOf(sz.file)
+	if err != nil {
+		return nil, st, &zone.Error{File: sz.file, Msg: err.Error()}
+	}
+	prev := sz.cur.Load()
+	var prevZone *zone.Zone
+	var prevDenial denial.Denier
+	if prev != nil {
+		prevZone, prevDenial = prev.z, prev.d
+	}
+	z, err := zone.LoadFile(sz.origin, sz.file, prevZone, apexSets(sz.signer.Keys())...)
+	if err != nil {
+		return nil, st, err
+	}
+	return &snapshot{z: z, d: denial.New(sz.mode, z, prevDenial)}, st, nil
+}
+
+// reload loads and installs a new version; on failure the current one keeps serving.
+func (sz *servedZone) reload() error {
+	snap, st, err := sz.load()
+	if err != nil {
+		reloads.WithLabelValues(sz.origin, "failed").Inc()
+		return err
+	}
+	sz.install(snap, st)
+	return nil
+}
+
+func (sz *servedZone) install(snap *snapshot, st fileStamp) {
+	sz.cur.Store(snap)
+	sz.stamp = st
+	reloads.WithLabelValues(sz.origin, "ok").Inc()
+	serial.WithLabelValues(sz.origin).Set(float64(snap.z.Serial))
+}
+
+// zoneFiles lists the zones of path: a directory of <origin>.zone files, or one file.
+func zoneFiles(path string, origins []string) (map[string]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{}
+	if !fi.IsDir() {
+		origin := strings.TrimSuffix(filepath.Base(path), ".zone")
+		if len(origins) > 0 {
+			origin = origins[0]
+		}
+		files[zone.Canonical(origin)] = path
+		return files, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, o := range origins {
+		want[zone.Canonical(o)] = true
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".zone") {
+			continue
+		}
+		origin := zone.Canonical(strings.TrimSuffix(e.Name(), ".zone"))
+		if _, ok := dns.IsDomainName(origin); !ok {
+			continue
+		}
+		if len(want) > 0 && !want[origin] {
+			continue
+		}
+		files[origin] = filepath.Join(path, e.Name())
+	}
+	for o := range want {
+		if files[o] == "" {
+			return nil, fmt.Errorf("%s: no zone file %s.zone for zone %s", path, strings.TrimSuffix(o, "."), o)
+		}
+	}
+	return files, nil
+}
+
+var errNoZones = errors.New("no zone files")
