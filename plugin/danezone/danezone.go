@@ -71,13 +71,12 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		signaturesMade.WithLabelValues(server, sz.origin).Add(float64(a.made))
 	}
 
-	if opt != nil {
-		m.SetEdns0(maxUDP, do)
-	}
+	// The server's ScrubWriter adds the OPT record (the request's, with DO as asked) after us:
+	// leave room for it.
 	if state.Proto() == "udp" {
 		size := dns.MinMsgSize
 		if opt != nil {
-			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP)
+			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP) - dns.Len(opt)
 		}
 		truncate(m, size)
 	}
@@ -96,12 +95,8 @@ func truncate(m *dns.Msg, size int) {
 	if m.Len() <= size {
 		return
 	}
-	// Additional data is optional: drop it first (keeping the OPT record).
-	opt := m.IsEdns0()
+	// Additional data is optional: drop it first.
 	m.Extra = nil
-	if opt != nil {
-		m.Extra = []dns.RR{opt}
-	}
 	if m.Len() <= size {
 		return
 	}
@@ -242,7 +237,7 @@ func (a *answer) proof(set *zone.RRset) {
 func (a *answer) referral(cut *zone.Node) {
 	a.m.Authoritative = false
 	ns := cut.Sets[dns.TypeNS]
-	a.add(&a.m.Ns, ns, ns.Name, ns.TTL, false)
+	a.m.Ns = append(a.m.Ns, ns.RRs...) // the child's NS: not authoritative here, never signed
 	if a.do {
 		if ds := cut.Sets[dns.TypeDS]; ds != nil {
 			a.add(&a.m.Ns, ds, ds.Name, ds.TTL, false)
