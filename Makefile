@@ -15,5 +15,10 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+# make bench: dnsperf -D throughput of danezone vs stock CoreDNS file+dnssec, unsigned file,
+# and Knot DNS mod-onlinesign (see bench/run.sh; env BENCH_SECONDS, BENCH_OUT, ...).
+bench: build
+	GO=$(GO) COREDNS=$(CURDIR)/$(BIN)/coredns ./bench/run.sh
+
 clean:
 	rm -rf $(BIN)

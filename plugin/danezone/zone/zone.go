@@ -58,12 +58,12 @@ func NewRRset(rrs []dns.RR) *RRset {
 
 // Node is one name of the zone: an owner of RRsets, or an empty non-terminal (no RRsets).
 type Node struct {
-	Name  string             // canonical name
-	Sets  map[uint16]*RRset  // by type
-	Types []uint16           // sorted types present (for NSEC bitmaps)
-	Cut   bool               // a delegation point (NS below the apex)
-	Occluded bool            // at or below a delegation point's child side: glue, never authoritative
-	Wildcard bool            // first label is "*"
+	Name     string            // canonical name
+	Sets     map[uint16]*RRset // by type
+	Types    []uint16          // sorted types present (for NSEC bitmaps)
+	Cut      bool              // a delegation point (NS below the apex)
+	Occluded bool              // at or below a delegation point's child side: glue, never authoritative
+	Wildcard bool              // first label is "*"
 }
 
 // ENT reports whether the node is an empty non-terminal.
@@ -79,12 +79,12 @@ type Zone struct {
 	// (RFC 9077).
 	NegTTL uint32
 
-	originKey string
+	originKey    string
 	originLabels int
-	nodes map[string]*Node // by Key(name): every owner, ENT and occluded name
+	nodes        map[string]*Node // by Key(name): every owner, ENT and occluded name
 	// chain holds the authoritative names (owners of authoritative data and delegation
 	// points; not ENTs, not occluded names) in canonical order: the NSEC chain (RFC 4034 §6.1).
-	chain []*Node
+	chain     []*Node
 	chainKeys []string
 }
 
