@@ -40,7 +40,7 @@ insecure      NS    ns.elsewhere.test.
 `
 
 // newTestZone starts danezone on testZone in a temporary directory.
-func newTestZone(t *testing.T, mode denial.Mode) (*DaneZone, string) {
+func newTestZone(t testing.TB, mode denial.Mode) (*DaneZone, string) {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "example.test.zone")

@@ -121,12 +121,12 @@ func (s *Signer) sign(set *zone.RRset, ks *keys.Set, now time.Time) (*entry, err
 	if len(signers) == 0 {
 		return nil, fmt.Errorf("no key to sign %s %s", set.Name, dns.TypeToString[set.Type])
 	}
-	inception := now.Add(-s.policy.Inception)
+	inception := now.Add(-s.policy.Inception).Truncate(time.Second)
 	validity := s.policy.Validity
 	if s.policy.Jitter > 0 {
 		validity += rand.N(s.policy.Jitter)
 	}
-	expiration := now.Add(validity)
+	expiration := now.Add(validity).Truncate(time.Second) // what the RRSIG can say
 	e := &entry{keys: ks, inception: inception, Expiration: expiration, refreshAt: expiration.Add(-s.policy.Refresh)}
 	for _, k := range signers {
 		sig := &dns.RRSIG{

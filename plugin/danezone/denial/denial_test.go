@@ -1,0 +1,94 @@
+package denial
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+)
+
+const head = `$ORIGIN example.test.
+$TTL 3600
+@   SOA ns1 hostmaster 1 3600 900 1209600 300
+    NS  ns1
+ns1 A   127.0.0.1
+`
+
+func parse(t *testing.T, extra string) *zone.Zone {
+	t.Helper()
+	z, err := zone.Parse(strings.NewReader(head+extra), "example.test.", "db", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return z
+}
+
+func between(owner, name, next string) bool {
+	o, n, x := zone.Key(owner), zone.Key(name), zone.Key(next)
+	if x <= o { // last NSEC of the chain
+		return o < n
+	}
+	return o < n && n < x
+}
+
+func TestMinimalCoverIsTight(t *testing.T) {
+	z := parse(t, "b A 127.0.0.1\nb\\000 A 127.0.0.1\nc.b A 127.0.0.1\n\\[ A 127.0.0.1\nzz A 127.0.0.1\n")
+	d := New(Minimal, z, nil)
+	names := []string{"a.example.test.", "ba.example.test.", "d.b.example.test.", "z.example.test.", "zzz.example.test.",
+		"\\000.example.test.", "\\\\.example.test.", "x.y.z.example.test.", strings.Repeat("a", 63) + ".example.test.",
+		"c.example.test.", "\\255.example.test."}
+	existing := []string{"example.test.", "ns1.example.test.", "b.example.test.", "b\\000.example.test.", "c.b.example.test.",
+		"\\[.example.test.", "zz.example.test."}
+	for _, name := range names {
+		set := d.Cover(name)
+		n := set.RRs[0].(*dns.NSEC)
+		if !between(n.Hdr.Name, name, n.NextDomain) {
+			t.Errorf("NSEC %s does not cover %s", n, name)
+		}
+		for _, e := range existing {
+			if between(n.Hdr.Name, e, n.NextDomain) {
+				t.Errorf("NSEC %s covers the existing name %s", n, e)
+			}
+		}
+		if _, ok := dns.IsDomainName(n.Hdr.Name); !ok {
+			t.Errorf("owner %q is not a domain name", n.Hdr.Name)
+		}
+		if l, ok := dns.IsDomainName(n.NextDomain); !ok || l == 0 {
+			t.Errorf("next %q is not a domain name", n.NextDomain)
+		}
+		buf := make([]byte, 512)
+		if _, err := dns.PackRR(n, buf, 0, nil, false); err != nil {
+			t.Errorf("NSEC %s does not pack: %v", n, err)
+		}
+	}
+}
+
+func TestMinimalMatch(t *testing.T) {
+	z := parse(t, "_25._tcp.mx A 127.0.0.1\n")
+	d := New(Minimal, z, nil)
+	n := d.Match(z.Node("_tcp.mx.example.test.")).RRs[0].(*dns.NSEC)
+	if n.NextDomain != "\\000._tcp.mx.example.test." || len(n.TypeBitMap) != 2 {
+		t.Errorf("empty non-terminal NSEC: %s", n)
+	}
+	n = d.Match(z.Node("ns1.example.test.")).RRs[0].(*dns.NSEC)
+	if n.NextDomain != "\\000.ns1.example.test." || len(n.TypeBitMap) != 3 {
+		t.Errorf("ns1 NSEC: %s", n)
+	}
+}
+
+func TestChainReusesUnchangedNSEC(t *testing.T) {
+	z1 := parse(t, "a A 127.0.0.1\nm A 127.0.0.1\n")
+	d1 := New(NSEC, z1, nil)
+	z2 := parse(t, "a A 127.0.0.1\nm A 127.0.0.1\nm TXT \"new\"\n")
+	d2 := New(NSEC, z2, d1)
+	if d1.Match(z1.Node("example.test.")) != d2.Match(z2.Node("example.test.")) {
+		t.Error("apex NSEC unchanged but not reused")
+	}
+	if d1.Match(z1.Node("m.example.test.")) == d2.Match(z2.Node("m.example.test.")) {
+		t.Error("m NSEC changed (new type) but was reused")
+	}
+	if d2.Match(z2.Node("ns1.example.test.")).RRs[0].(*dns.NSEC).NextDomain != "example.test." {
+		t.Error("last NSEC must point back to the apex")
+	}
+}

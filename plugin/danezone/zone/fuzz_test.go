@@ -1,0 +1,34 @@
+package zone
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzParse feeds arbitrary zone text to the loader: it must never panic, and a zone it
+// accepts must answer a lookup of each of its names.
+func FuzzParse(f *testing.F) {
+	f.Add(head + "www A 127.0.0.1\n")
+	f.Add(head + "*.w A 127.0.0.1\nsub NS ns.sub\nns.sub A 127.0.0.2\n")
+	f.Add(head + "a CNAME b\nb CNAME a\n")
+	f.Add(head + "x\\000y A 127.0.0.1\n\\@ TXT \"x\"\n")
+	f.Add("$ORIGIN example.test.\n@ SOA ns h 1 1 1 1 1\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		z, err := Parse(strings.NewReader(text), "example.test.", "fuzz", nil)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		for _, n := range z.Chain() {
+			for _, qt := range []uint16{dns.TypeA, dns.TypeDS, dns.TypeNSEC, dns.TypeANY} {
+				z.Lookup(n.Name, qt)
+				z.Lookup("x."+n.Name, qt)
+			}
+			z.Predecessor(n.Name)
+		}
+	})
+}
