@@ -1,7 +1,10 @@
 GO      ?= go
 BIN     := bin
 
-.PHONY: build run test race vet fuzz bench clean
+.PHONY: build run deps test bench clean
+
+# Debian packages of the peers the tests use as judges (delv, unbound, ldns) and of the benchmark.
+PEERS := unbound bind9-dnsutils bind9-utils ldnsutils dnsperf knot
 
 build:
 	$(GO) build -o $(BIN)/coredns ./cmd/coredns
@@ -10,6 +13,10 @@ build:
 run: build
 	mkdir -p .state/keys
 	$(BIN)/coredns -conf Corefile
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(PEERS)
 
 test: build
 	$(GO) vet ./...

@@ -211,7 +211,7 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 		return nil, err
 	}
 	if generated {
-		log.Infof("Generated a %s key for %s in %s", dns.AlgorithmToString[cfg.algorithm], origin, cfg.keyDir)
+		log.Infof("Generated a key (CSK, %s) for %s in %s", dns.AlgorithmToString[cfg.algorithm], origin, cfg.keyDir)
 	}
 	dsFile, err := keys.WriteDSSet(cfg.keyDir, ks)
 	if err != nil {
