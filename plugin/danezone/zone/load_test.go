@@ -125,6 +125,8 @@ ns.sub A 127.0.0.31
 		{"_tcp.mx1.example.test.", dns.TypeA, NoData, false, "", ""},
 		{"alias.example.test.", dns.TypeA, CNAME, false, "", ""},
 		{"alias.example.test.", dns.TypeCNAME, Answer, false, "", ""},
+		{"alias.example.test.", dns.TypeNSEC, NoData, false, "", ""},
+		{"alias.example.test.", dns.TypeRRSIG, NoData, false, "", ""},
 		{"nope.example.test.", dns.TypeA, NXDomain, false, "example.test.", "nope.example.test."},
 		{"a.b.nope.example.test.", dns.TypeA, NXDomain, false, "example.test.", "nope.example.test."},
 		{"a.mx1.example.test.", dns.TypeA, NXDomain, false, "mx1.example.test.", "a.mx1.example.test."},

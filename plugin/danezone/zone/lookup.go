@@ -79,7 +79,8 @@ func match(n *Node, qtype uint16, wild bool, ce, nc string) Result {
 	case n.Sets[qtype] != nil:
 		r.Kind = Answer
 		r.Set = n.Sets[qtype]
-	case n.Sets[dns.TypeCNAME] != nil:
+	case n.Sets[dns.TypeCNAME] != nil && qtype != dns.TypeNSEC && qtype != dns.TypeRRSIG:
+		// RRSIG and NSEC live beside a CNAME and are answered from its owner (RFC 4035 §2.5).
 		r.Kind = CNAME
 		r.Set = n.Sets[dns.TypeCNAME]
 	default:
