@@ -5,11 +5,15 @@ package danezone
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/request"
+	"github.com/danelab/danelab/plugin/danezone/control"
+	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
@@ -25,6 +29,9 @@ const maxChain = 8
 type DaneZone struct {
 	Next  plugin.Handler
 	zones atomic.Pointer[zoneSet]
+
+	faults  *fault.Registry
+	history *control.History // nil unless the control API is on
 }
 
 // Name implements plugin.Handler.
@@ -43,6 +50,18 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
 
+	var f *fault.Fault
+	if d.faults != nil {
+		f = d.faults.Match(sz.origin, qname, qtype)
+	}
+	if f != nil {
+		faultsApplied.WithLabelValues(sz.origin, string(f.Mode())).Inc()
+		if transport(ctx, f, w, r, state.Proto() == "udp") {
+			d.record(state, sz, f, -1)
+			return dns.RcodeSuccess, nil
+		}
+	}
+
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Authoritative = true
@@ -55,8 +74,14 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	do := opt != nil && opt.Do()
 	snap := sz.cur.Load()
+	if f != nil && f.Mode().Data() {
+		snap = sz.alts.get(f, snap, sz.mode)
+	}
 	a := &answer{m: m, do: do, sz: sz, snap: snap}
 	kind := a.resolve(set, r.Question[0].Name, qtype)
+	if a.err == nil && f != nil {
+		a.err = d.damage(m, f, sz)
+	}
 	if a.err != nil {
 		return dns.RcodeServerFailure, plugin.Error(d.Name(), a.err)
 	}
@@ -81,7 +106,24 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		truncate(m, size)
 	}
 	w.WriteMsg(m)
+	d.record(state, sz, f, m.Rcode)
 	return dns.RcodeSuccess, nil
+}
+
+// record adds the query to the control API's history, when there is one.
+func (d *DaneZone) record(state request.Request, sz *servedZone, f *fault.Fault, rcode int) {
+	if d.history == nil {
+		return
+	}
+	q := control.Query{Time: time.Now(), Zone: sz.origin, Name: strings.ToLower(state.Name()), Type: dns.TypeToString[state.QType()],
+		Proto: state.Proto(), Remote: state.IP(), Rcode: "none"}
+	if rcode >= 0 {
+		q.Rcode = dns.RcodeToString[rcode]
+	}
+	if f != nil {
+		q.Fault, q.Mode = f.ID, string(f.Mode())
+	}
+	d.history.Record(q)
 }
 
 // truncate makes m fit size. A response that loses any record of its answer or authority

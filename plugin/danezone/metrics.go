@@ -35,4 +35,8 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signature_expiry_earliest_timestamp_seconds",
 		Help: "Unix time of the earliest expiration among signatures that would be served now.",
 	}, []string{"zone"})
+	faultsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "faults_applied_total",
+		Help: "Counter of queries a fault was applied to, by mode.",
+	}, []string{"zone", "mode"})
 )

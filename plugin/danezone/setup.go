@@ -12,7 +12,9 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
+	"github.com/danelab/danelab/plugin/danezone/control"
 	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/danelab/danelab/plugin/danezone/zone"
@@ -33,6 +35,9 @@ type config struct {
 	modes     map[string]denial.Mode // per zone
 	policy    signer.Policy
 	reload    time.Duration
+	faults    []fault.Spec
+	control   string // address of the control API, "" for none
+	token     string
 }
 
 func setup(c *caddy.Controller) error {
@@ -44,14 +49,28 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error("danezone", err)
 	}
+	var ctl *control.Server
+	if cfg.control != "" {
+		d.history = control.NewHistory(historySize)
+		ctl = &control.Server{Faults: d.faults, Records: d, History: d.history, Token: cfg.token}
+	}
 	stop := make(chan struct{})
 	var once sync.Once
 	c.OnStartup(func() error {
 		go d.poll(cfg, stop)
+		if ctl != nil {
+			if err := ctl.Start(cfg.control); err != nil {
+				return plugin.Error("danezone", fmt.Errorf("control API: %v", err))
+			}
+			log.Infof("Control API on http://%s", ctl.Addr())
+		}
 		return nil
 	})
 	c.OnShutdown(func() error {
 		once.Do(func() { close(stop) })
+		if ctl != nil {
+			return ctl.Stop()
+		}
 		return nil
 	})
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
@@ -143,6 +162,26 @@ func parse(c *caddy.Controller) (*config, error) {
 				cfg.policy.Inception, err = dur()
 			case "reload":
 				cfg.reload, err = dur()
+			case "fault":
+				var spec fault.Spec
+				if spec, err = parseFault(vals); err == nil {
+					_, err = fault.NewRegistry().Add(spec) // validate now, with a clear error
+					cfg.faults = append(cfg.faults, spec)
+				}
+				if err != nil {
+					return nil, c.Errf("fault: %v", err)
+				}
+			case "control":
+				if len(vals) < 1 || len(vals) > 2 {
+					return nil, c.Errf("control takes an address and an optional token")
+				}
+				cfg.control = vals[0]
+				if len(vals) == 2 {
+					cfg.token = vals[1]
+				}
+				if err := control.CheckAddress(cfg.control, cfg.token); err != nil {
+					return nil, c.Err(err.Error())
+				}
 			default:
 				return nil, c.Errf("unknown property %q", opt)
 			}
@@ -161,6 +200,60 @@ func parse(c *caddy.Controller) (*config, error) {
 		return nil, c.Err(err.Error())
 	}
 	return cfg, nil
+}
+
+// historySize is how many queries the control API's history keeps.
+const historySize = 10000
+
+// parseFault reads `fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [zone Z]`.
+func parseFault(args []string) (fault.Spec, error) {
+	var s fault.Spec
+	if len(args) < 2 {
+		return s, fmt.Errorf("needs a mode and a name: fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [zone Z]")
+	}
+	m, err := fault.ParseMode(args[0])
+	if err != nil {
+		return s, err
+	}
+	s.Mode, s.Name = m, args[1]
+	rest := args[2:]
+	if len(rest) > 0 {
+		if _, ok := dns.StringToType[strings.ToUpper(rest[0])]; ok {
+			s.Type, rest = rest[0], rest[1:]
+		}
+	}
+	if len(rest)%2 != 0 {
+		return s, fmt.Errorf("%q needs a value", rest[len(rest)-1])
+	}
+	for i := 0; i < len(rest); i += 2 {
+		k, v := rest[i], rest[i+1]
+		var d time.Duration
+		switch k {
+		case "count":
+			s.Count, err = strconv.Atoi(v)
+		case "share":
+			s.Share, err = strconv.ParseFloat(v, 64)
+		case "after", "for", "delay":
+			if d, err = fault.ParseDuration(v); err == nil {
+				switch k {
+				case "after":
+					s.After = fault.Duration(d)
+				case "for":
+					s.For = fault.Duration(d)
+				default:
+					s.Delay = fault.Duration(d)
+				}
+			}
+		case "zone":
+			s.Zone = v
+		default:
+			return s, fmt.Errorf("unknown option %q (count, share, after, for, delay, zone)", k)
+		}
+		if err != nil {
+			return s, fmt.Errorf("%s %q: %v", k, v, err)
+		}
+	}
+	return s, nil
 }
 
 // ParseDuration reads a Go duration, also accepting whole days ("14d").
@@ -199,8 +292,18 @@ func start(cfg *config) (*DaneZone, error) {
 		}
 		served = append(served, sz)
 	}
-	d := &DaneZone{}
+	d := &DaneZone{faults: fault.NewRegistry()}
 	d.zones.Store(newZoneSet(served))
+	d.faults.OnChange = func() {
+		for _, sz := range d.zones.Load().byName {
+			sz.alts.reset()
+		}
+	}
+	for _, spec := range cfg.faults {
+		if _, err := d.faults.Add(spec); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -226,12 +329,12 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 	}
 	sz := &servedZone{origin: origin, file: file, mode: mode, signer: signer.New(origin, ks, cfg.policy),
 		keyStamp: keyFilesStamp(cfg.keyDir, origin)}
-	snap, st, err := sz.load()
+	snap, fz, st, err := sz.load()
 	if err != nil {
 		reloads.WithLabelValues(origin, "failed").Inc()
 		return nil, err
 	}
-	sz.install(snap, st)
+	sz.install(snap, fz, st)
 	log.Infof("Serving %s from %s: serial %d, %d names, denial %s", origin, file, snap.z.Serial, snap.z.Nodes(), mode)
 	return sz, nil
 }

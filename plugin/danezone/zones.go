@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,15 @@ type servedZone struct {
 
 	stamp    fileStamp // of the file behind cur
 	keyStamp string    // of the key files behind the signer
+
+	mu       sync.Mutex  // serialises loads and edits
+	fileZone *zone.Zone  // the file's data, before edits
+	edits    []zone.Edit // runtime record changes, re-applied after every reload
+
+	alts      alternates // snapshots served by data faults
+	wrongOnce sync.Once
+	wrong     *keys.Key // the key of the wrong-key fault
+	wrongErr  error
 }
 
 // zoneSet is the immutable set of zones being served; a directory change swaps in a new one.
@@ -103,12 +113,13 @@ func apexSets(ks *keys.Set) []*zone.RRset {
 	return out
 }
 
-// load reads the zone file and builds a new snapshot, keeping what did not change from the
-// current one. It does not install it.
-func (sz *servedZone) load() (*snapshot, fileStamp, error) {
+// load reads the zone file and builds a new snapshot with the runtime edits applied,
+// keeping what did not change from the current one. It does not install it. The caller holds
+// sz.mu.
+func (sz *servedZone) load() (*snapshot, *zone.Zone, fileStamp, error) {
 	st, err := stampOf(sz.file)
 	if err != nil {
-		return nil, st, &zone.Error{File: sz.file, Msg: err.Error()}
+		return nil, nil, st, &zone.Error{File: sz.file, Msg: err.Error()}
 	}
 	prev := sz.cur.Load()
 	var prevZone *zone.Zone
@@ -116,29 +127,55 @@ func (sz *servedZone) load() (*snapshot, fileStamp, error) {
 	if prev != nil {
 		prevZone, prevDenial = prev.z, prev.d
 	}
-	z, err := zone.LoadFile(sz.origin, sz.file, prevZone, apexSets(sz.signer.Keys())...)
+	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, apexSets(sz.signer.Keys())...)
 	if err != nil {
-		return nil, st, err
+		return nil, nil, st, err
 	}
-	return &snapshot{z: z, d: denial.New(sz.mode, z, prevDenial)}, st, nil
+	z, err := fz.Apply(sz.edits)
+	if err != nil {
+		return nil, nil, st, fmt.Errorf("%s: the runtime record changes no longer apply to the new version: %v", sz.file, err)
+	}
+	return &snapshot{z: z, d: denial.New(sz.mode, z, prevDenial)}, fz, st, nil
 }
 
 // reload loads and installs a new version; on failure the current one keeps serving.
 func (sz *servedZone) reload() error {
-	snap, st, err := sz.load()
+	sz.mu.Lock()
+	defer sz.mu.Unlock()
+	snap, fz, st, err := sz.load()
 	if err != nil {
 		reloads.WithLabelValues(sz.origin, "failed").Inc()
 		return err
 	}
-	sz.install(snap, st)
+	sz.install(snap, fz, st)
 	return nil
 }
 
-func (sz *servedZone) install(snap *snapshot, st fileStamp) {
+func (sz *servedZone) install(snap *snapshot, fz *zone.Zone, st fileStamp) {
 	sz.cur.Store(snap)
+	sz.fileZone = fz
 	sz.stamp = st
 	reloads.WithLabelValues(sz.origin, "ok").Inc()
 	serial.WithLabelValues(sz.origin).Set(float64(snap.z.Serial))
+}
+
+// edit applies runtime record changes on top of the file's data and serves the result.
+func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
+	sz.mu.Lock()
+	defer sz.mu.Unlock()
+	all := append(append([]zone.Edit{}, sz.edits...), edits...)
+	if reset {
+		all = nil
+	}
+	z, err := sz.fileZone.Apply(all)
+	if err != nil {
+		return err
+	}
+	prev := sz.cur.Load()
+	z.Reuse(prev.z)
+	sz.edits = all
+	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prev.d)})
+	return nil
 }
 
 // zoneFiles lists the zones of path: a directory of <origin>.zone files, or one file.

@@ -114,21 +114,39 @@ func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now time.Time) *entry {
 }
 
 func (s *Signer) sign(set *zone.RRset, ks *keys.Set, now time.Time) (*entry, error) {
-	signers := ks.ZSKs()
-	if set.Name == s.zone && (set.Type == dns.TypeDNSKEY || set.Type == dns.TypeCDS || set.Type == dns.TypeCDNSKEY) {
-		signers = ks.KSKs()
-	}
-	if len(signers) == 0 {
-		return nil, fmt.Errorf("no key to sign %s %s", set.Name, dns.TypeToString[set.Type])
-	}
 	inception := now.Add(-s.policy.Inception).Truncate(time.Second)
 	validity := s.policy.Validity
 	if s.policy.Jitter > 0 {
 		validity += rand.N(s.policy.Jitter)
 	}
 	expiration := now.Add(validity).Truncate(time.Second) // what the RRSIG can say
-	e := &entry{keys: ks, inception: inception, Expiration: expiration, refreshAt: expiration.Add(-s.policy.Refresh)}
-	for _, k := range signers {
+	sigs, err := s.SignAt(set, inception, expiration, s.signers(set, ks))
+	if err != nil {
+		return nil, err
+	}
+	return &entry{keys: ks, sigs: sigs, inception: inception, Expiration: expiration, refreshAt: expiration.Add(-s.policy.Refresh)}, nil
+}
+
+// signers returns the keys that sign set: the KSKs for the apex key sets, the ZSKs otherwise.
+func (s *Signer) signers(set *zone.RRset, ks *keys.Set) []*keys.Key {
+	if set.Name == s.zone && (set.Type == dns.TypeDNSKEY || set.Type == dns.TypeCDS || set.Type == dns.TypeCDNSKEY) {
+		return ks.KSKs()
+	}
+	return ks.ZSKs()
+}
+
+// SignAt signs set with the given validity, by the given keys or, when with is nil, by the
+// keys that normally sign it. Nothing is cached: fault injection uses it to make signatures
+// that are wrong on purpose.
+func (s *Signer) SignAt(set *zone.RRset, inception, expiration time.Time, with []*keys.Key) ([]dns.RR, error) {
+	if with == nil {
+		with = s.signers(set, s.keys.Load())
+	}
+	if len(with) == 0 {
+		return nil, fmt.Errorf("no key to sign %s %s", set.Name, dns.TypeToString[set.Type])
+	}
+	var sigs []dns.RR
+	for _, k := range with {
 		sig := &dns.RRSIG{
 			Hdr:        dns.RR_Header{Name: set.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: set.TTL},
 			Algorithm:  k.DNSKEY.Algorithm,
@@ -141,9 +159,9 @@ func (s *Signer) sign(set *zone.RRset, ks *keys.Set, now time.Time) (*entry, err
 		if err := sig.Sign(k.Signer, set.RRs); err != nil {
 			return nil, fmt.Errorf("signing %s %s with key %d: %w", set.Name, dns.TypeToString[set.Type], k.Tag, err)
 		}
-		e.sigs = append(e.sigs, sig)
+		sigs = append(sigs, sig)
 	}
-	return e, nil
+	return sigs, nil
 }
 
 // Serving returns the expiration of the signatures cached for set if they would be served now.

@@ -184,6 +184,10 @@ func Parse(r io.Reader, origin, file string, prev *Zone, apex ...*RRset) (*Zone,
 	return z, nil
 }
 
+// Reuse replaces RRsets equal to those of prev by prev's, keeping their signatures. Only for a
+// snapshot not yet served.
+func (z *Zone) Reuse(prev *Zone) { z.reuse(prev) }
+
 // reuse replaces RRsets equal to those of prev by prev's, keeping their signatures.
 func (z *Zone) reuse(prev *Zone) {
 	for k, n := range z.nodes {

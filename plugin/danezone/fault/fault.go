@@ -1,0 +1,404 @@
+// Package fault owns danezone's fault injection: fault specifications, their scope (zone,
+// owner name or pattern, type) and limits (first N queries, time window, share), and the
+// registry that matches queries against them. The transformations themselves live where the
+// data is: response faults in the handler, data faults as alternate zone snapshots.
+package fault
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Mode is what a fault does.
+type Mode string
+
+// The modes. Transport and rcode faults replace the response; DNSSEC faults damage its
+// signatures or proofs; data faults serve a changed, correctly signed zone.
+const (
+	ServFail      Mode = "servfail"
+	Refused       Mode = "refused"
+	NotImp        Mode = "notimp"
+	FormErr       Mode = "formerr"
+	Drop          Mode = "drop"
+	Delay         Mode = "delay"
+	Truncate      Mode = "truncate"
+	TruncateNoTCP Mode = "truncate-no-tcp"
+	ExpiredSig    Mode = "expired-sig"
+	FutureSig     Mode = "future-sig"
+	BadSig        Mode = "bad-sig"
+	NoSig         Mode = "no-sig"
+	WrongKey      Mode = "wrong-key"
+	DSMismatch    Mode = "ds-mismatch"
+	NoDenial      Mode = "no-denial"
+	BadDenial     Mode = "bad-denial"
+	Insecure      Mode = "insecure"
+	TLSAMismatch  Mode = "tlsa-mismatch"
+	TLSAUnusable  Mode = "tlsa-unusable"
+	TLSAAbsent    Mode = "tlsa-absent"
+)
+
+// Modes lists every mode with what it does.
+var Modes = []struct {
+	Mode Mode
+	Does string
+}{
+	{ServFail, "answer SERVFAIL"},
+	{Refused, "answer REFUSED"},
+	{NotImp, "answer NOTIMP (what some large hosting providers answer to TLSA)"},
+	{FormErr, "answer FORMERR"},
+	{Drop, "no answer at all: the client times out"},
+	{Delay, "answer after a delay (delay DURATION)"},
+	{Truncate, "TC=1 with no records over UDP; TCP answers"},
+	{TruncateNoTCP, "TC=1 over UDP, and the TCP connection is closed unanswered"},
+	{ExpiredSig, "RRSIGs re-made with an expiration in the past"},
+	{FutureSig, "RRSIGs re-made with an inception in the future"},
+	{BadSig, "RRSIG signature bytes corrupted"},
+	{NoSig, "RRSIGs stripped"},
+	{WrongKey, "RRSIGs made by a key that is not in the DNSKEY set"},
+	{DSMismatch, "the parent serves a DS that matches no key of the child (name the child zone)"},
+	{NoDenial, "NXDOMAIN/NODATA without NSEC records"},
+	{BadDenial, "NSEC records that do not cover or match the name (validly signed)"},
+	{Insecure, "the parent stops serving the DS: the child becomes provably unsigned (name the child zone)"},
+	{TLSAMismatch, "TLSA data replaced by a digest that matches nothing (validly signed)"},
+	{TLSAUnusable, "TLSA records turned into usage 0/1 (PKIX) records only (validly signed)"},
+	{TLSAAbsent, "TLSA RRset removed, with a valid denial"},
+}
+
+// ParseMode checks a mode name; the error lists the valid ones.
+func ParseMode(s string) (Mode, error) {
+	for _, m := range Modes {
+		if string(m.Mode) == strings.ToLower(s) {
+			return m.Mode, nil
+		}
+	}
+	names := make([]string, len(Modes))
+	for i, m := range Modes {
+		names[i] = string(m.Mode)
+	}
+	return "", fmt.Errorf("unknown fault mode %q: valid modes are %s", s, strings.Join(names, ", "))
+}
+
+// Data reports whether the mode changes zone data (served from an alternate snapshot).
+func (m Mode) Data() bool {
+	switch m {
+	case DSMismatch, Insecure, TLSAMismatch, TLSAUnusable, TLSAAbsent:
+		return true
+	}
+	return false
+}
+
+// Duration is a time.Duration that reads and writes as "90s", "15m", "2d".
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a string duration or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return fmt.Errorf("duration must be a string like \"90s\" or a number of seconds")
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// ParseDuration reads a Go duration, also accepting whole days ("2d").
+func ParseDuration(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return v, nil
+}
+
+// Spec describes a fault, as written in a Corefile or sent to the control API.
+type Spec struct {
+	Mode Mode   `json:"mode"`
+	Zone string `json:"zone,omitempty"` // limit to this zone; empty: any zone served
+	// Name is an owner name, or a pattern in which "*" stands for any run of characters
+	// (dots included): "*.example.test" is every name below example.test.
+	Name string `json:"name"`
+	Type string `json:"type,omitempty"` // a type, or empty/ANY for every type
+	// Count limits the fault to the first Count queries it matches.
+	Count int `json:"count,omitempty"`
+	// Share applies the fault to this fraction (0..1] of the queries it matches.
+	Share float64 `json:"share,omitempty"`
+	// After and For make a window relative to the fault's creation: active from created+After
+	// for For. From and Until are absolute bounds.
+	After Duration   `json:"after,omitempty"`
+	For   Duration   `json:"for,omitempty"`
+	From  *time.Time `json:"from,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+	// Delay is the wait of the delay mode.
+	Delay Duration `json:"delay,omitempty"`
+}
+
+// Fault is a registered fault.
+type Fault struct {
+	ID      string    `json:"id"`
+	Spec    Spec      `json:"spec"`
+	Created time.Time `json:"created"`
+
+	qtype       uint16
+	zone        string
+	name        string // canonical name or pattern
+	pattern     bool
+	from, until time.Time
+
+	matched atomic.Int64 // queries in scope (name, type, window)
+	applied atomic.Int64
+}
+
+// View is the state of a fault for the API.
+type View struct {
+	*Fault
+	Matched int64 `json:"matched"`
+	Applied int64 `json:"applied"`
+	Active  bool  `json:"active"`
+}
+
+// Type returns the type the fault is limited to, 0 for any.
+func (f *Fault) Type() uint16 { return f.qtype }
+
+// Mode returns the fault's mode.
+func (f *Fault) Mode() Mode { return f.Spec.Mode }
+
+// MatchName reports whether name (any case) is in the fault's scope.
+func (f *Fault) MatchName(name string) bool {
+	name = strings.ToLower(dns.Fqdn(name))
+	if !f.pattern {
+		return name == f.name
+	}
+	return glob(f.name, name)
+}
+
+// Zone returns the zone the fault is limited to, "" for any.
+func (f *Fault) Zone() string { return f.zone }
+
+// glob matches s against a pattern in which '*' stands for any run of characters.
+func glob(pattern, s string) bool {
+	px, sx := 0, 0
+	nextPx, nextSx := -1, -1
+	for px < len(pattern) || sx < len(s) {
+		if px < len(pattern) {
+			if c := pattern[px]; c == '*' {
+				nextPx, nextSx = px, sx+1
+				px++
+				continue
+			} else if sx < len(s) && s[sx] == c {
+				px++
+				sx++
+				continue
+			}
+		}
+		if nextSx > 0 && nextSx <= len(s) {
+			px, sx = nextPx, nextSx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// check validates spec and returns the fault it describes.
+func (s Spec) compile(now time.Time) (*Fault, error) {
+	f := &Fault{Spec: s, Created: now}
+	if s.Mode == "" {
+		return nil, fmt.Errorf("mode is required")
+	}
+	m, err := ParseMode(string(s.Mode))
+	if err != nil {
+		return nil, err
+	}
+	f.Spec.Mode = m
+	if s.Name == "" {
+		return nil, fmt.Errorf("name is required (an owner name, or a pattern with *)")
+	}
+	f.name = strings.ToLower(dns.Fqdn(s.Name))
+	f.pattern = strings.Contains(f.name, "*")
+	if !f.pattern {
+		if _, ok := dns.IsDomainName(f.name); !ok {
+			return nil, fmt.Errorf("invalid name %q", s.Name)
+		}
+	}
+	if s.Zone != "" {
+		if _, ok := dns.IsDomainName(s.Zone); !ok {
+			return nil, fmt.Errorf("invalid zone %q", s.Zone)
+		}
+		f.zone = strings.ToLower(dns.Fqdn(s.Zone))
+	}
+	if s.Type != "" && !strings.EqualFold(s.Type, "ANY") {
+		t, ok := dns.StringToType[strings.ToUpper(s.Type)]
+		if !ok {
+			return nil, fmt.Errorf("unknown type %q", s.Type)
+		}
+		f.qtype = t
+	}
+	switch {
+	case s.Count < 0:
+		return nil, fmt.Errorf("count must not be negative")
+	case s.Share < 0 || s.Share > 1:
+		return nil, fmt.Errorf("share must be between 0 and 1")
+	case m == Delay && s.Delay <= 0:
+		return nil, fmt.Errorf("the delay mode needs a positive delay")
+	case m != Delay && s.Delay != 0:
+		return nil, fmt.Errorf("delay is only for the delay mode")
+	case time.Duration(s.Delay) > time.Minute:
+		return nil, fmt.Errorf("delay of at most 1m")
+	}
+	f.from = now.Add(time.Duration(s.After))
+	if s.From != nil {
+		f.from = *s.From
+	}
+	if s.For > 0 {
+		f.until = f.from.Add(time.Duration(s.For))
+	}
+	if s.Until != nil {
+		f.until = *s.Until
+	}
+	if !f.until.IsZero() && !f.until.After(f.from) {
+		return nil, fmt.Errorf("the window ends before it starts")
+	}
+	return f, nil
+}
+
+// Registry holds the faults of one danezone instance; safe for concurrent use.
+type Registry struct {
+	mu     sync.RWMutex
+	faults []*Fault
+	next   int
+	count  atomic.Int32 // len(faults), read without the lock on the hot path
+	// Now is the clock of the time windows.
+	Now func() time.Time
+	// OnChange, if set, is called after every change (the handler drops cached alternates).
+	OnChange func()
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{Now: time.Now} }
+
+// Add registers a fault.
+func (r *Registry) Add(s Spec) (*Fault, error) {
+	f, err := s.compile(r.Now())
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.next++
+	f.ID = strconv.Itoa(r.next)
+	r.faults = append(r.faults, f)
+	r.count.Store(int32(len(r.faults)))
+	r.mu.Unlock()
+	r.changed()
+	return f, nil
+}
+
+// Remove deletes a fault by ID.
+func (r *Registry) Remove(id string) bool {
+	r.mu.Lock()
+	found := false
+	for i, f := range r.faults {
+		if f.ID == id {
+			r.faults = append(r.faults[:i:i], r.faults[i+1:]...)
+			found = true
+			break
+		}
+	}
+	r.count.Store(int32(len(r.faults)))
+	r.mu.Unlock()
+	if found {
+		r.changed()
+	}
+	return found
+}
+
+// Reset removes every fault.
+func (r *Registry) Reset() {
+	r.mu.Lock()
+	r.faults = nil
+	r.count.Store(0)
+	r.mu.Unlock()
+	r.changed()
+}
+
+func (r *Registry) changed() {
+	if r.OnChange != nil {
+		r.OnChange()
+	}
+}
+
+// List returns the faults in the order they were added.
+func (r *Registry) List() []View {
+	now := r.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]View, len(r.faults))
+	for i, f := range r.faults {
+		out[i] = View{Fault: f, Matched: f.matched.Load(), Applied: f.applied.Load(), Active: f.live(now)}
+	}
+	return out
+}
+
+// live reports whether the fault can still apply: inside its window, count not used up.
+func (f *Fault) live(now time.Time) bool {
+	if now.Before(f.from) || (!f.until.IsZero() && !now.Before(f.until)) {
+		return false
+	}
+	return f.Spec.Count == 0 || f.matched.Load() < int64(f.Spec.Count)
+}
+
+// Match returns the first fault that applies to this query, counting it, or nil.
+func (r *Registry) Match(zone, qname string, qtype uint16) *Fault {
+	if r.count.Load() == 0 {
+		return nil
+	}
+	now := r.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, f := range r.faults {
+		if f.zone != "" && !strings.EqualFold(f.zone, zone) {
+			continue
+		}
+		if f.qtype != 0 && f.qtype != qtype {
+			continue
+		}
+		if !f.MatchName(qname) {
+			continue
+		}
+		if now.Before(f.from) || (!f.until.IsZero() && !now.Before(f.until)) {
+			continue
+		}
+		n := f.matched.Add(1)
+		if f.Spec.Count > 0 && n > int64(f.Spec.Count) {
+			continue
+		}
+		if f.Spec.Share > 0 && f.Spec.Share < 1 && rand.Float64() >= f.Spec.Share {
+			continue
+		}
+		f.applied.Add(1)
+		return f
+	}
+	return nil
+}
