@@ -56,8 +56,8 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	if f != nil {
 		faultsApplied.WithLabelValues(sz.origin, string(f.Mode())).Inc()
-		if transport(ctx, f, w, r, state.Proto() == "udp") {
-			d.record(state, sz, f, -1)
+		if done, rcode := transport(ctx, f, w, r, state.Proto() == "udp"); done {
+			d.record(state, sz, f, rcode)
 			return dns.RcodeSuccess, nil
 		}
 	}

@@ -59,6 +59,16 @@ func newTestZone(t testing.TB, mode denial.Mode) (*DaneZone, string) {
 	return d, file
 }
 
+// serveRaw returns the response, or nil when none was written.
+func serveRaw(t *testing.T, d *DaneZone, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if _, err := d.ServeDNS(context.Background(), rec, m); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Msg
+}
+
 func serve(t *testing.T, d *DaneZone, m *dns.Msg) *dns.Msg {
 	t.Helper()
 	rec := dnstest.NewRecorder(&test.ResponseWriter{})

@@ -26,42 +26,42 @@ var rcodeFaults = map[fault.Mode]int{
 }
 
 // transport applies the faults that decide whether and how an answer is sent at all. It
-// returns true when it has dealt with the query.
-func transport(ctx context.Context, f *fault.Fault, w dns.ResponseWriter, r *dns.Msg, udp bool) bool {
+// returns true when it has dealt with the query, and the rcode sent (-1: nothing sent).
+func transport(ctx context.Context, f *fault.Fault, w dns.ResponseWriter, r *dns.Msg, udp bool) (bool, int) {
 	switch f.Mode() {
 	case fault.Drop:
-		return true
+		return true, -1
 	case fault.Delay:
 		t := time.NewTimer(time.Duration(f.Spec.Delay))
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return true
+			return true, -1
 		}
-		return false
+		return false, 0
 	case fault.Truncate, fault.TruncateNoTCP:
 		if !udp {
 			if f.Mode() == fault.TruncateNoTCP {
 				w.Close() // TCP "refused": the connection ends unanswered
-				return true
+				return true, -1
 			}
-			return false
+			return false, 0
 		}
 		m := new(dns.Msg)
 		m.SetReply(r)
 		m.Authoritative = true
 		m.Truncated = true
 		w.WriteMsg(m)
-		return true
+		return true, dns.RcodeSuccess
 	}
 	if rc, ok := rcodeFaults[f.Mode()]; ok {
 		m := new(dns.Msg)
 		m.SetRcode(r, rc)
 		w.WriteMsg(m)
-		return true
+		return true, rc
 	}
-	return false
+	return false, 0
 }
 
 // alternates caches, per data fault, the changed snapshot served to the queries it matches.

@@ -208,7 +208,10 @@ func (b *recordsBody) parse() ([]dns.RR, error) {
 		if rr == nil {
 			return nil, fmt.Errorf("records[%d]: empty", i)
 		}
-		if !strings.HasSuffix(rr.Header().Name, ".") || !dns.IsFqdn(rr.Header().Name) {
+		if strings.TrimSpace(strings.TrimPrefix(rr.String(), rr.Header().String())) == "" {
+			return nil, fmt.Errorf("records[%d]: %q has no data", i, txt)
+		}
+		if !dns.IsFqdn(rr.Header().Name) {
 			return nil, fmt.Errorf("records[%d]: owner must be fully qualified", i)
 		}
 		rrs = append(rrs, rr)
@@ -225,7 +228,10 @@ func (b *recordsBody) nameType(rrs []dns.RR, typeRequired bool) (string, uint16,
 		}
 	}
 	if name == "" && len(rrs) > 0 {
-		name, t = rrs[0].Header().Name, rrs[0].Header().Rrtype
+		name = rrs[0].Header().Name
+	}
+	if t == 0 && len(rrs) > 0 {
+		t = rrs[0].Header().Rrtype
 	}
 	if name == "" {
 		return "", 0, fmt.Errorf("name is required (or records)")

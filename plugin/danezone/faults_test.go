@@ -1,0 +1,125 @@
+package danezone
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/fault"
+	"github.com/miekg/dns"
+)
+
+// TestFaultShapes checks what each fault does to the response, and that the neighbouring name
+// and the neighbouring type of the same name are untouched. What validators conclude from each
+// is judged by delv and Unbound in integration/.
+func TestFaultShapes(t *testing.T) {
+	sigs := func(m *dns.Msg) []*dns.RRSIG {
+		var out []*dns.RRSIG
+		for _, rr := range append(append([]dns.RR{}, m.Answer...), m.Ns...) {
+			if s, ok := rr.(*dns.RRSIG); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	now := time.Now()
+	tests := []struct {
+		mode  fault.Mode
+		name  string
+		qtype uint16
+		check func(*dns.Msg) bool
+	}{
+		{fault.ServFail, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeServerFailure && len(m.Answer) == 0 }},
+		{fault.Refused, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeRefused }},
+		{fault.NotImp, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeNotImplemented }},
+		{fault.FormErr, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeFormatError }},
+		{fault.Drop, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m == nil }},
+		{fault.Truncate, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Truncated && len(m.Answer) == 0 }},
+		{fault.TruncateNoTCP, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Truncated }},
+		{fault.NoSig, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return len(m.Answer) == 1 && len(sigs(m)) == 0 }},
+		{fault.ExpiredSig, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool {
+			s := sigs(m)
+			return len(s) == 1 && time.Unix(int64(s[0].Expiration), 0).Before(now)
+		}},
+		{fault.FutureSig, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool {
+			s := sigs(m)
+			return len(s) == 1 && time.Unix(int64(s[0].Inception), 0).After(now)
+		}},
+		{fault.BadSig, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return len(sigs(m)) == 1 }},
+		{fault.WrongKey, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return len(sigs(m)) == 1 }},
+		{fault.NoDenial, "nope.example.test.", dns.TypeA, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeNameError && len(m.Ns) == 2 }},
+		{fault.BadDenial, "nope.example.test.", dns.TypeA, func(m *dns.Msg) bool {
+			return m.Rcode == dns.RcodeNameError && strings.HasPrefix(m.Ns[2].Header().Name, "\\000.")
+		}},
+		{fault.TLSAMismatch, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool {
+			t := m.Answer[0].(*dns.TLSA)
+			return t.Usage == 3 && len(t.Certificate) == 64 && !strings.EqualFold(t.Certificate, "8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1")
+		}},
+		{fault.TLSAUnusable, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Answer[0].(*dns.TLSA).Usage == 1 }},
+		{fault.TLSAAbsent, "_25._tcp.mx1.example.test.", dns.TypeTLSA, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeNameError }},
+		{fault.DSMismatch, "sub.example.test.", dns.TypeDS, func(m *dns.Msg) bool {
+			return len(m.Answer) == 2 && !strings.EqualFold(m.Answer[0].(*dns.DS).Digest, "3490a6806d47f17a34c29e2ce80e8a999ffbe4be8f8d1b3c9e7a5b4c3d2e1f00")
+		}},
+		{fault.Insecure, "sub.example.test.", dns.TypeDS, func(m *dns.Msg) bool { return m.Rcode == dns.RcodeSuccess && len(m.Answer) == 0 }},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			d, file := newTestZone(t, denial.NSEC)
+			spec := fault.Spec{Mode: tc.mode, Name: tc.name}
+			if !tc.mode.Data() {
+				spec.Type = dns.TypeToString[tc.qtype]
+			}
+			if _, err := d.faults.Add(spec); err != nil {
+				t.Fatal(err)
+			}
+			m := new(dns.Msg)
+			m.SetQuestion(tc.name, tc.qtype)
+			m.SetEdns0(1232, true)
+			rec := serveRaw(t, d, m)
+			if !tc.check(rec) {
+				t.Fatalf("response:\n%v", rec)
+			}
+			// Neighbours: another name, and for response faults another type of the same name.
+			md := modelOf(t, file)
+			for _, q := range []struct {
+				name  string
+				qtype uint16
+			}{{"mx1.example.test.", dns.TypeA}, {tc.name, dns.TypeNSEC}} {
+				if tc.mode.Data() && q.name == tc.name {
+					continue
+				}
+				n := new(dns.Msg)
+				n.SetQuestion(q.name, q.qtype)
+				n.SetEdns0(1232, true)
+				judge(t, d, md, n, serve(t, d, n))
+			}
+		})
+	}
+}
+
+func TestStaticFaults(t *testing.T) {
+	c := caddy.NewTestController("dns", "danezone zones/ {\n fault servfail _25._tcp.mx1.example.test TLSA count 2\n fault delay *.example.test delay 2s after 1m for 10m share 0.5\n}")
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.faults) != 2 || cfg.faults[0].Count != 2 || cfg.faults[0].Type != "TLSA" || time.Duration(cfg.faults[1].Delay) != 2*time.Second ||
+		cfg.faults[1].Share != 0.5 || time.Duration(cfg.faults[1].For) != 10*time.Minute {
+		t.Fatalf("%+v", cfg.faults)
+	}
+	for _, bad := range []struct{ in, err string }{
+		{"fault explode x", "valid modes are"},
+		{"fault servfail", "needs a mode and a name"},
+		{"fault servfail x count", `"count" needs a value`},
+		{"fault servfail x colour red", `unknown option "colour"`},
+		{"fault delay x", "positive delay"},
+		{"control 0.0.0.0:8053", "set a token"},
+	} {
+		c := caddy.NewTestController("dns", "danezone zones/ {\n "+bad.in+"\n}")
+		if _, err := parse(c); err == nil || !strings.Contains(err.Error(), bad.err) {
+			t.Errorf("%s: want %q, got %v", bad.in, bad.err, err)
+		}
+	}
+}
