@@ -170,13 +170,13 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 		}
 		switch res.Kind {
 		case zone.Answer:
-			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL, false)
+			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL)
 			if res.Wildcard {
 				a.proveNoCloser(res)
 			}
 			return first
 		case zone.CNAME:
-			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL, false)
+			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL)
 			if res.Wildcard {
 				a.proveNoCloser(res)
 			}
@@ -229,7 +229,7 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 	switch qtype {
 	case dns.TypeNSEC:
 		if n := a.snap.d.Match(res.Node); n != nil {
-			a.add(&a.m.Answer, n, qname, n.TTL, a.snap.d.PerAnswer())
+			a.add(&a.m.Answer, n, qname, n.TTL)
 			return true
 		}
 	case dns.TypeRRSIG:
@@ -240,10 +240,10 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 			if res.Node.Cut && t != dns.TypeDS {
 				continue
 			}
-			a.sigs(&a.m.Answer, res.Node.Sets[t], qname, res.Node.Sets[t].TTL, false)
+			a.sigs(&a.m.Answer, res.Node.Sets[t], qname, res.Node.Sets[t].TTL)
 		}
 		if n := a.snap.d.Match(res.Node); n != nil {
-			a.sigs(&a.m.Answer, n, qname, n.TTL, a.snap.d.PerAnswer())
+			a.sigs(&a.m.Answer, n, qname, n.TTL)
 		}
 		return a.err == nil && len(a.m.Answer) > 0
 	}
@@ -253,7 +253,7 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 // negative adds the SOA of a negative answer, with the negative TTL (RFC 2308 §3, RFC 9077).
 func (a *answer) negative() {
 	z := a.snap.z
-	a.add(&a.m.Ns, z.SOA, z.Origin, z.NegTTL, false)
+	a.add(&a.m.Ns, z.SOA, z.Origin, z.NegTTL)
 }
 
 // proveNoCloser proves that no name closer than the wildcard exists (RFC 4035 §3.1.3.3).
@@ -271,7 +271,7 @@ func (a *answer) proof(set *zone.RRset) {
 		a.seen = map[string]bool{}
 	}
 	a.seen[set.Name] = true
-	a.add(&a.m.Ns, set, set.Name, set.TTL, a.snap.d.PerAnswer())
+	a.add(&a.m.Ns, set, set.Name, set.TTL)
 }
 
 // referral answers for a name at or below a delegation point: NS, then the signed DS or the
@@ -282,7 +282,7 @@ func (a *answer) referral(cut *zone.Node) {
 	a.m.Ns = append(a.m.Ns, ns.RRs...) // the child's NS: not authoritative here, never signed
 	if a.do {
 		if ds := cut.Sets[dns.TypeDS]; ds != nil {
-			a.add(&a.m.Ns, ds, ds.Name, ds.TTL, false)
+			a.add(&a.m.Ns, ds, ds.Name, ds.TTL)
 		} else {
 			a.proof(a.snap.d.Match(cut))
 		}
@@ -302,7 +302,7 @@ func (a *answer) referral(cut *zone.Node) {
 				if n.Occluded || n.Cut { // glue is not authoritative: never signed
 					a.m.Extra = append(a.m.Extra, s.RRs...)
 				} else {
-					a.add(&a.m.Extra, s, s.Name, s.TTL, false)
+					a.add(&a.m.Extra, s, s.Name, s.TTL)
 				}
 			}
 		}
@@ -312,18 +312,18 @@ func (a *answer) referral(cut *zone.Node) {
 // add appends set to section with the given owner spelling and TTL, and its signatures when
 // DO is set. Records are shared with the zone when nothing about them changes, copied
 // otherwise: a response never modifies zone data.
-func (a *answer) add(section *[]dns.RR, set *zone.RRset, owner string, ttl uint32, perAnswer bool) {
+func (a *answer) add(section *[]dns.RR, set *zone.RRset, owner string, ttl uint32) {
 	appendRRs(section, set.RRs, owner, set.Name, ttl, set.TTL)
 	if a.do {
-		a.sigs(section, set, owner, ttl, perAnswer)
+		a.sigs(section, set, owner, ttl)
 	}
 }
 
-func (a *answer) sigs(section *[]dns.RR, set *zone.RRset, owner string, ttl uint32, perAnswer bool) {
+func (a *answer) sigs(section *[]dns.RR, set *zone.RRset, owner string, ttl uint32) {
 	var sigs []dns.RR
 	var made int
 	var err error
-	if perAnswer {
+	if set.Ephemeral {
 		sigs, err = a.sz.signer.SignOnce(set)
 		made = len(sigs)
 	} else {

@@ -38,16 +38,13 @@ type Denier interface {
 	// Cover returns an NSEC RRset whose owner sorts before name and whose next name sorts
 	// after it: proof that name, which must not exist, does not exist.
 	Cover(name string) *zone.RRset
-	// PerAnswer reports whether the returned RRsets are made for one answer (sign them
-	// without caching) rather than shared by every answer.
-	PerAnswer() bool
 }
 
 // New returns the denier of mode for snapshot z. prev, if given, is the denier of the
 // snapshot z replaces: unchanged NSEC RRsets keep their signatures.
 func New(mode Mode, z *zone.Zone, prev Denier) Denier {
 	if mode == Minimal {
-		return &minimal{z: z}
+		return &minimal{z: z, cache: map[string]*zone.RRset{}}
 	}
 	p, _ := prev.(*chain)
 	return newChain(z, p)
@@ -114,8 +111,6 @@ func (c *chain) Cover(name string) *zone.RRset {
 	prev, _ := c.z.Predecessor(name)
 	return c.sets[c.z.Index(prev)]
 }
-
-func (c *chain) PerAnswer() bool { return false }
 
 // Sets returns the chain's NSEC RRsets.
 func (c *chain) Sets() []*zone.RRset { return c.sets }

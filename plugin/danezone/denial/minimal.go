@@ -2,6 +2,7 @@ package denial
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -11,12 +12,41 @@ import (
 // and next name hug the denied name as closely as possible, so a response reveals no other
 // name of the zone and nothing can be walked. The real neighbours bound them, so no existing
 // name is ever covered (an aggressive cache, RFC 8198, may rely on that).
-type minimal struct{ z *zone.Zone }
+//
+// The records that depend only on an existing name (the NSEC matching it, the one denying the
+// wildcard below it) are the same for every answer: they are kept, with their signatures, for
+// the life of the snapshot, which bounds them by the zone's size. Only the NSEC covering a
+// name that does not exist is made, and signed, per answer.
+type minimal struct {
+	z     *zone.Zone
+	mu    sync.RWMutex
+	cache map[string]*zone.RRset // "match:"+name and "cover:*."+encloser
+}
 
-func (m *minimal) PerAnswer() bool { return true }
+func (m *minimal) cached(key string, make func() *zone.RRset) *zone.RRset {
+	m.mu.RLock()
+	set := m.cache[key]
+	m.mu.RUnlock()
+	if set != nil {
+		return set
+	}
+	set = make()
+	m.mu.Lock()
+	if old := m.cache[key]; old != nil {
+		set = old
+	} else {
+		m.cache[key] = set
+	}
+	m.mu.Unlock()
+	return set
+}
 
 // Match returns an NSEC at n whose next name is n's immediate successor, \000.n.
 func (m *minimal) Match(n *zone.Node) *zone.RRset {
+	return m.cached("match:"+n.Name, func() *zone.RRset { return m.match(n) })
+}
+
+func (m *minimal) match(n *zone.Node) *zone.RRset {
 	next := "\\000." + n.Name
 	if wireLen(next) > 255 {
 		next = m.z.Next(n).Name
@@ -35,6 +65,15 @@ func (m *minimal) Match(n *zone.Node) *zone.RRset {
 // derives from them (RFC 4035 §5.4) equal to name's parent.
 func (m *minimal) Cover(name string) *zone.RRset {
 	name = zone.Canonical(name)
+	if strings.HasPrefix(name, "*.") { // the wildcard below an existing name
+		return m.cached("cover:"+name, func() *zone.RRset { return m.cover(name) })
+	}
+	set := m.cover(name)
+	set.Ephemeral = true
+	return set
+}
+
+func (m *minimal) cover(name string) *zone.RRset {
 	prev, next := m.z.Predecessor(name)
 	label, parent := splitFirst(name)
 
@@ -74,9 +113,10 @@ func successorLabel(label string) (string, bool) {
 	return escape(append(b, 0)), true
 }
 
-// predecessorLabel returns a label that sorts before label and after almost every name that
-// does: label with its last octet decremented and padded with 0xff octets to 63. Canonical
-// order compares uppercase as lowercase, so a decrement that lands on A-Z goes to '@'.
+// predecessorLabel returns a label that sorts just before label: label with its last octet
+// decremented and a 0xff octet appended (RFC 4470 §3 pads to 63 octets; one is enough here
+// because Cover bounds the owner by the real predecessor anyway, and answers stay small).
+// Canonical order compares uppercase as lowercase, so a decrement that lands on A-Z goes to '@'.
 func predecessorLabel(label string, room int) (string, bool) {
 	b := unescape(label)
 	if len(b) == 0 {
@@ -91,7 +131,7 @@ func predecessorLabel(label string, room int) (string, bool) {
 		last = '@'
 	}
 	b[len(b)-1] = last
-	for len(b) < min(63, room) {
+	if len(b) < min(63, room) {
 		b = append(b, 0xff)
 	}
 	return escape(b), true

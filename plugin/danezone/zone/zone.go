@@ -19,6 +19,9 @@ type RRset struct {
 	Type uint16
 	TTL  uint32
 	RRs  []dns.RR
+	// Ephemeral marks an RRset made for one answer (a minimally covering NSEC): it is signed
+	// without caching.
+	Ephemeral bool
 
 	// Sigs is the signature cache slot of this RRset version, owned by the signer. Keeping it
 	// beside the RRset means a signature lives exactly as long as the data it covers.
