@@ -1,0 +1,513 @@
+#!/usr/bin/env bash
+# bench/run.sh: `make bench`. Throughput of online DNSSEC signing, measured with dnsperf -D
+# (DO set) against, in one run:
+#   danezone-nsec     danezone ZONE example.test { keys DIR  denial nsec }
+#   danezone-minimal  danezone ZONE example.test { keys DIR  denial minimal }
+#   coredns-dnssec    stock CoreDNS: file ZONE example.test + dnssec example.test { key file K }
+#   file-unsigned     stock CoreDNS: file ZONE example.test (the same zone, unsigned)
+#   knot              Knot DNS (knotd) with mod-onlinesign, ECDSAP256SHA256 (if installed)
+# over four query mixes (positive, nxdomain, nodata, mail: see genqueries.awk), on a zone
+# made from zones/example.test.zone plus BENCH_HOSTS synthetic mail hosts (genzone.awk).
+# The server runs pinned to CPU SERVER_CPU, dnsperf to CPU CLIENT_CPU. Each mix is measured
+# after a warm-up on a different sample of the same mix (different random NXDOMAIN names, so
+# the warm-up does not pre-sign the measured ones). Then, for a zone of BENCH_LOAD_NAMES
+# names: the time from process start until the first SOA answer, and the RSS at that moment.
+#
+# Prints tables to stdout; if BENCH_OUT is set, also writes them there as markdown.
+# A server that does not start, does not sign, or dies is reported as "failed"; the rest of
+# the run goes on. Only 127.0.0.1 is used.
+#
+# Environment (defaults):
+#   BENCH_SECONDS=10 WARMUP_SECONDS=2    dnsperf -l for measurement / warm-up, per mix
+#   BENCH_OUTSTANDING=100 BENCH_CLIENTS=4  dnsperf -q / -c
+#   BENCH_HOSTS=1000 BENCH_NX=100000 BENCH_QUERIES=100000  zone size, unique NXDOMAIN names,
+#                                        lines per other query file
+#   BENCH_LOAD_NAMES=100000              names in the load-time zone (0: skip the load test)
+#   BENCH_SERVERS="danezone-nsec danezone-minimal coredns-dnssec file-unsigned knot"
+#   BENCH_MIXES="positive nxdomain nodata mail"
+#   SERVER_CPU=0 CLIENT_CPU=1  COREDNS=bin/coredns  GO=go  BENCH_OUT=  BENCH_KEEP=0 (keep tmp)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/bench
+COREDNS=${COREDNS:-$ROOT/bin/coredns}
+GO=${GO:-go}
+BENCH_SECONDS=${BENCH_SECONDS:-10}
+WARMUP_SECONDS=${WARMUP_SECONDS:-2}
+BENCH_OUTSTANDING=${BENCH_OUTSTANDING:-100}
+BENCH_CLIENTS=${BENCH_CLIENTS:-4}
+BENCH_HOSTS=${BENCH_HOSTS:-1000}
+BENCH_NX=${BENCH_NX:-100000}
+BENCH_QUERIES=${BENCH_QUERIES:-100000}
+BENCH_LOAD_NAMES=${BENCH_LOAD_NAMES:-100000}
+BENCH_SERVERS=${BENCH_SERVERS:-danezone-nsec danezone-minimal coredns-dnssec file-unsigned knot}
+BENCH_MIXES=${BENCH_MIXES:-positive nxdomain nodata mail}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+BENCH_OUT=${BENCH_OUT:-}
+BENCH_KEEP=${BENCH_KEEP:-0}
+ZONE=example.test
+MXHOSTS=20
+ADDR=127.0.0.1
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+for tool in dnsperf taskset awk ss "$GO"; do
+	command -v "$tool" >/dev/null || die "$tool not found"
+done
+[[ -x $COREDNS ]] || die "$COREDNS not found (run make build)"
+
+TMP=$(mktemp -d /tmp/danelab-bench.XXXXXX)
+SERVER_PID=
+PROBE_PID=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	for pid in $SERVER_PID $PROBE_PID; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill "$pid" 2>/dev/null || true
+			wait "$pid" 2>/dev/null || true
+		fi
+	done
+	if [[ $BENCH_KEEP == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# free_port prints a random port in 20000-40000 that nothing listens on (UDP or TCP).
+free_port() {
+	local p i
+	for i in $(seq 1 100); do
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		if [[ -z $(ss -Hlnu "sport = :$p") && -z $(ss -Hlnt "sport = :$p") ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+
+# count_names ZONEFILE: owner names with records (relative names; the apex is "@" or implied
+# by continuation lines and counted once). Good enough for the zones genzone.awk writes.
+count_names() { awk '/^[A-Za-z0-9_*]/ {n[$1]} END {print length(n) + 1}' "$1"; }
+
+# ---- helpers, zone, keys, query files -------------------------------------------------------
+
+log "building helpers"
+(cd "$ROOT" && "$GO" build -o "$TMP/probe" ./bench/probe && "$GO" build -o "$TMP/keygen" ./bench/keygen)
+
+log "generating zone ($BENCH_HOSTS hosts) and query files"
+awk -v HOSTS="$BENCH_HOSTS" -v MXHOSTS=$MXHOSTS -f "$BENCH/genzone.awk" "$ROOT/zones/$ZONE.zone" >"$TMP/$ZONE.zone"
+NAMES=$(count_names "$TMP/$ZONE.zone")
+mkdir -p "$TMP/q"
+for mix in $BENCH_MIXES; do
+	count=$BENCH_QUERIES
+	[[ $mix == nxdomain ]] && count=$BENCH_NX
+	for seed in 1 2; do
+		awk -v MIX="$mix" -v COUNT="$count" -v HOSTS="$BENCH_HOSTS" -v MXHOSTS=$MXHOSTS -v SEED=$seed \
+			-f "$BENCH/genqueries.awk" >"$TMP/q/$mix.$seed"
+	done
+done
+
+# The stock dnssec plugin's key: dnssec-keygen if bind9-utils is there, else bench/keygen.
+mkdir -p "$TMP/stock-keys"
+if command -v dnssec-keygen >/dev/null; then
+	STOCK_KEY=$TMP/stock-keys/$(dnssec-keygen -q -a ECDSAP256SHA256 -K "$TMP/stock-keys" "$ZONE")
+	KEYGEN=dnssec-keygen
+else
+	STOCK_KEY=$("$TMP/keygen" -zone "$ZONE" -dir "$TMP/stock-keys")
+	KEYGEN=bench/keygen
+fi
+
+# ---- servers --------------------------------------------------------------------------------
+
+# server_conf NAME PORT ZONEFILE DIR: writes DIR's config for server NAME and prints the
+# command line that runs it (in the foreground).
+server_conf() {
+	local name=$1 port=$2 zonefile=$3 dir=$4
+	mkdir -p "$dir"
+	case $name in
+	danezone-nsec | danezone-minimal)
+		mkdir -p "$dir/keys"
+		cat >"$dir/Corefile" <<-EOF
+			.:$port {
+			    bind $ADDR
+			    danezone $zonefile $ZONE {
+			        keys $dir/keys
+			        denial ${name#danezone-}
+			    }
+			}
+		EOF
+		echo "$COREDNS -conf $dir/Corefile"
+		;;
+	coredns-dnssec)
+		cat >"$dir/Corefile" <<-EOF
+			.:$port {
+			    bind $ADDR
+			    file $zonefile $ZONE
+			    dnssec $ZONE {
+			        key file $STOCK_KEY
+			    }
+			}
+		EOF
+		echo "$COREDNS -conf $dir/Corefile"
+		;;
+	file-unsigned)
+		cat >"$dir/Corefile" <<-EOF
+			.:$port {
+			    bind $ADDR
+			    file $zonefile $ZONE
+			}
+		EOF
+		echo "$COREDNS -conf $dir/Corefile"
+		;;
+	knot)
+		# knotd runs as root (server.user defaults to root), keeps everything under $dir,
+		# and gets one worker per kind: it runs on one CPU like the others. The onlinesign
+		# policy has knotd generate a CSK (ECDSAP256SHA256) in its KASP db at first load.
+		mkdir -p "$dir/run" "$dir/db"
+		cat >"$dir/knot.conf" <<-EOF
+			server:
+			    rundir: "$dir/run"
+			    listen: $ADDR@$port
+			    udp-workers: 1
+			    tcp-workers: 1
+			    background-workers: 1
+			log:
+			  - target: stderr
+			    any: notice
+			database:
+			    storage: "$dir/db"
+			policy:
+			  - id: bench
+			    algorithm: ecdsap256sha256
+			mod-onlinesign:
+			  - id: bench
+			    policy: bench
+			template:
+			  - id: default
+			    storage: "$dir"
+			    journal-content: none
+			    zonefile-sync: -1
+			zone:
+			  - domain: $ZONE
+			    file: "$zonefile"
+			    module: mod-onlinesign/bench
+		EOF
+		echo "knotd -c $dir/knot.conf"
+		;;
+	*) die "unknown server $name" ;;
+	esac
+}
+
+signed() { [[ $1 != file-unsigned ]]; }
+
+available() {
+	case $1 in
+	knot) command -v knotd >/dev/null ;;
+	*) true ;;
+	esac
+}
+
+# start_server NAME: starts NAME on a fresh port (PORT), pinned to SERVER_CPU, and waits
+# until it answers (signed, for the signing servers). Returns 1, server stopped, if not.
+start_server() {
+	local name=$1 dir=$TMP/srv/$1 cmd rc=0
+	PORT=$(free_port)
+	cmd=$(server_conf "$name" "$PORT" "$TMP/$ZONE.zone" "$dir")
+	# shellcheck disable=SC2086 # cmd is a command line made above, without spaces in words
+	taskset -c "$SERVER_CPU" $cmd >"$dir/log" 2>&1 &
+	SERVER_PID=$!
+	local flags=()
+	signed "$name" && flags=(-dnssec)
+	"$TMP/probe" ready -addr "$ADDR:$PORT" -zone "$ZONE" -timeout 60s -pid "$SERVER_PID" "${flags[@]}" \
+		2>>"$dir/log" || rc=$?
+	if ((rc != 0)); then
+		if ((rc == 3)); then
+			log "$name: answers, but without RRSIG"
+		else
+			log "$name: does not answer"
+		fi
+		sed 's/^/    | /' "$dir/log" | tail -20 >&2
+		stop_server
+		return 1
+	fi
+	return 0
+}
+
+stop_server() {
+	if [[ -n $SERVER_PID ]]; then
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+		SERVER_PID=
+	fi
+}
+
+vmrss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+
+# cputicks PID: user+system CPU time of the whole process (all threads), in clock ticks.
+cputicks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# dnsperf_run FILE SECONDS OUT: one dnsperf run against the current server.
+dnsperf_run() {
+	taskset -c "$CLIENT_CPU" dnsperf -s "$ADDR" -p "$PORT" -d "$1" -D -l "$2" \
+		-q "$BENCH_OUTSTANDING" -c "$BENCH_CLIENTS" -T 1 -t 2 >"$3" 2>&1
+}
+
+declare -A QPS LAT LOST RCODES RESP DONE RUNTIME CPU QPC RSS LOADMS LOADRSS STATUS
+
+# parse OUT KEY: fills the tables from dnsperf output OUT.
+parse() {
+	local out=$1 key=$2 completed
+	completed=$(awk '/Queries completed:/ {print $3}' "$out")
+	DONE[$key]=$completed
+	RUNTIME[$key]=$(awk '/Run time \(s\):/ {print $4}' "$out")
+	QPS[$key]=$(awk '/Queries per second:/ {printf "%d", $4}' "$out")
+	LAT[$key]=$(awk '/Average Latency \(s\):/ {printf "%.3f", $4 * 1000}' "$out")
+	LOST[$key]=$(awk '/Queries lost:/ {print $3 $4}' "$out")
+	RCODES[$key]=$(awk -F': *' '/Response codes:/ {print $2}' "$out")
+	RESP[$key]=$(awk '/Average packet size:/ {print $NF}' "$out")
+	[[ -n ${QPS[$key]} && ${completed:-0} -gt 0 ]]
+}
+
+bench_server() {
+	local name=$1 mix out c0 c1
+	if ! available "$name"; then
+		STATUS[$name]="n/a (not installed)"
+		log "$name: not installed, skipped"
+		return
+	fi
+	log "$name: starting"
+	if ! start_server "$name"; then
+		STATUS[$name]=failed
+		return
+	fi
+	STATUS[$name]=ok
+	for mix in $BENCH_MIXES; do
+		out=$TMP/srv/$name/$mix
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			log "$name: server died"
+			STATUS[$name]=failed
+			break
+		fi
+		log "$name: $mix: warm-up ${WARMUP_SECONDS}s, measure ${BENCH_SECONDS}s"
+		dnsperf_run "$TMP/q/$mix.2" "$WARMUP_SECONDS" "$out.warmup" || true
+		c0=$(cputicks "$SERVER_PID")
+		if dnsperf_run "$TMP/q/$mix.1" "$BENCH_SECONDS" "$out" && parse "$out" "$name,$mix" &&
+			kill -0 "$SERVER_PID" 2>/dev/null; then
+			c1=$(cputicks "$SERVER_PID")
+			# Server CPU use during the run, in % of one CPU (near 100: server-bound; well
+			# below: the server did not get its CPU, or dnsperf is the bottleneck), and
+			# queries answered per CPU-second the server used: the efficiency figure, which
+			# other load on the machine skews much less than QPS.
+			CPU[$name,$mix]=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v t="${RUNTIME[$name,$mix]}" \
+				'BEGIN {printf "%d%%", (t > 0 ? 100 * c / hz / t : 0)}')
+			QPC[$name,$mix]=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v n="${DONE[$name,$mix]}" \
+				'BEGIN {if (c > 0) printf "%d", n * hz / c}')
+			log "$name: $mix: ${QPS[$name,$mix]} qps, ${LAT[$name,$mix]} ms, server CPU ${CPU[$name,$mix]}, lost ${LOST[$name,$mix]}, ${RCODES[$name,$mix]}"
+		else
+			QPS[$name,$mix]=failed
+			log "$name: $mix: failed"
+			sed 's/^/    | /' "$out" | tail -15 >&2
+		fi
+	done
+	RSS[$name]=$(vmrss "$SERVER_PID")
+	stop_server
+}
+
+# ---- load time ------------------------------------------------------------------------------
+
+load_test() {
+	local name=$1 dir=$TMP/load/$1 port cmd res
+	available "$name" || { LOADMS[$name]="n/a"; return; }
+	port=$(free_port)
+	cmd=$(server_conf "$name" "$port" "$TMP/load.zone" "$dir")
+	log "$name: load test ($LOAD_NAMES_ACTUAL names)"
+	# shellcheck disable=SC2086
+	taskset -c "$CLIENT_CPU" "$TMP/probe" load -addr "$ADDR:$port" -zone "$ZONE" -log "$dir/log" \
+		-- taskset -c "$SERVER_CPU" $cmd >"$dir/result" 2>>"$dir/log" &
+	PROBE_PID=$!
+	if wait "$PROBE_PID"; then
+		res=$(cat "$dir/result")
+		LOADMS[$name]=$(sed -n 's/.*load_ms=\([0-9]*\).*/\1/p' <<<"$res")
+		LOADRSS[$name]=$(sed -n 's/.*rss_kb=\([0-9]*\).*/\1/p' <<<"$res")
+		log "$name: loaded in ${LOADMS[$name]} ms, RSS ${LOADRSS[$name]} kB"
+	else
+		LOADMS[$name]=failed
+		log "$name: load test failed"
+		sed 's/^/    | /' "$dir/log" | tail -10 >&2
+	fi
+	PROBE_PID=
+}
+
+# ---- run ------------------------------------------------------------------------------------
+
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "coredns: $COREDNS; zone: $NAMES names; key for stock dnssec: $KEYGEN; load average $LOADAVG_START"
+for s in $BENCH_SERVERS; do
+	bench_server "$s"
+done
+
+LOAD_SERVERS=
+LOAD_NAMES_ACTUAL=0
+if ((BENCH_LOAD_NAMES > 0)); then
+	# genzone.awk makes 2.5 names a host (hostN, _25._tcp.hostN, every second _dmarc.hostN).
+	awk -v HOSTS=$((BENCH_LOAD_NAMES * 2 / 5)) -v MXHOSTS=$MXHOSTS -f "$BENCH/genzone.awk" \
+		"$ROOT/zones/$ZONE.zone" >"$TMP/load.zone"
+	LOAD_NAMES_ACTUAL=$(count_names "$TMP/load.zone")
+	for s in $BENCH_SERVERS; do
+		[[ $s == danezone-minimal ]] && continue # loads the same way as danezone-nsec
+		LOAD_SERVERS+=" $s"
+		load_test "$s"
+	done
+fi
+
+# ---- report ---------------------------------------------------------------------------------
+
+SERVERS=($BENCH_SERVERS)
+MIXES=($BENCH_MIXES)
+
+cell() { # cell SERVER MIX: "qps (lat ms)", or why there is none
+	local s=$1 m=$2 st=${STATUS[$1]:-failed}
+	if [[ ${QPS[$s,$m]:-} =~ ^[0-9]+$ ]]; then
+		echo "${QPS[$s,$m]} (${LAT[$s,$m]})"
+	elif [[ $st != ok ]]; then
+		echo "$st"
+	else
+		echo failed
+	fi
+}
+ratio() { # ratio A B MIX [TABLE]: TABLE (QPS or QPC) of A over that of B
+	local -n tab=${4:-QPS}
+	local a=${tab[$1,$3]:-} b=${tab[$2,$3]:-}
+	if [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ && $b -gt 0 ]]; then
+		awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}'
+	else
+		echo "-"
+	fi
+}
+kb() { [[ ${1:-} =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}' || echo "${1:--}"; }
+
+# Ratio columns: danezone-X/OTHER, labelled short (nsec/dnssec: danezone-nsec over
+# coredns-dnssec, ...).
+RATIOS=()
+short() { case $1 in danezone-nsec) echo nsec ;; danezone-minimal) echo minimal ;; coredns-dnssec) echo dnssec ;; file-unsigned) echo file ;; *) echo "$1" ;; esac; }
+for dz in danezone-nsec danezone-minimal; do
+	[[ " $BENCH_SERVERS " == *" $dz "* ]] || continue
+	for other in coredns-dnssec file-unsigned knot; do
+		[[ " $BENCH_SERVERS " == *" $other "* ]] && RATIOS+=("$dz/$other")
+	done
+done
+
+# table FORMAT: prints every table, as plain text (FORMAT=text) or markdown (FORMAT=md).
+table() {
+	local fmt=$1 s m r row
+	emit() { # emit CELLS...: one row
+		if [[ $fmt == md ]]; then
+			printf '| %s ' "$@"
+			echo '|'
+		else
+			printf '%-17s' "$@"
+			echo
+		fi
+	}
+	sep() { # sep N: markdown header separator for N columns
+		[[ $fmt == md ]] || return 0
+		local i line="|"
+		for ((i = 0; i < $1; i++)); do line+=" --- |"; done
+		echo "$line"
+	}
+	title() { if [[ $fmt == md ]]; then printf '\n### %s\n\n' "$1"; else printf '\n== %s\n' "$1"; fi; }
+
+	title "QPS (average latency, ms): dnsperf -D -l $BENCH_SECONDS -q $BENCH_OUTSTANDING -c $BENCH_CLIENTS; server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; zone of $NAMES owner names"
+	emit mix "${SERVERS[@]}"
+	sep $((${#SERVERS[@]} + 1))
+	for m in "${MIXES[@]}"; do
+		row=("$m")
+		for s in "${SERVERS[@]}"; do row+=("$(cell "$s" "$m")"); done
+		emit "${row[@]}"
+	done
+	if ((${#RATIOS[@]} > 0)); then
+		title "QPS ratios (nsec, minimal: danezone-nsec, danezone-minimal; dnssec: coredns-dnssec; file: file-unsigned)"
+		row=(mix)
+		for r in "${RATIOS[@]}"; do row+=("$(short "${r%%/*}")/$(short "${r##*/}")"); done
+		emit "${row[@]}"
+		sep $((${#RATIOS[@]} + 1))
+		for m in "${MIXES[@]}"; do
+			row=("$m")
+			for r in "${RATIOS[@]}"; do row+=("$(ratio "${r%%/*}" "${r##*/}" "$m")"); done
+			emit "${row[@]}"
+		done
+	fi
+	title "Queries answered per server CPU-second (less sensitive to other load on the machine than QPS)"
+	emit mix "${SERVERS[@]}"
+	sep $((${#SERVERS[@]} + 1))
+	for m in "${MIXES[@]}"; do
+		row=("$m")
+		for s in "${SERVERS[@]}"; do
+			if [[ ${QPC[$s,$m]:-} =~ ^[0-9]+$ ]]; then row+=("${QPC[$s,$m]}"); else row+=("$(cell "$s" "$m")"); fi
+		done
+		emit "${row[@]}"
+	done
+	if ((${#RATIOS[@]} > 0)); then
+		title "Ratios of queries per server CPU-second"
+		row=(mix)
+		for r in "${RATIOS[@]}"; do row+=("$(short "${r%%/*}")/$(short "${r##*/}")"); done
+		emit "${row[@]}"
+		sep $((${#RATIOS[@]} + 1))
+		for m in "${MIXES[@]}"; do
+			row=("$m")
+			for r in "${RATIOS[@]}"; do row+=("$(ratio "${r%%/*}" "${r##*/}" "$m" QPC)"); done
+			emit "${row[@]}"
+		done
+	fi
+	title "Server RSS (VmRSS) after all mixes"
+	emit server RSS
+	sep 2
+	for s in "${SERVERS[@]}"; do emit "$s" "$(kb "${RSS[$s]:-${STATUS[$s]:-}}")"; done
+	if [[ -n $LOAD_SERVERS ]]; then
+		title "Load: zone of $LOAD_NAMES_ACTUAL names, process start to first SOA answer"
+		emit server "load time" "RSS then"
+		sep 3
+		for s in $LOAD_SERVERS; do
+			if [[ ${LOADMS[$s]} =~ ^[0-9]+$ ]]; then
+				emit "$s" "${LOADMS[$s]} ms" "$(kb "${LOADRSS[$s]}")"
+			else
+				emit "$s" "${LOADMS[$s]}" "-"
+			fi
+		done
+	fi
+	title "Per cell: server CPU during the run (% of one CPU), queries lost, average response size, response codes"
+	if [[ $fmt == md ]]; then
+		emit server mix "server CPU" lost "response bytes" "response codes"
+		sep 6
+	else
+		printf '%-17s%-10s%-5s%-14s%-6s%s\n' server mix cpu lost bytes "response codes"
+	fi
+	for s in "${SERVERS[@]}"; do
+		for m in "${MIXES[@]}"; do
+			[[ -n ${RCODES[$s,$m]:-} ]] || continue
+			if [[ $fmt == md ]]; then
+				emit "$s" "$m" "${CPU[$s,$m]:--}" "${LOST[$s,$m]}" "${RESP[$s,$m]}" "${RCODES[$s,$m]}"
+			else
+				printf '%-17s%-10s%-5s%-14s%-6s%s\n' "$s" "$m" "${CPU[$s,$m]:--}" "${LOST[$s,$m]}" "${RESP[$s,$m]}" "${RCODES[$s,$m]}"
+			fi
+		done
+	done
+}
+
+printf '\n%s\n' "Load average at start: $LOADAVG_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)."
+table text
+if [[ -n $BENCH_OUT ]]; then
+	{
+		echo "## danelab bench ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(uname -r))"
+		echo
+		echo "Load average at start: $LOADAVG_START, at end: $(cut -d' ' -f1-3 /proc/loadavg)."
+		table md
+	} >"$BENCH_OUT"
+	log "markdown written to $BENCH_OUT"
+fi
