@@ -14,6 +14,7 @@ import (
 	"github.com/coredns/coredns/request"
 	"github.com/danelab/danelab/plugin/danezone/control"
 	"github.com/danelab/danelab/plugin/danezone/fault"
+	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
@@ -32,6 +33,11 @@ type DaneZone struct {
 
 	faults  *fault.Registry
 	history *control.History // nil unless the control API is on
+
+	trackers     []*tlsa.Tracker // TLSA records that follow certificates
+	tlsaState    string
+	tlsaLogged   map[string]string    // last error logged per host
+	expiryLogged map[string]time.Time // last expiry warning per host
 }
 
 // Name implements plugin.Handler.

@@ -39,4 +39,20 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "faults_applied_total",
 		Help: "Counter of queries a fault was applied to, by mode.",
 	}, []string{"zone", "mode"})
+	tlsaErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_source_errors_total",
+		Help: "Counter of certificate sources or staged keys that could not be used; the last good TLSA records keep serving.",
+	}, []string{"host"})
+	tlsaChanges = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_changes_total",
+		Help: "Counter of changes of the TLSA records published for a host.",
+	}, []string{"host"})
+	tlsaUnstaged = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_unstaged_key",
+		Help: "1 when the host's current certificate uses a key whose TLSA was not published at least one TTL before use.",
+	}, []string{"host"})
+	certExpiry = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_certificate_expiry_timestamp_seconds",
+		Help: "Unix time when the host's current certificate expires.",
+	}, []string{"host"})
 )

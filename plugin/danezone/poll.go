@@ -1,6 +1,7 @@
 package danezone
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
@@ -19,11 +20,20 @@ const expiryScan = 30 * time.Second
 // version that fails to load is logged and counted, and the last good one keeps serving.
 func (d *DaneZone) poll(cfg *config, stop <-chan struct{}) {
 	d.updateExpiry()
-	var tick <-chan time.Time
+	var tick, tlsaTick <-chan time.Time
 	if cfg.reload > 0 {
 		t := time.NewTicker(cfg.reload)
 		defer t.Stop()
 		tick = t.C
+	}
+	if len(d.trackers) > 0 { // certificates are followed even when zone reloading is off
+		every := cfg.reload
+		if every == 0 {
+			every = time.Second
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tlsaTick = t.C
 	}
 	scan := time.NewTicker(expiryScan)
 	defer scan.Stop()
@@ -36,6 +46,8 @@ func (d *DaneZone) poll(cfg *config, stop <-chan struct{}) {
 			d.updateExpiry()
 		case <-tick:
 			d.check(cfg, failed)
+		case <-tlsaTick:
+			d.updateTLSA(context.Background(), time.Now())
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/signer"
+	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
@@ -38,6 +39,7 @@ type config struct {
 	faults    []fault.Spec
 	control   string // address of the control API, "" for none
 	token     string
+	tlsa      []tlsa.Host
 }
 
 func setup(c *caddy.Controller) error {
@@ -52,7 +54,8 @@ func setup(c *caddy.Controller) error {
 	var ctl *control.Server
 	if cfg.control != "" {
 		d.history = control.NewHistory(historySize)
-		ctl = &control.Server{Faults: d.faults, Records: d, History: d.history, Token: cfg.token}
+		ctl = &control.Server{Faults: d.faults, Records: d, History: d.history, Token: cfg.token,
+			TLSA: func() any { return d.TLSAStatus() }}
 	}
 	stop := make(chan struct{})
 	var once sync.Once
@@ -171,6 +174,12 @@ func parse(c *caddy.Controller) (*config, error) {
 				if err != nil {
 					return nil, c.Errf("fault: %v", err)
 				}
+			case "tlsa":
+				h, err := parseTLSA(vals)
+				if err != nil {
+					return nil, c.Errf("tlsa: %v", err)
+				}
+				cfg.tlsa = append(cfg.tlsa, h)
 			case "control":
 				if len(vals) < 1 || len(vals) > 2 {
 					return nil, c.Errf("control takes an address and an optional token")
@@ -303,6 +312,10 @@ func start(cfg *config) (*DaneZone, error) {
 		if _, err := d.faults.Add(spec); err != nil {
 			return nil, err
 		}
+	}
+	d.tlsaLogged, d.expiryLogged = map[string]string{}, map[string]time.Time{}
+	if err := d.startTLSA(cfg); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

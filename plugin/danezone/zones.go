@@ -39,6 +39,7 @@ type servedZone struct {
 	mu       sync.Mutex  // serialises loads and edits
 	fileZone *zone.Zone  // the file's data, before edits
 	edits    []zone.Edit // runtime record changes, re-applied after every reload
+	managed  []zone.Edit // TLSA records that follow certificates, applied before edits
 
 	alts      alternates // snapshots served by data faults
 	wrongOnce sync.Once
@@ -131,7 +132,7 @@ func (sz *servedZone) load() (*snapshot, *zone.Zone, fileStamp, error) {
 	if err != nil {
 		return nil, nil, st, err
 	}
-	z, err := fz.Apply(sz.edits)
+	z, err := fz.Apply(append(append([]zone.Edit{}, sz.managed...), sz.edits...))
 	if err != nil {
 		return nil, nil, st, fmt.Errorf("%s: the runtime record changes no longer apply to the new version: %v", sz.file, err)
 	}
@@ -167,13 +168,32 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 	if reset {
 		all = nil
 	}
-	z, err := sz.fileZone.Apply(all)
+	if err := sz.rebuild(sz.managed, all); err != nil {
+		return err
+	}
+	sz.edits = all
+	return nil
+}
+
+// setManaged replaces the TLSA records that follow certificates.
+func (sz *servedZone) setManaged(managed []zone.Edit) error {
+	sz.mu.Lock()
+	defer sz.mu.Unlock()
+	if err := sz.rebuild(managed, sz.edits); err != nil {
+		return err
+	}
+	sz.managed = managed
+	return nil
+}
+
+// rebuild serves the file's data with managed records and edits applied. The caller holds sz.mu.
+func (sz *servedZone) rebuild(managed, edits []zone.Edit) error {
+	z, err := sz.fileZone.Apply(append(append([]zone.Edit{}, managed...), edits...))
 	if err != nil {
 		return err
 	}
 	prev := sz.cur.Load()
 	z.Reuse(prev.z)
-	sz.edits = all
 	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prev.d)})
 	return nil
 }

@@ -38,6 +38,8 @@ type Server struct {
 	Records Records
 	History *History
 	Token   string
+	// TLSA, if set, reports the TLSA records that follow certificates (GET /tlsa).
+	TLSA func() any
 
 	srv *http.Server
 	ln  net.Listener
@@ -105,6 +107,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /history", s.history)
 	mux.HandleFunc("DELETE /history", s.clearHistory)
 	mux.HandleFunc("POST /reset", s.reset)
+	mux.HandleFunc("GET /tlsa", func(w http.ResponseWriter, r *http.Request) {
+		if s.TLSA == nil {
+			writeJSON(w, http.StatusOK, []any{})
+			return
+		}
+		writeJSON(w, http.StatusOK, s.TLSA())
+	})
 	return s.auth(mux)
 }
 

@@ -1,0 +1,222 @@
+package tlsa
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Source yields the certificate chain a mail server presents, leaf first.
+type Source interface {
+	Fetch(ctx context.Context) ([]*x509.Certificate, error)
+	String() string
+}
+
+// File reads a PEM chain: certbot's fullchain.pem, acme.sh's output, or the bundle Postfix
+// serves (smtpd_tls_chain_files, where a private key may come first: it is skipped).
+type File struct{ Path string }
+
+func (f File) String() string { return f.Path }
+
+// Fetch reads and parses the file. Errors name the file and the problem.
+func (f File) Fetch(context.Context) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(f.Path)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePEM(f.Path, data)
+}
+
+// ParsePEM returns the certificates of a PEM bundle, in order.
+func ParsePEM(name string, data []byte) ([]*x509.Certificate, error) {
+	var chain []*x509.Certificate
+	for i := 1; ; i++ {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: PEM block %d: %v", name, i, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", name)
+	}
+	return chain, nil
+}
+
+// Probe connects to a mail server and takes the chain it presents: STARTTLS on an SMTP
+// port (25, 587), implicit TLS otherwise (465).
+type Probe struct {
+	Addr       string // host:port
+	ServerName string // SNI: the TLSA base domain (RFC 7672 §8.1)
+	Implicit   bool   // implicit TLS instead of STARTTLS
+	Timeout    time.Duration
+}
+
+func (p Probe) String() string {
+	if p.Implicit {
+		return "tls://" + p.Addr
+	}
+	return "smtp+starttls://" + p.Addr
+}
+
+// Fetch runs the probe.
+func (p Probe) Fetch(ctx context.Context) ([]*x509.Certificate, error) {
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	// Authentication is DANE's job, not this probe's: take whatever chain is presented.
+	cfg := &tls.Config{InsecureSkipVerify: true, ServerName: strings.TrimSuffix(p.ServerName, "."), MinVersion: tls.VersionTLS12}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %v", p, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(deadline)
+	if p.Implicit {
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("probe %s: TLS handshake: %v", p, err)
+		}
+		return tc.ConnectionState().PeerCertificates, nil
+	}
+	c, err := smtp.NewClient(conn, cfg.ServerName)
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: SMTP greeting: %v", p, err)
+	}
+	defer c.Close()
+	if err := c.Hello("danezone-probe.invalid"); err != nil {
+		return nil, fmt.Errorf("probe %s: EHLO: %v", p, err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		return nil, fmt.Errorf("probe %s: the server does not offer STARTTLS", p)
+	}
+	if err := c.StartTLS(cfg); err != nil {
+		return nil, fmt.Errorf("probe %s: STARTTLS: %v", p, err)
+	}
+	st, _ := c.TLSConnectionState()
+	c.Quit()
+	if len(st.PeerCertificates) == 0 {
+		return nil, fmt.Errorf("probe %s: no certificate presented", p)
+	}
+	return st.PeerCertificates, nil
+}
+
+// StagedKeys reads the SPKIs (DER) of the keys staged for the next certificate: a file, or
+// every file of a directory, each holding PEM public keys, private keys, certificates or
+// certificate requests.
+func StagedKeys(path string) ([][]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{path}
+	if fi.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		files = files[:0]
+		for _, e := range entries {
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+		sort.Strings(files)
+	}
+	var out [][]byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		spkis, err := parseKeys(f, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, spkis...)
+	}
+	return out, nil
+}
+
+func parseKeys(name string, data []byte) ([][]byte, error) {
+	var out [][]byte
+	for i := 1; ; i++ {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		var pub any
+		var err error
+		switch b.Type {
+		case "PUBLIC KEY":
+			pub, err = x509.ParsePKIXPublicKey(b.Bytes)
+		case "PRIVATE KEY":
+			var k any
+			if k, err = x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
+				pub = k.(crypto.Signer).Public()
+			}
+		case "EC PRIVATE KEY":
+			if k, e := x509.ParseECPrivateKey(b.Bytes); e == nil {
+				pub = k.Public()
+			} else {
+				err = e
+			}
+		case "RSA PRIVATE KEY":
+			if k, e := x509.ParsePKCS1PrivateKey(b.Bytes); e == nil {
+				pub = k.Public()
+			} else {
+				err = e
+			}
+		case "CERTIFICATE":
+			var c *x509.Certificate
+			if c, err = x509.ParseCertificate(b.Bytes); err == nil {
+				out = append(out, c.RawSubjectPublicKeyInfo)
+				continue
+			}
+		case "CERTIFICATE REQUEST":
+			var c *x509.CertificateRequest
+			if c, err = x509.ParseCertificateRequest(b.Bytes); err == nil {
+				out = append(out, c.RawSubjectPublicKeyInfo)
+				continue
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: PEM block %d (%s): %v", name, i, b.Type, err)
+		}
+		spki, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return nil, fmt.Errorf("%s: PEM block %d: %v", name, i, err)
+		}
+		out = append(out, spki)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no key, certificate or request in PEM", name)
+	}
+	return out, nil
+}

@@ -1,0 +1,372 @@
+package tlsa
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Host is one MX host whose TLSA records follow its certificate.
+type Host struct {
+	Name   string  // the MX host name; records live at _PORT._tcp.NAME
+	Ports  []int   // default 25
+	Params []Param // default 3 1 1
+	Source Source
+	// Next is a key file, or a directory of them, staged for the next certificate: published
+	// as 3 1 1 ahead of use (RFC 7671 §8.1).
+	Next string
+	TTL  uint32
+	// Hold keeps the records of a replaced certificate published this long, so that no cache
+	// sees the new certificate without its TLSA (default 2× TTL).
+	Hold time.Duration
+	// Every is how often the source is read (0: at every poll).
+	Every time.Duration
+	// Warn is how long before expiry a certificate is reported (default 14 days).
+	Warn time.Duration
+}
+
+// entry is one TLSA association, independent of port.
+type entry struct {
+	P    Param
+	Data string
+}
+
+func (e entry) String() string { return e.P.String() + " " + e.Data }
+
+type held struct {
+	entry
+	until time.Time
+}
+
+// Tracker keeps the TLSA records of one host: current certificate, staged next keys and
+// records held after a change. Safe for concurrent use.
+type Tracker struct {
+	Host
+	mu        sync.Mutex
+	chain     []*x509.Certificate
+	current   []entry
+	next      []entry
+	held      []held
+	published map[string]time.Time // entry -> when first published
+	lastErr   string
+	warnings  []string
+	unstaged  string // why the last change was unsafe, "" if it was not
+	nextFetch time.Time
+	lastFetch time.Time
+}
+
+// NewTracker returns a tracker for h with defaults filled in.
+func NewTracker(h Host) *Tracker {
+	if len(h.Ports) == 0 {
+		h.Ports = []int{25}
+	}
+	if len(h.Params) == 0 {
+		h.Params = DefaultParams
+	}
+	if h.TTL == 0 {
+		h.TTL = 300
+	}
+	if h.Hold == 0 {
+		h.Hold = 2 * time.Duration(h.TTL) * time.Second
+	}
+	if h.Warn == 0 {
+		h.Warn = 14 * 24 * time.Hour
+	}
+	h.Name = strings.ToLower(dns.Fqdn(h.Name))
+	return &Tracker{Host: h, published: map[string]time.Time{}}
+}
+
+// Update reads the source when due and updates the records. It reports whether the records
+// changed, and the error of a source or staged key that could not be used: the last good
+// records then keep serving.
+func (t *Tracker) Update(ctx context.Context, now time.Time) (changed bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	before := t.entries(now)
+	defer func() {
+		after := t.entries(now)
+		changed = !slices.Equal(before, after)
+		for _, e := range after {
+			if _, ok := t.published[e]; !ok {
+				t.published[e] = now
+			}
+		}
+		t.refreshWarnings(now)
+	}()
+	t.expireHeld(now)
+	if now.Before(t.nextFetch) {
+		return false, nil
+	}
+	t.nextFetch = now.Add(t.Every)
+	t.lastFetch = now
+	var errs []string
+	if t.Next != "" {
+		if next, err := t.staged(); err != nil {
+			errs = append(errs, err.Error())
+		} else {
+			t.next = next
+		}
+	}
+	chain, err := t.Source.Fetch(ctx)
+	if err == nil && now.After(chain[0].NotAfter) {
+		err = fmt.Errorf("%s: certificate %q expired on %s", t.Source, chain[0].Subject, chain[0].NotAfter.UTC().Format(time.RFC3339))
+	}
+	var cur []entry
+	if err == nil {
+		cur, err = t.compute(chain)
+	}
+	if err != nil {
+		errs = append(errs, err.Error())
+	} else if !slices.Equal(cur, t.current) {
+		t.replace(chain, cur, now)
+	} else {
+		t.chain = chain
+	}
+	t.lastErr = strings.Join(errs, "; ")
+	if t.lastErr != "" {
+		return false, fmt.Errorf("%s", t.lastErr)
+	}
+	return false, nil
+}
+
+// replace installs a new certificate: the old records are held, and a new key that was not
+// published at least one TTL ago is reported (RFC 7671 §8.1).
+func (t *Tracker) replace(chain []*x509.Certificate, cur []entry, now time.Time) {
+	first := t.current == nil
+	for _, old := range t.current {
+		if !slices.Contains(cur, old) {
+			t.held = append(t.held, held{old, now.Add(t.Hold)})
+		}
+	}
+	t.unstaged = ""
+	if !first {
+		ttl := time.Duration(t.TTL) * time.Second
+		for _, e := range cur {
+			since, ok := t.published[e.String()]
+			if !ok || now.Sub(since) < ttl {
+				ago := "never"
+				if ok {
+					ago = now.Sub(since).Round(time.Second).String() + " ago"
+				}
+				t.unstaged = fmt.Sprintf("new certificate for %s at %s: its TLSA %s was published %s, less than the TTL (%s) before use: DANE senders holding the old TLSA will defer mail (4.7.323) until their caches expire; stage the next key (next PATH) to avoid this",
+					strings.TrimSuffix(t.Name, "."), now.UTC().Format(time.RFC3339), e, ago, ttl)
+				break
+			}
+		}
+	}
+	t.chain, t.current = chain, cur
+	t.expireHeld(now)
+}
+
+func (t *Tracker) expireHeld(now time.Time) {
+	t.held = slices.DeleteFunc(t.held, func(h held) bool { return !now.Before(h.until) || slices.Contains(t.current, h.entry) })
+}
+
+func (t *Tracker) compute(chain []*x509.Certificate) ([]entry, error) {
+	var out []entry
+	for _, p := range t.Params {
+		c, err := Subject(chain, p.Usage)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", t.Source, err)
+		}
+		d, err := Data(c, p.Selector, p.Matching)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entry{p, d})
+	}
+	return out, nil
+}
+
+// staged returns the DANE-EE records of the staged keys: for every DANE-EE SPKI parameter
+// (3 1 1 by default), the digest of each staged key.
+func (t *Tracker) staged() ([]entry, error) {
+	spkis, err := StagedKeys(t.Next)
+	if err != nil {
+		return nil, err
+	}
+	params := []Param{}
+	for _, p := range t.Params {
+		if p.Usage == 3 && p.Selector == 1 {
+			params = append(params, p)
+		}
+	}
+	if len(params) == 0 { // only DANE-EE SPKI records can name a bare key
+		params = DefaultParams
+	}
+	var out []entry
+	for _, p := range params {
+		for _, spki := range spkis {
+			d, _ := Digest(spki, p.Matching)
+			out = append(out, entry{p, d})
+		}
+	}
+	return out, nil
+}
+
+// entries returns every association published now, sorted: current, next, held.
+func (t *Tracker) entries(now time.Time) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(e entry) {
+		if s := e.String(); !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, e := range t.current {
+		add(e)
+	}
+	for _, e := range t.next {
+		add(e)
+	}
+	for _, h := range t.held {
+		if now.Before(h.until) {
+			add(h.entry)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Records returns the TLSA RRsets to publish, by owner name. Empty until a certificate has
+// been read.
+func (t *Tracker) Records(now time.Time) map[string][]dns.RR {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string][]dns.RR{}
+	if t.current == nil {
+		return out
+	}
+	for _, port := range t.Ports {
+		owner := Owner(t.Name, port)
+		for _, s := range t.entries(now) {
+			rr, err := dns.NewRR(owner + " " + fmt.Sprint(t.TTL) + " IN TLSA " + s)
+			if err == nil {
+				out[owner] = append(out[owner], rr)
+			}
+		}
+	}
+	return out
+}
+
+func (t *Tracker) refreshWarnings(now time.Time) {
+	t.warnings = nil
+	if t.unstaged != "" {
+		t.warnings = append(t.warnings, t.unstaged)
+	}
+	if len(t.chain) > 0 {
+		if left := t.chain[0].NotAfter.Sub(now); left < t.Warn {
+			t.warnings = append(t.warnings, fmt.Sprintf("certificate for %s expires on %s (in %s)",
+				strings.TrimSuffix(t.Name, "."), t.chain[0].NotAfter.UTC().Format(time.RFC3339), left.Round(time.Minute)))
+		}
+	}
+	if t.lastErr != "" {
+		t.warnings = append(t.warnings, "last good records kept: "+t.lastErr)
+	}
+}
+
+// Status is what a tracker reports (control API, danelab status).
+type Status struct {
+	Host        string    `json:"host"`
+	Source      string    `json:"source"`
+	Subject     string    `json:"subject,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	Current     []string  `json:"current"`
+	Next        []string  `json:"next"`
+	Held        []string  `json:"held"`
+	Owners      []string  `json:"owners"`
+	LastFetch   time.Time `json:"last_fetch,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Unstaged    bool      `json:"unstaged_key"`
+	Warnings    []string  `json:"warnings"`
+	ExpiresSoon bool      `json:"expires_soon"`
+}
+
+// Status returns the tracker's state.
+func (t *Tracker) Status(now time.Time) Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := Status{Host: t.Name, Source: t.Source.String(), LastFetch: t.lastFetch, LastError: t.lastErr,
+		Unstaged: t.unstaged != "", Warnings: append([]string{}, t.warnings...), Current: []string{}, Next: []string{}, Held: []string{}}
+	if len(t.chain) > 0 {
+		s.Subject, s.NotAfter = t.chain[0].Subject.String(), t.chain[0].NotAfter
+		s.ExpiresSoon = t.chain[0].NotAfter.Sub(now) < t.Warn
+	}
+	for _, e := range t.current {
+		s.Current = append(s.Current, e.String())
+	}
+	for _, e := range t.next {
+		s.Next = append(s.Next, e.String())
+	}
+	for _, h := range t.held {
+		s.Held = append(s.Held, h.String()+" until "+h.until.UTC().Format(time.RFC3339))
+	}
+	for _, p := range t.Ports {
+		s.Owners = append(s.Owners, Owner(t.Name, p))
+	}
+	return s
+}
+
+// state is what survives restarts: when each association was first published, so that a
+// renewal right after a restart is still judged correctly.
+type state map[string]map[string]time.Time // host -> entry -> first published
+
+// LoadState restores the publication times of trackers from path (missing file: nothing).
+func LoadState(path string, trackers []*Tracker) error {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	for _, t := range trackers {
+		t.mu.Lock()
+		for e, at := range st[t.Name] {
+			t.published[e] = at
+		}
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+// SaveState writes the publication times atomically.
+func SaveState(path string, trackers []*Tracker) error {
+	st := state{}
+	for _, t := range trackers {
+		t.mu.Lock()
+		m := map[string]time.Time{}
+		for e, at := range t.published {
+			m[e] = at
+		}
+		st[t.Name] = m
+		t.mu.Unlock()
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
