@@ -53,6 +53,12 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	set := d.zones.Load()
 	sz := set.match(qname, qtype)
 	if sz == nil {
+		if d.Next == nil { // an authoritative server refuses what it is not authoritative for
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeRefused)
+			w.WriteMsg(m)
+			return dns.RcodeSuccess, nil
+		}
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
 
@@ -66,6 +72,14 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			d.record(state, sz, f, rcode)
 			return dns.RcodeSuccess, nil
 		}
+	}
+
+	if qtype == dns.TypeAXFR || qtype == dns.TypeIXFR {
+		// Zone transfers are not offered: refuse them rather than send an empty answer.
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return dns.RcodeSuccess, nil
 	}
 
 	m := new(dns.Msg)
@@ -222,6 +236,25 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 				a.referral(res.Node)
 			}
 			return first
+		case zone.DNAME:
+			// RFC 6672: the signed DNAME, then a CNAME synthesised from it (unsigned: a
+			// validator synthesises and checks it itself), then the answer for the target.
+			a.add(&a.m.Answer, res.Set, res.Set.Name, res.Set.TTL)
+			d := res.Set.RRs[0].(*dns.DNAME)
+			drop := dns.CountLabel(qname) - dns.CountLabel(res.Set.Name)
+			target := qname[:dns.Split(qname)[drop]] + d.Target
+			if _, ok := dns.IsDomainName(target); !ok || len(target) > 254 {
+				a.m.Rcode = dns.RcodeYXDomain
+				return first
+			}
+			a.m.Answer = append(a.m.Answer, &dns.CNAME{
+				Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: res.Set.TTL},
+				Target: target})
+			visited[zone.Canonical(qname)] = true
+			if hop+1 >= maxChain || visited[zone.Canonical(target)] || set.origin(target) != a.sz.origin {
+				return first
+			}
+			qname = target
 		}
 	}
 }

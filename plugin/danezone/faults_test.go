@@ -1,6 +1,7 @@
 package danezone
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,41 @@ func TestStaticFaults(t *testing.T) {
 		if _, err := parse(c); err == nil || !strings.Contains(err.Error(), bad.err) {
 			t.Errorf("%s: want %q, got %v", bad.in, bad.err, err)
 		}
+	}
+}
+
+func TestDNAMEAndTransfers(t *testing.T) {
+	d, file := newTestZone(t, denial.NSEC)
+	data, _ := os.ReadFile(file)
+	os.WriteFile(file, append(data, []byte("old DNAME new.example.test.\nwww.new A 127.0.0.5\n")...), 0o644)
+	sz := d.zones.Load().byName["example.test."]
+	if err := sz.reload(); err != nil {
+		t.Fatal(err)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("WWW.old.example.test.", dns.TypeA)
+	m.SetEdns0(1232, true)
+	r := serve(t, d, m)
+	// DNAME + RRSIG, synthesised CNAME (unsigned), A + RRSIG.
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 5 {
+		t.Fatalf("DNAME answer:\n%v", r)
+	}
+	if c, ok := r.Answer[2].(*dns.CNAME); !ok || c.Hdr.Name != "WWW.old.example.test." || c.Target != "WWW.new.example.test." {
+		t.Fatalf("synthesised CNAME: %v", r.Answer[2])
+	}
+	for _, q := range []uint16{dns.TypeAXFR, dns.TypeIXFR} {
+		m.SetQuestion("example.test.", q)
+		if r := serve(t, d, m); r.Rcode != dns.RcodeRefused {
+			t.Errorf("%s: %s, want REFUSED", dns.TypeToString[q], dns.RcodeToString[r.Rcode])
+		}
+	}
+	d.Next = nil
+	m.SetQuestion("www.other.test.", dns.TypeA)
+	if r := serve(t, d, m); r.Rcode != dns.RcodeRefused {
+		t.Errorf("out of zone: %s, want REFUSED", dns.RcodeToString[r.Rcode])
+	}
+	os.WriteFile(file, append(data, []byte("old DNAME new.example.test.\nx.old A 127.0.0.5\n")...), 0o644)
+	if err := sz.reload(); err == nil || !strings.Contains(err.Error(), "below the DNAME") {
+		t.Errorf("data below a DNAME: %v", err)
 	}
 }

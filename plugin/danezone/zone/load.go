@@ -146,6 +146,9 @@ func Parse(r io.Reader, origin, file string, prev *Zone, apex ...*RRset) (*Zone,
 		if isWild && types[dns.TypeNS] != nil {
 			return nil, fail(types[dns.TypeNS].lines[0], "NS at wildcard name %s", name)
 		}
+		if d := types[dns.TypeDNAME]; d != nil && len(d.rrs) > 1 {
+			return nil, fail(d.lines[1], "second DNAME at %s (first at line %d)", name, d.lines[0])
+		}
 		if types[dns.TypeNS] != nil && name != origin {
 			for t, p := range types {
 				if t != dns.TypeNS && t != dns.TypeDS && t != dns.TypeA && t != dns.TypeAAAA {
@@ -166,6 +169,16 @@ func Parse(r io.Reader, origin, file string, prev *Zone, apex ...*RRset) (*Zone,
 		sets[origin][a.Type] = a
 	}
 	z := build(origin, file, sets)
+	// Names below a DNAME are never reached (RFC 6672 §2.3): refuse them.
+	for name := range sets {
+		for p := parent(name); p != "" && dns.IsSubDomain(origin, p); p = parent(p) {
+			if pt := sets[p]; pt != nil && pt[dns.TypeDNAME] != nil {
+				for t, pd := range byOwner[name] {
+					return nil, fail(pd.lines[0], "%s record at %s is below the DNAME at %s and would never be served", dns.TypeToString[t], name, p)
+				}
+			}
+		}
+	}
 	// Data below a delegation point other than glue addresses is occluded: refuse it rather
 	// than serve a zone whose file says something the server will never answer.
 	for _, n := range z.nodes {

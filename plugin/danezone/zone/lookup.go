@@ -12,10 +12,11 @@ const (
 	NoData               // the name exists without the type
 	NXDomain             // the name does not exist; Encloser is the closest encloser
 	Referral             // the name is at or below the delegation point Node
+	DNAME                // an ancestor of the name owns the DNAME Set (RFC 6672)
 )
 
 func (k Kind) String() string {
-	return [...]string{"answer", "cname", "nodata", "nxdomain", "referral"}[k]
+	return [...]string{"answer", "cname", "nodata", "nxdomain", "referral", "dname"}[k]
 }
 
 // Result is what a lookup found.
@@ -52,6 +53,9 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		last, depth = n, i
 		if n.Cut && (i < nl || (qtype != dns.TypeDS && qtype != dns.TypeNSEC)) {
 			return Result{Kind: Referral, Node: n}
+		}
+		if d := n.Sets[dns.TypeDNAME]; d != nil && i < nl {
+			return Result{Kind: DNAME, Node: n, Set: d}
 		}
 	}
 	if depth == nl && last != nil {
