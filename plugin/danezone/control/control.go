@@ -277,28 +277,19 @@ func (s *Server) addRecords(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) replaceRecords(w http.ResponseWriter, r *http.Request) {
-	var b recordsBody
-	err := decode(r, &b)
-	var rrs []dns.RR
-	var name string
-	var t uint16
-	if err == nil {
-		rrs, err = b.parse()
-	}
-	if err == nil {
-		name, t, err = b.nameType(rrs, true)
-	}
-	if err == nil {
-		err = s.Records.ReplaceRecords(name, t, rrs)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"replaced": name + " " + dns.TypeToString[t], "records": len(rrs), "zones": s.Records.Zones()})
+	s.changeRecords(w, r, true, func(name string, t uint16, rrs []dns.RR) (map[string]any, error) {
+		return map[string]any{"replaced": name + " " + dns.TypeToString[t], "records": len(rrs)}, s.Records.ReplaceRecords(name, t, rrs)
+	})
 }
 
 func (s *Server) removeRecords(w http.ResponseWriter, r *http.Request) {
+	s.changeRecords(w, r, false, func(name string, t uint16, rrs []dns.RR) (map[string]any, error) {
+		return map[string]any{"removed": name}, s.Records.RemoveRecords(name, t, rrs)
+	})
+}
+
+// changeRecords reads a body naming one RRset (by records, or name and type) and applies do.
+func (s *Server) changeRecords(w http.ResponseWriter, r *http.Request, typeRequired bool, do func(string, uint16, []dns.RR) (map[string]any, error)) {
 	var b recordsBody
 	err := decode(r, &b)
 	var rrs []dns.RR
@@ -308,16 +299,18 @@ func (s *Server) removeRecords(w http.ResponseWriter, r *http.Request) {
 		rrs, err = b.parse()
 	}
 	if err == nil {
-		name, t, err = b.nameType(rrs, false)
+		name, t, err = b.nameType(rrs, typeRequired)
 	}
+	var out map[string]any
 	if err == nil {
-		err = s.Records.RemoveRecords(name, t, rrs)
+		out, err = do(name, t, rrs)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": name, "zones": s.Records.Zones()})
+	out["zones"] = s.Records.Zones()
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {

@@ -137,23 +137,7 @@ func predecessorLabel(label string, room int) (string, bool) {
 	return escape(b), true
 }
 
-func unescape(label string) []byte {
-	out := make([]byte, 0, len(label))
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if c == '\\' && i+1 < len(label) {
-			if i+3 < len(label) && isDigit(label[i+1]) && isDigit(label[i+2]) && isDigit(label[i+3]) {
-				c = (label[i+1]-'0')*100 + (label[i+2]-'0')*10 + (label[i+3] - '0')
-				i += 3
-			} else {
-				c = label[i+1]
-				i++
-			}
-		}
-		out = append(out, c)
-	}
-	return out
-}
+func unescape(label string) []byte { return zone.AppendOctets(nil, label) }
 
 // wireLen returns the length of name in wire format.
 func wireLen(name string) int {
@@ -172,7 +156,6 @@ func wireLen(name string) int {
 	}
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func escape(b []byte) string {
 	var s strings.Builder

@@ -40,6 +40,21 @@ func keyBounds(name string) (string, []int) {
 
 // appendLabel writes the canonical form of one presentation-format label.
 func appendLabel(b *strings.Builder, label string) {
+	var buf [64]byte
+	for _, c := range AppendOctets(buf[:0], label) {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c <= 1 {
+			b.WriteByte(1)
+		}
+		b.WriteByte(c)
+	}
+}
+
+// AppendOctets appends the octets of a presentation-format label to dst, resolving \DDD and
+// \X escapes.
+func AppendOctets(dst []byte, label string) []byte {
 	for i := 0; i < len(label); i++ {
 		c := label[i]
 		if c == '\\' && i+1 < len(label) {
@@ -51,14 +66,9 @@ func appendLabel(b *strings.Builder, label string) {
 				i++
 			}
 		}
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c <= 1 {
-			b.WriteByte(1)
-		}
-		b.WriteByte(c)
+		dst = append(dst, c)
 	}
+	return dst
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
