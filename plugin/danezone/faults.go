@@ -193,10 +193,12 @@ func (d *DaneZone) damage(m *dns.Msg, f *fault.Fault, sz *servedZone) error {
 		inc, exp := now.Add(-time.Hour), now.Add(14*24*time.Hour)
 		var with []*keys.Key
 		switch f.Mode() {
+		// Validators forgive clock skew up to a tenth of the validity period, capped at a
+		// day by default (Unbound's val-sig-skew-max): stay well clear of it.
 		case fault.ExpiredSig:
-			inc, exp = now.Add(-30*24*time.Hour), now.Add(-24*time.Hour)
+			inc, exp = now.Add(-37*24*time.Hour), now.Add(-7*24*time.Hour)
 		case fault.FutureSig:
-			inc, exp = now.Add(24*time.Hour), now.Add(30*24*time.Hour)
+			inc, exp = now.Add(7*24*time.Hour), now.Add(37*24*time.Hour)
 		case fault.WrongKey:
 			k, err := sz.wrongKey()
 			if err != nil {
