@@ -96,6 +96,10 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	snap := sz.cur.Load()
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
+	} else if f == nil && d.faults != nil {
+		if df := d.faults.DataFor(sz.origin, qname); df != nil {
+			snap = sz.alts.get(df, snap, sz.mode)
+		}
 	}
 	a := &answer{m: m, do: do, sz: sz, snap: snap}
 	kind := a.resolve(set, r.Question[0].Name, qtype)

@@ -95,6 +95,14 @@ func (m Mode) Data() bool {
 	return false
 }
 
+// DataType returns the type a data mode changes: DS or TLSA.
+func (m Mode) DataType() uint16 {
+	if m == DSMismatch || m == Insecure {
+		return dns.TypeDS
+	}
+	return dns.TypeTLSA
+}
+
 // Duration is a time.Duration that reads and writes as "90s", "15m", "2d".
 type Duration time.Duration
 
@@ -256,6 +264,11 @@ func (s Spec) compile(now time.Time) (*Fault, error) {
 		}
 		f.qtype = t
 	}
+	if m.Data() && s.Type == "" {
+		// A data fault counts the questions for the data it changes; the other answers that
+		// carry that data (referrals with the DS) are served changed too, uncounted (DataFor).
+		f.qtype = m.DataType()
+	}
 	switch {
 	case s.Count < 0:
 		return nil, fmt.Errorf("count must not be negative")
@@ -367,6 +380,31 @@ func (f *Fault) live(now time.Time) bool {
 		return false
 	}
 	return f.Spec.Count == 0 || f.matched.Load() < int64(f.Spec.Count)
+}
+
+// DataFor returns a live DS fault (ds-mismatch, insecure) whose DS appears in the answer for
+// qname without being asked for: a referral at or below the delegation carries the DS. The
+// query is not counted; share-limited faults are left out. TLSA faults change only the
+// answers to TLSA questions: other types at the name answer as before.
+func (r *Registry) DataFor(zone, qname string) *Fault {
+	if r.count.Load() == 0 {
+		return nil
+	}
+	now := r.Now()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, f := range r.faults {
+		if !f.Spec.Mode.Data() || f.Spec.Mode.DataType() != dns.TypeDS || f.Spec.Share > 0 ||
+			(f.zone != "" && !strings.EqualFold(f.zone, zone)) || !f.live(now) {
+			continue
+		}
+		for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
+			if f.MatchName(qname[off:]) {
+				return f
+			}
+		}
+	}
+	return nil
 }
 
 // Match returns the first fault that applies to this query, counting it, or nil.
