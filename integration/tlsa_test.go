@@ -8,6 +8,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -109,6 +110,22 @@ func TestTLSACertFile(t *testing.T) {
 		}
 	}
 
+	// A zone file reload keeps the managed records over the file's static ones.
+	if err := os.WriteFile(srv.ZoneFile("example.test"), []byte(bumpSerial(t, RepoZone(t, "example.test.zone"), 2026112202)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m := waitFor(5*time.Second, func() string {
+		if s := serialOf(t, srv.Addr, "example.test"); s != 2026112202 {
+			return fmt.Sprintf("serial %d", s)
+		}
+		return ""
+	}); m != "" {
+		t.Fatalf("zone reload not served: %s", m)
+	}
+	if a := tlMustQuery(t, srv.Addr, tlMX1); !slices.Equal(a.Records, want1) {
+		t.Errorf("after a zone file reload: TLSA %s served %v, want %v", tlMX1, a.Records, want1)
+	}
+
 	t.Run("unbound", func(t *testing.T) {
 		anchor, err := ReadAnchor(srv.KeyDir, "example.test")
 		if err != nil {
@@ -157,6 +174,8 @@ func TestTLSARotation(t *testing.T) {
 		t.Fatalf("before rotation: served %v, openssl computed %v", got.Records, recA)
 	}
 
+	// Write at a random phase of the server's 1s poll, so the figure logged is a sample.
+	time.Sleep(time.Duration(mrand.Int64N(int64(time.Second))))
 	changed := time.Now()
 	tlWriteAtomic(t, file, b.CertPEM)
 	got, took := tlWait(t, srv.Addr, tlMX1, 3*time.Second, "new certificate's TLSA", func(x tlAnswer) bool { return x.Has(recB) })
@@ -253,6 +272,7 @@ func TestTLSARollover(t *testing.T) {
 	if !slices.Equal(got.Records, tlSorted(recA, recB)) {
 		t.Fatalf("after staging: served %v, want %v", got.Records, tlSorted(recA, recB))
 	}
+	stagedSeen := time.Now()
 	t.Logf("staged key published %v after it was written", took.Round(time.Millisecond))
 	time.Sleep(ttl + 500*time.Millisecond) // every cache now holds B's record
 
@@ -286,8 +306,12 @@ func TestTLSARollover(t *testing.T) {
 			bad = append(bad, fmt.Sprintf("%s (swap %s): served %v, a sender caching it for %v meets certificate A=%v B=%v",
 				o.At.Format("15:04:05.000"), swap.Format("15:04:05.000"), o.A.Records, ttl, needA, needB))
 		}
-		// The brief's direct form: once B is published, every RRset before the change
-		// holds B, and every RRset during the hold-down after it holds A.
+		// The direct form: once B is published, every RRset before the change holds B,
+		// and every RRset during the hold-down after it holds A.
+		if o.At.After(stagedSeen) && o.At.Before(swap) && !o.A.Has(recB) {
+			bad = append(bad, fmt.Sprintf("%s: before the swap, after the staged key was published, served without it: %v",
+				o.At.Format("15:04:05.000"), o.A.Records))
+		}
 		if o.At.After(swap) && o.At.Before(swap.Add(hold-300*time.Millisecond)) && !o.A.Has(recA) {
 			bad = append(bad, fmt.Sprintf("%s: %v after the swap (hold %v) the old key is gone: %v",
 				o.At.Format("15:04:05.000"), o.At.Sub(swap).Round(time.Millisecond), hold, o.A.Records))
@@ -310,6 +334,22 @@ func TestTLSARollover(t *testing.T) {
 	danelab := tlDanelab(t)
 	if out, code := tlRun(t, 20*time.Second, exec.Command(danelab, "status", "-api", srv.Control)); code != 0 || strings.Contains(out, "WARNING") {
 		t.Errorf("danelab status after a staged renewal: exit %d, want 0 without warnings\n%s", code, out)
+	}
+
+	// The staged key is in use: unstage it (it stays published as the current key).
+	if err := os.Remove(filepath.Join(next, "mx1-next.key")); err != nil {
+		t.Fatal(err)
+	}
+	if m := waitFor(2*time.Second, func() string {
+		if st := srv.TLSAStatus(t, "mx1.example.test"); len(st.Next) > 0 {
+			return fmt.Sprintf("next still %v", st.Next)
+		}
+		return ""
+	}); m != "" {
+		t.Fatal(m)
+	}
+	if got := tlMustQuery(t, srv.Addr, tlMX1); !slices.Equal(got.Records, []string{recB}) {
+		t.Errorf("after unstaging the key in use: served %v, want %s", got.Records, recB)
 	}
 
 	// Renewal with a key that was never staged.
@@ -460,8 +500,10 @@ func TestTLSABadInput(t *testing.T) {
 // TestTLSAPosttlsFinger lets Postfix judge the served records: posttls-finger -l dane, using a
 // validating Unbound as its resolver, against a go-smtp STARTTLS receiver on port 25 of the
 // address of mx1. The receiver presents, in turn: the certificate of the file (3 1 1 matches),
-// another key issued by the same lab CA (only the 2 1 1 of the CA matches), and a self-signed
-// certificate with a key nobody published (no match: the negative control).
+// another key issued by the same lab CA (only the 2 1 1 of the CA matches), a self-signed
+// certificate with a key nobody published (no match: the negative control), and a certificate
+// with the key staged in `next`, before the certificate file changes (the rollover). The
+// matched record posttls-finger prints must carry openssl's digest.
 func TestTLSAPosttlsFinger(t *testing.T) {
 	for _, p := range []string{"posttls-finger", "unbound", "unshare"} {
 		if msg := PeerMissing(p); msg != "" {
@@ -469,7 +511,7 @@ func TestTLSAPosttlsFinger(t *testing.T) {
 		}
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: port 25 and a private mount namespace for resolv.conf")
+		t.Fatal("needs root (as in CI): a receiver on port 25 and a private mount namespace for resolv.conf")
 	}
 	mxIP, err := tlSpareLoopback(25, false, "127.0.0.11", "127.0.0.111", "127.0.0.112", "127.0.0.113")
 	if err != nil {
@@ -483,6 +525,12 @@ func TestTLSAPosttlsFinger(t *testing.T) {
 	ca := tlMakeCert(t, tlCertOpts{CN: "danelab lab CA", CA: true})
 	leaf := tlLeaf(t, "mx1.example.test", ca, nil)
 	file := tlWriteTemp(t, dir, "fullchain.pem", tlChainPEM(leaf, ca))
+	leafData := tlOpenSSLCertSPKI(t, file)
+	caData := tlOpenSSLCertSPKI(t, tlWriteTemp(t, dir, "ca.pem", ca.CertPEM))
+	next := filepath.Join(dir, "next")
+	if err := os.Mkdir(next, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	zone := RepoZone(t, "example.test.zone")
 	mxLine := regexp.MustCompile(`(?m)^mx1(\s+IN\s+A\s+)127\.0\.0\.11$`)
@@ -491,7 +539,7 @@ func TestTLSAPosttlsFinger(t *testing.T) {
 	}
 	zone = mxLine.ReplaceAllString(zone, "mx1${1}"+mxIP)
 	srv := tlStartServer(t, tlServerConfig{Reload: "200ms", Zones: map[string]string{"example.test": zone},
-		Lines: []string{"tlsa mx1.example.test cert " + file + " records 311,211"}})
+		Lines: []string{"tlsa mx1.example.test cert " + file + " records 311,211 next " + next}})
 	anchor, err := ReadAnchor(srv.KeyDir, "example.test")
 	if err != nil {
 		t.Fatal(err)
@@ -510,45 +558,62 @@ func TestTLSAPosttlsFinger(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	finger := func(t *testing.T) string {
+	// finger runs posttls-finger against a receiver presenting chain and checks its verdict:
+	// match is the line a verified DANE match prints ("" for the negative control).
+	finger := func(t *testing.T, chain []*tlCert, match string) {
+		t.Helper()
+		r := tlStartReceiver(t, net.JoinHostPort(mxIP, "25"), tlTLSCert(chain[0], chain[1:]...), false)
+		defer r.Close()
 		cmd := tlInLabResolver(t, dir, resolverIP, "posttls-finger", "-t30", "-T180", "-c", "-a", "ipv4", "-l", "dane",
 			"-P", "/etc/ssl/certs", "[mx1.example.test]")
 		cmd.Env = append(os.Environ(), "MAIL_CONFIG="+mailConfig)
 		start := time.Now()
 		out, code := tlRun(t, 60*time.Second, cmd)
 		t.Logf("posttls-finger (%v, exit %d):\n%s", time.Since(start).Round(time.Millisecond), code, out)
-		return out
+		verified := strings.Contains(out, "Verified TLS connection established")
+		switch {
+		case match != "" && (!verified || !strings.Contains(strings.ToLower(out), strings.ToLower(match))):
+			t.Errorf("posttls-finger did not report a verified DANE match %q", match)
+		case match == "" && verified:
+			t.Errorf("posttls-finger verified a certificate whose key no TLSA record names")
+		case match == "" && !strings.Contains(out, "Untrusted TLS connection established"):
+			t.Errorf("negative control: posttls-finger did not report an untrusted connection")
+		case match == "" && !strings.Contains(out, "num=65") && !strings.Contains(out, "no matching DANE TLSA records"):
+			t.Errorf("negative control: no \"num=65\"/\"no matching DANE TLSA records\" in the output")
+		}
 	}
-	other := tlMakeCert(t, tlCertOpts{CN: "mx1.example.test", DNSNames: []string{"mx1.example.test"}, Issuer: ca})
-	stranger := tlLeaf(t, "mx1.example.test", nil, nil)
-	for _, c := range []struct {
-		name      string
-		cert      []*tlCert // leaf first
-		verified  bool
-		matchLine string // a line posttls-finger prints on the match
-	}{
-		{"file's certificate (3 1 1)", []*tlCert{leaf, ca}, true, "Matched DANE EE certificate"},
-		{"same CA, other key (2 1 1)", []*tlCert{other, ca}, true, "Matched DANE TA certificate"},
-		{"unpublished key (negative control)", []*tlCert{stranger}, false, ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := tlStartReceiver(t, net.JoinHostPort(mxIP, "25"), tlTLSCert(c.cert[0], c.cert[1:]...), false)
-			defer r.Close()
-			out := finger(t)
-			verified := strings.Contains(out, "Verified TLS connection established")
-			switch {
-			case c.verified && (!verified || !strings.Contains(out, c.matchLine)):
-				t.Errorf("posttls-finger did not report a verified DANE match (%q)", c.matchLine)
-			case !c.verified && verified:
-				t.Errorf("posttls-finger verified a certificate whose key no TLSA record names")
-			case !c.verified && !strings.Contains(out, "Untrusted TLS connection established"):
-				t.Errorf("negative control: posttls-finger did not report an untrusted connection")
+	t.Run("file's certificate (3 1 1)", func(t *testing.T) {
+		finger(t, []*tlCert{leaf, ca}, "Matched DANE EE certificate at depth 0: 3 1 1 "+leafData)
+	})
+	t.Run("same CA, other key (2 1 1)", func(t *testing.T) {
+		other := tlMakeCert(t, tlCertOpts{CN: "mx1.example.test", DNSNames: []string{"mx1.example.test"}, Issuer: ca})
+		finger(t, []*tlCert{other, ca}, "Matched DANE TA certificate at depth 1: 2 1 1 "+caData)
+	})
+	t.Run("unpublished key (negative control)", func(t *testing.T) {
+		finger(t, []*tlCert{tlLeaf(t, "mx1.example.test", nil, nil)}, "")
+	})
+	// Rollover as a sender sees it: a key staged in `next` reaches the resolver; the MTA then
+	// switches to a certificate with that key (self-signed, so only its 3 1 1 can match)
+	// before danezone has even seen the new file, and the sender, with the RRset it has,
+	// verifies it.
+	t.Run("staged key, certificate switched before the file changed", func(t *testing.T) {
+		staged := tlLeaf(t, "mx1.example.test", nil, nil)
+		stagedData := tlOpenSSLKeySPKI(t, tlWriteTemp(t, dir, "staged.key", staged.KeyPEM))
+		tlWriteAtomic(t, filepath.Join(next, "mx1.key"), staged.KeyPEM)
+		if m := waitFor(15*time.Second, func() string {
+			r, err := u.Resolve(tlMX1, dns.TypeTLSA)
+			if err != nil {
+				return err.Error()
 			}
-			if !c.verified && !strings.Contains(out, "num=65") && !strings.Contains(out, "no matching DANE TLSA records") {
-				t.Errorf("negative control: no \"num=65\"/\"no matching DANE TLSA records\" in the output")
+			if a := tlParse(r, tlMX1); !a.AD || !a.Has("3 1 1 "+stagedData) {
+				return fmt.Sprintf("lab resolver serves %s", a)
 			}
-		})
-	}
+			return ""
+		}); m != "" {
+			t.Fatalf("staged key not validated by the lab resolver: %s", m)
+		}
+		finger(t, []*tlCert{staged}, "Matched DANE EE certificate at depth 0: 3 1 1 "+stagedData)
+	})
 }
 
 // TestTLSAProbe follows a live STARTTLS receiver (probe ... interval 1s) and an implicit-TLS
@@ -662,7 +727,10 @@ func TestTLSAACMERenewal(t *testing.T) {
 	lego := func(args ...string) {
 		t.Helper()
 		base := []string{"--accept-tos", "--email", "hostmaster@example.test", "--server", fmt.Sprintf("https://127.0.0.1:%d/dir", ports[0]),
-			"--path", legoDir, "--domains", "mx1.example.test", "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", ports[4])}
+			"--path", legoDir, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", ports[4])}
+		if !slices.Contains(args, "--csr") {
+			base = append(base, "--domains", "mx1.example.test")
+		}
 		cmd := exec.Command("lego", append(base, args...)...)
 		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+pebbleCert)
 		start := time.Now()

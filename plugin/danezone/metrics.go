@@ -41,7 +41,7 @@ var (
 	}, []string{"zone", "mode"})
 	tlsaErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_source_errors_total",
-		Help: "Counter of certificate sources or staged keys that could not be used; the last good TLSA records keep serving.",
+		Help: "Counter of problems with certificate sources or staged keys (each distinct problem once); the last good TLSA records keep serving.",
 	}, []string{"host"})
 	tlsaChanges = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_changes_total",

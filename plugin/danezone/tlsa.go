@@ -134,8 +134,8 @@ func (d *DaneZone) updateTLSA(ctx context.Context, now time.Time) {
 		st := t.Status(now)
 		host := strings.TrimSuffix(t.Name, ".")
 		if err != nil {
-			tlsaErrors.WithLabelValues(host).Inc()
-			if d.tlsaLogged[host] != err.Error() {
+			if d.tlsaLogged[host] != err.Error() { // count and log each new problem once
+				tlsaErrors.WithLabelValues(host).Inc()
 				log.Errorf("TLSA for %s: %v", host, err)
 			}
 			d.tlsaLogged[host] = err.Error()

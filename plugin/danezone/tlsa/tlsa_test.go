@@ -193,7 +193,7 @@ func TestRollover(t *testing.T) {
 	now = now.Add(time.Second)
 	tr.Update(ctx, now)
 	st = tr.Status(now)
-	if !st.Unstaged || !strings.Contains(strings.Join(st.Warnings, "\n"), "less than the TTL") {
+	if !st.Unstaged || !strings.Contains(strings.Join(st.Warnings, "\n"), "never published before use") {
 		t.Fatalf("unstaged renewal not reported: %+v", st)
 	}
 	if !st.ExpiresSoon || !strings.Contains(strings.Join(st.Warnings, "\n"), "expires on") {

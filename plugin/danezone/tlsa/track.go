@@ -61,6 +61,10 @@ type Tracker struct {
 	lastErr   string
 	warnings  []string
 	unstaged  string // why the last change was unsafe, "" if it was not
+	// unstagedUntil is when the unstaged warning ends: once the old records are withdrawn and
+	// at least an hour has passed, the risky moment is over.
+	unstagedUntil time.Time
+	lastPublished []string
 	nextFetch time.Time
 	lastFetch time.Time
 }
@@ -92,10 +96,12 @@ func NewTracker(h Host) *Tracker {
 func (t *Tracker) Update(ctx context.Context, now time.Time) (changed bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	before := t.entries(now)
 	defer func() {
+		// Compare with what was last published, not with a moment ago: a hold-down that
+		// ends exactly now is a change too.
 		after := t.entries(now)
-		changed = !slices.Equal(before, after)
+		changed = !slices.Equal(t.lastPublished, after)
+		t.lastPublished = after
 		for _, e := range after {
 			if _, ok := t.published[e]; !ok {
 				t.published[e] = now
@@ -154,12 +160,13 @@ func (t *Tracker) replace(chain []*x509.Certificate, cur []entry, now time.Time)
 		for _, e := range cur {
 			since, ok := t.published[e.String()]
 			if !ok || now.Sub(since) < ttl {
-				ago := "never"
+				when := "was never published before use"
 				if ok {
-					ago = now.Sub(since).Round(time.Second).String() + " ago"
+					when = "was published only " + now.Sub(since).Round(time.Second).String() + " before use, less than the TTL (" + ttl.String() + ")"
 				}
-				t.unstaged = fmt.Sprintf("new certificate for %s at %s: its TLSA %s was published %s, less than the TTL (%s) before use: DANE senders holding the old TLSA will defer mail (4.7.323) until their caches expire; stage the next key (next PATH) to avoid this",
-					strings.TrimSuffix(t.Name, "."), now.UTC().Format(time.RFC3339), e, ago, ttl)
+				t.unstaged = fmt.Sprintf("new certificate for %s at %s: its TLSA %s %s: DANE senders holding the old TLSA will defer mail (4.7.323) until their caches expire; stage the next key (next PATH) to avoid this",
+					strings.TrimSuffix(t.Name, "."), now.UTC().Format(time.RFC3339), e, when)
+				t.unstagedUntil = now.Add(max(t.Hold, time.Hour))
 				break
 			}
 		}
@@ -262,6 +269,9 @@ func (t *Tracker) Records(now time.Time) map[string][]dns.RR {
 
 func (t *Tracker) refreshWarnings(now time.Time) {
 	t.warnings = nil
+	if t.unstaged != "" && !now.Before(t.unstagedUntil) {
+		t.unstaged = ""
+	}
 	if t.unstaged != "" {
 		t.warnings = append(t.warnings, t.unstaged)
 	}
