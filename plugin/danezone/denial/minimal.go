@@ -156,7 +156,6 @@ func wireLen(name string) int {
 	}
 }
 
-
 func escape(b []byte) string {
 	var s strings.Builder
 	for _, c := range b {

@@ -65,8 +65,8 @@ type Tracker struct {
 	// at least an hour has passed, the risky moment is over.
 	unstagedUntil time.Time
 	lastPublished []string
-	nextFetch time.Time
-	lastFetch time.Time
+	nextFetch     time.Time
+	lastFetch     time.Time
 }
 
 // NewTracker returns a tracker for h with defaults filled in.
