@@ -87,6 +87,30 @@ func TestControlFaults(t *testing.T) {
 	if code, body := call(t, ts, "GET", "/faults/modes", "", ""); code != 200 || !strings.Contains(body, "tlsa-mismatch") {
 		t.Errorf("modes: %d %s", code, body)
 	}
+	// DELETE /faults removes them all; DELETE /history forgets the questions.
+	call(t, ts, "POST", "/faults", `{"mode":"refused","name":"*"}`, "")
+	call(t, ts, "POST", "/faults", `{"mode":"servfail","name":"*"}`, "")
+	if code, _ := call(t, ts, "DELETE", "/faults", "", ""); code != 204 {
+		t.Fatalf("delete all: %d", code)
+	}
+	if _, body := call(t, ts, "GET", "/faults", "", ""); strings.TrimSpace(body) != "[]" {
+		t.Fatalf("faults left: %s", body)
+	}
+	if r := query(t, d, "mx1.example.test.", dns.TypeA); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("fault still applied: %s", dns.RcodeToString[r.Rcode])
+	}
+	if _, body := call(t, ts, "GET", "/history", "", ""); !strings.Contains(body, `"mx1.example.test."`) {
+		t.Fatalf("history lacks the query: %s", body)
+	}
+	if code, _ := call(t, ts, "DELETE", "/history", "", ""); code != 204 {
+		t.Fatalf("delete history: %d", code)
+	}
+	if _, body := call(t, ts, "GET", "/history", "", ""); strings.TrimSpace(body) != "[]" {
+		t.Fatalf("history not forgotten: %s", body)
+	}
+	if code, body := call(t, ts, "GET", "/tlsa", "", ""); code != 200 || strings.TrimSpace(body) != "[]" {
+		t.Fatalf("tlsa without trackers: %d %s", code, body)
+	}
 }
 
 func TestControlRecordsAndHistory(t *testing.T) {
