@@ -1,53 +1,13 @@
 // Command coredns is danelab's CoreDNS build: the stock server with only the plugins danelab
-// uses, plus danezone. Keeping the stock file and dnssec plugins lets users (and make bench)
-// compare them with danezone in one binary.
+// uses, plus danezone (see package server for the list and order). Keeping the stock file and
+// dnssec plugins lets users (and make bench) compare them with danezone in one binary.
 package main
 
 import (
-	"github.com/coredns/coredns/core/dnsserver"
+	_ "github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
-	_ "github.com/coredns/coredns/plugin/acl"
-	_ "github.com/coredns/coredns/plugin/any"
-	_ "github.com/coredns/coredns/plugin/bind"
-	_ "github.com/coredns/coredns/plugin/cache"
-	_ "github.com/coredns/coredns/plugin/dnssec"
-	_ "github.com/coredns/coredns/plugin/erratic"
-	_ "github.com/coredns/coredns/plugin/errors"
-	_ "github.com/coredns/coredns/plugin/file"
-	_ "github.com/coredns/coredns/plugin/health"
-	_ "github.com/coredns/coredns/plugin/log"
-	_ "github.com/coredns/coredns/plugin/metrics"
-	_ "github.com/coredns/coredns/plugin/ready"
-	_ "github.com/coredns/coredns/plugin/reload"
-	_ "github.com/coredns/coredns/plugin/transfer"
-	_ "github.com/coredns/coredns/plugin/whoami"
-
-	_ "github.com/danelab/danelab/plugin/danezone"
+	_ "github.com/danelab/danelab/server"
 )
-
-// Directives is the plugin execution order. It replaces CoreDNS's generated list, so a
-// directive not named here is rejected by the Corefile parser. The order follows CoreDNS's
-// own (plugin.cfg); danezone sits where file does: it is a backend.
-var Directives = []string{
-	"reload",
-	"bind",
-	"ready",
-	"health",
-	"prometheus",
-	"errors",
-	"log",
-	"any",
-	"acl",
-	"cache",
-	"dnssec",
-	"transfer",
-	"danezone",
-	"file",
-	"erratic",
-	"whoami",
-}
-
-func init() { dnsserver.Directives = Directives }
 
 func main() { coremain.Run() }

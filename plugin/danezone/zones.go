@@ -82,7 +82,11 @@ func (s *zoneSet) match(qname string, qtype uint16) *servedZone {
 	}
 	if qtype == dns.TypeDS && strings.EqualFold(o, qname) && o != "." {
 		off, _ := dns.NextLabel(qname, 0)
-		if p := s.origin(qname[off:]); p != "" {
+		parent := qname[off:]
+		if parent == "" {
+			parent = "."
+		}
+		if p := s.origin(parent); p != "" {
 			o = p
 		}
 	}
@@ -206,11 +210,11 @@ func zoneFiles(path string, origins []string) (map[string]string, error) {
 	}
 	files := map[string]string{}
 	if !fi.IsDir() {
-		origin := strings.TrimSuffix(filepath.Base(path), ".zone")
+		origin := originOf(filepath.Base(path))
 		if len(origins) > 0 {
-			origin = origins[0]
+			origin = zone.Canonical(origins[0])
 		}
-		files[zone.Canonical(origin)] = path
+		files[origin] = path
 		return files, nil
 	}
 	entries, err := os.ReadDir(path)
@@ -225,7 +229,7 @@ func zoneFiles(path string, origins []string) (map[string]string, error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".zone") {
 			continue
 		}
-		origin := zone.Canonical(strings.TrimSuffix(e.Name(), ".zone"))
+		origin := originOf(e.Name())
 		if _, ok := dns.IsDomainName(origin); !ok {
 			continue
 		}
@@ -243,3 +247,13 @@ func zoneFiles(path string, origins []string) (map[string]string, error) {
 }
 
 var errNoZones = errors.New("no zone files")
+
+// originOf returns the origin a zone file name stands for: <origin>.zone, and root.zone for
+// the root zone (a lab's own root).
+func originOf(file string) string {
+	name := strings.TrimSuffix(file, ".zone")
+	if name == "root" {
+		return "."
+	}
+	return zone.Canonical(name)
+}
