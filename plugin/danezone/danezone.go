@@ -92,7 +92,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		w.WriteMsg(m)
 		return dns.RcodeBadVers, nil
 	}
-	do := opt != nil && opt.Do()
+	do := opt != nil && opt.Do() && !sz.unsigned
 	snap := sz.cur.Load()
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
@@ -103,7 +103,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	a := &answer{m: m, do: do, sz: sz, snap: snap}
 	kind := a.resolve(set, r.Question[0].Name, qtype)
-	if a.err == nil && f != nil {
+	if a.err == nil && f != nil && !sz.unsigned {
 		a.err = d.damage(m, f, sz)
 	}
 	if a.err != nil {

@@ -34,6 +34,7 @@ type config struct {
 	algorithm uint8
 	mode      denial.Mode
 	modes     map[string]denial.Mode // per zone
+	unsigned  map[string]bool        // zones served without DNSSEC
 	policy    signer.Policy
 	reload    time.Duration
 	faults    []fault.Spec
@@ -89,6 +90,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		algorithm: dns.ECDSAP256SHA256,
 		mode:      denial.NSEC,
 		modes:     map[string]denial.Mode{},
+		unsigned:  map[string]bool{},
 		policy:    signer.DefaultPolicy(),
 		reload:    time.Second,
 	}
@@ -152,6 +154,13 @@ func parse(c *caddy.Controller) (*config, error) {
 				}
 				for _, z := range vals[1:] {
 					cfg.modes[zone.Canonical(z)] = mode
+				}
+			case "unsigned":
+				if len(vals) == 0 {
+					return nil, c.Errf("unsigned needs the zones to serve without DNSSEC")
+				}
+				for _, z := range vals {
+					cfg.unsigned[zone.Canonical(z)] = true
 				}
 			case "validity":
 				cfg.policy.Validity, err = dur()
@@ -322,6 +331,18 @@ func start(cfg *config) (*DaneZone, error) {
 
 // open prepares a zone: keys (generated when there are none), signer, first load.
 func (cfg *config) open(origin, file string) (*servedZone, error) {
+	if cfg.unsigned[origin] {
+		sz := &servedZone{origin: origin, file: file, mode: denial.NSEC, unsigned: true,
+			signer: signer.New(origin, &keys.Set{Zone: origin}, cfg.policy)}
+		snap, fz, st, err := sz.load()
+		if err != nil {
+			reloads.WithLabelValues(origin, "failed").Inc()
+			return nil, err
+		}
+		sz.install(snap, fz, st)
+		log.Infof("Serving %s from %s unsigned: serial %d, %d names", origin, file, snap.z.Serial, snap.z.Nodes())
+		return sz, nil
+	}
 	ks, generated, err := keys.LoadOrGenerate(cfg.keyDir, origin, cfg.algorithm)
 	if err != nil {
 		return nil, err

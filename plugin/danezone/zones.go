@@ -27,11 +27,12 @@ type snapshot struct {
 
 // servedZone is one zone: its file, keys, signer and the snapshot being served.
 type servedZone struct {
-	origin string
-	file   string
-	mode   denial.Mode
-	signer *signer.Signer
-	cur    atomic.Pointer[snapshot]
+	origin   string
+	file     string
+	mode     denial.Mode
+	unsigned bool // served without DNSSEC: no keys, no signatures, no proofs
+	signer   *signer.Signer
+	cur      atomic.Pointer[snapshot]
 
 	stamp    fileStamp // of the file behind cur
 	keyStamp string    // of the key files behind the signer
