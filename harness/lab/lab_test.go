@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/miekg/dns"
 )
 
@@ -181,4 +182,40 @@ func tail(path string) string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+func TestLabFaults(t *testing.T) {
+	delv, err := exec.LookPath("delv")
+	if err != nil {
+		t.Skip("delv not installed (bind9-dnsutils)")
+	}
+	l := startLab(t)
+	anchors := filepath.Join(t.TempDir(), "anchors.conf")
+	l.WriteDelvAnchors(anchors)
+	host, port, _ := strings.Cut(l.Addr, ":")
+	run := func(name, qtype string) string {
+		out, _ := exec.Command(delv, "@"+host, "-p", port, "-a", anchors, name, qtype).CombinedOutput()
+		return string(out)
+	}
+	if _, err := l.AddFault(fault.Spec{Mode: fault.DSMismatch, Name: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("_25._tcp.mx1.example.test", "TLSA"); strings.Contains(out, "fully validated") {
+		t.Errorf("ds-mismatch: the child still validates:\n%s", out)
+	}
+	if _, err := l.AddFault(fault.Spec{Mode: "explode", Name: "x"}); err == nil || !strings.Contains(err.Error(), "valid modes") {
+		t.Errorf("bad mode: %v", err)
+	}
+	if err := l.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("_25._tcp.mx1.example.test", "TLSA"); !strings.Contains(out, "; fully validated") {
+		t.Errorf("after reset:\n%s", out)
+	}
+	if err := l.AddRecords("_25._tcp.mx2.example.test. 60 IN TLSA 3 1 1 0102030405060708091011121314151617181920212223242526272829303132"); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("_25._tcp.mx2.example.test", "TLSA"); !strings.Contains(out, "; fully validated") {
+		t.Errorf("added record:\n%s", out)
+	}
 }
