@@ -17,7 +17,7 @@ import (
 func newControl(t *testing.T, token string) (*DaneZone, *httptest.Server) {
 	d, _ := newTestZone(t, denial.NSEC)
 	d.history = control.NewHistory(100)
-	s := &control.Server{Faults: d.faults, Records: d, History: d.history, Token: token}
+	s := control.NewServer(control.Backend{Faults: d.faults, Records: d, History: d.history, Token: token})
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
 	return d, ts

@@ -96,7 +96,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	snap := sz.cur.Load()
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
-	} else if f == nil && d.faults != nil {
+	} else if d.faults != nil {
 		if df := d.faults.DataFor(sz.origin, qname); df != nil {
 			snap = sz.alts.get(df, snap, sz.mode)
 		}
@@ -161,9 +161,12 @@ func truncate(m *dns.Msg, size int) {
 	if m.Len() <= size {
 		return
 	}
-	// Additional data is optional: drop it first.
+	// Additional data is optional: drop it first. Except the glue of a referral, which a
+	// resolver needs to follow it: without it the client must retry over TCP (RFC 9471).
+	glue := !m.Authoritative && len(m.Extra) > 0
 	m.Extra = nil
 	if m.Len() <= size {
+		m.Truncated = glue
 		return
 	}
 	m.Truncated = true
@@ -218,7 +221,11 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			a.negative()
 			if a.do {
 				if res.Wildcard {
-					a.proof(a.snap.d.Match(res.Node))
+					if n := a.snap.d.Match(res.Node); n != nil {
+						a.proof(n)
+					} else { // the wildcard is an empty non-terminal
+						a.proof(a.snap.d.Cover(res.Node.Name))
+					}
 					a.proveNoCloser(res)
 				} else if n := a.snap.d.Match(res.Node); n != nil {
 					a.proof(n)
@@ -247,7 +254,7 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			d := res.Set.RRs[0].(*dns.DNAME)
 			drop := dns.CountLabel(qname) - dns.CountLabel(res.Set.Name)
 			target := qname[:dns.Split(qname)[drop]] + d.Target
-			if _, ok := dns.IsDomainName(target); !ok || len(target) > 254 {
+			if _, ok := dns.IsDomainName(target); !ok { // longer than 255 octets (RFC 6672 §2.2)
 				a.m.Rcode = dns.RcodeYXDomain
 				return first
 			}

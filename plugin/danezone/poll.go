@@ -103,13 +103,19 @@ func (d *DaneZone) check(cfg *config, failed map[string]string) {
 			if err != nil {
 				continue
 			}
+			// The new DNSKEY set is published by the same snapshot swap that starts using the
+			// keys; if that version does not load, the old keys and data keep serving.
+			if err := sz.reloadWithKeys(ks); err != nil {
+				report(sz.file, err)
+				continue
+			}
+			report(sz.file, nil)
 			sz.keyStamp = keyStamp
-			sz.signer.SetKeys(ks)
 			if _, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
 				log.Errorf("Writing the DS set of %s: %v", sz.origin, err)
 			}
-			log.Infof("Keys of %s changed: %d keys, re-signing", sz.origin, len(ks.Keys))
-			sz.stamp = fileStamp{} // the apex changes: rebuild
+			log.Infof("Keys of %s changed: %d keys, re-signed", sz.origin, len(ks.Keys))
+			continue
 		}
 		st, err := stampOf(sz.file)
 		if err != nil || st == sz.stamp {
@@ -141,11 +147,15 @@ func keyFilesStamp(dir, origin string) string {
 	if err != nil {
 		return "error: " + err.Error()
 	}
-	prefix := "K" + strings.ToLower(origin)
+	text, err := keys.FileNameText(origin)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	prefix := strings.ToLower("K" + text + "+")
 	var b strings.Builder
 	var names []string
 	for _, e := range entries {
-		if strings.HasPrefix(strings.ToLower(e.Name()), prefix+"+") {
+		if strings.HasPrefix(strings.ToLower(e.Name()), prefix) {
 			names = append(names, e.Name())
 		}
 	}

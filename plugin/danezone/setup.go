@@ -52,28 +52,31 @@ func setup(c *caddy.Controller) error {
 	if err != nil {
 		return plugin.Error("danezone", err)
 	}
-	var ctl *control.Server
 	if cfg.control != "" {
 		d.history = control.NewHistory(historySize)
-		ctl = &control.Server{Faults: d.faults, Records: d, History: d.history, Token: cfg.token,
-			TLSA: func() any { return d.TLSAStatus() }}
 	}
 	stop := make(chan struct{})
 	var once sync.Once
+	acquired := false
 	c.OnStartup(func() error {
-		go d.poll(cfg, stop)
-		if ctl != nil {
-			if err := ctl.Start(cfg.control); err != nil {
+		if cfg.control != "" {
+			// A reload starts this instance before the old one stops: the listener is shared
+			// and passes to the newest instance.
+			ctl, err := control.Acquire(cfg.control, control.Backend{Faults: d.faults, Records: d, History: d.history,
+				Token: cfg.token, TLSA: func() any { return d.TLSAStatus() }})
+			if err != nil {
 				return plugin.Error("danezone", fmt.Errorf("control API: %v", err))
 			}
+			acquired = true
 			log.Infof("Control API on http://%s", ctl.Addr())
 		}
+		go d.poll(cfg, stop)
 		return nil
 	})
 	c.OnShutdown(func() error {
 		once.Do(func() { close(stop) })
-		if ctl != nil {
-			return ctl.Stop()
+		if acquired {
+			return control.Release(cfg.control)
 		}
 		return nil
 	})

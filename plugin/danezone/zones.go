@@ -123,6 +123,11 @@ func apexSets(ks *keys.Set) []*zone.RRset {
 // keeping what did not change from the current one. It does not install it. The caller holds
 // sz.mu.
 func (sz *servedZone) load() (*snapshot, *zone.Zone, fileStamp, error) {
+	return sz.loadWith(sz.signer.Keys())
+}
+
+// loadWith is load with the apex key sets of ks.
+func (sz *servedZone) loadWith(ks *keys.Set) (*snapshot, *zone.Zone, fileStamp, error) {
 	st, err := stampOf(sz.file)
 	if err != nil {
 		return nil, nil, st, &zone.Error{File: sz.file, Msg: err.Error()}
@@ -133,11 +138,12 @@ func (sz *servedZone) load() (*snapshot, *zone.Zone, fileStamp, error) {
 	if prev != nil {
 		prevZone, prevDenial = prev.z, prev.d
 	}
-	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, apexSets(sz.signer.Keys())...)
+	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, apexSets(ks)...)
 	if err != nil {
 		return nil, nil, st, err
 	}
-	z, err := fz.Apply(append(append([]zone.Edit{}, sz.managed...), sz.edits...))
+	all := append(append([]zone.Edit{}, sz.managed...), sz.edits...)
+	z, err := fz.Apply(all, len(all))
 	if err != nil {
 		return nil, nil, st, fmt.Errorf("%s: the runtime record changes no longer apply to the new version: %v", sz.file, err)
 	}
@@ -157,6 +163,21 @@ func (sz *servedZone) reload() error {
 	return nil
 }
 
+// reloadWithKeys loads a version publishing the DNSKEY set of ks and, if it loads, serves it
+// and signs with ks from then on.
+func (sz *servedZone) reloadWithKeys(ks *keys.Set) error {
+	sz.mu.Lock()
+	defer sz.mu.Unlock()
+	snap, fz, st, err := sz.loadWith(ks)
+	if err != nil {
+		reloads.WithLabelValues(sz.origin, "failed").Inc()
+		return err
+	}
+	sz.install(snap, fz, st)
+	sz.signer.SetKeys(ks)
+	return nil
+}
+
 func (sz *servedZone) install(snap *snapshot, fz *zone.Zone, st fileStamp) {
 	sz.cur.Store(snap)
 	sz.fileZone = fz
@@ -173,7 +194,7 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 	if reset {
 		all = nil
 	}
-	if err := sz.rebuild(sz.managed, all); err != nil {
+	if err := sz.rebuild(sz.managed, all, len(sz.managed)+len(sz.edits)); err != nil {
 		return err
 	}
 	sz.edits = all
@@ -184,7 +205,7 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 func (sz *servedZone) setManaged(managed []zone.Edit) error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	if err := sz.rebuild(managed, sz.edits); err != nil {
+	if err := sz.rebuild(managed, sz.edits, len(managed)+len(sz.edits)); err != nil {
 		return err
 	}
 	sz.managed = managed
@@ -192,8 +213,8 @@ func (sz *servedZone) setManaged(managed []zone.Edit) error {
 }
 
 // rebuild serves the file's data with managed records and edits applied. The caller holds sz.mu.
-func (sz *servedZone) rebuild(managed, edits []zone.Edit) error {
-	z, err := sz.fileZone.Apply(append(append([]zone.Edit{}, managed...), edits...))
+func (sz *servedZone) rebuild(managed, edits []zone.Edit, strict int) error {
+	z, err := sz.fileZone.Apply(append(append([]zone.Edit{}, managed...), edits...), strict)
 	if err != nil {
 		return err
 	}

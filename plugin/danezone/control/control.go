@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danelab/danelab/plugin/danezone/fault"
@@ -32,17 +34,79 @@ type Records interface {
 	Zones() map[string]uint32
 }
 
-// Server is the control API.
-type Server struct {
+// Backend is what the API works on: one danezone instance's faults, records and history.
+type Backend struct {
 	Faults  *fault.Registry
 	Records Records
 	History *History
 	Token   string
 	// TLSA, if set, reports the TLSA records that follow certificates (GET /tlsa).
 	TLSA func() any
+}
 
-	srv *http.Server
-	ln  net.Listener
+// Server is the control API. Its backend can be swapped while it serves: on a CoreDNS
+// reload the new instance takes over the listener of the old one (see Acquire).
+type Server struct {
+	backend atomic.Pointer[Backend]
+	srv     *http.Server
+	ln      net.Listener
+}
+
+// NewServer returns a server for b.
+func NewServer(b Backend) *Server {
+	s := &Server{}
+	s.backend.Store(&b)
+	return s
+}
+
+// SetBackend makes s serve b.
+func (s *Server) SetBackend(b Backend) { s.backend.Store(&b) }
+
+func (s *Server) b() *Backend { return s.backend.Load() }
+
+// shared holds the servers by address, with the number of danezone instances using each, so
+// that a reload (new instance started before the old one stops) keeps one listener.
+var shared = struct {
+	sync.Mutex
+	m map[string]*sharedServer
+}{m: map[string]*sharedServer{}}
+
+type sharedServer struct {
+	s    *Server
+	refs int
+}
+
+// Acquire returns the server on addr serving b, starting it when no instance has it yet.
+func Acquire(addr string, b Backend) (*Server, error) {
+	shared.Lock()
+	defer shared.Unlock()
+	if e := shared.m[addr]; e != nil {
+		e.refs++
+		e.s.SetBackend(b)
+		return e.s, nil
+	}
+	s := NewServer(b)
+	if err := s.Start(addr); err != nil {
+		return nil, err
+	}
+	shared.m[addr] = &sharedServer{s: s, refs: 1}
+	return s, nil
+}
+
+// Release drops one user of the server on addr, stopping it after the last.
+func Release(addr string) error {
+	shared.Lock()
+	defer shared.Unlock()
+	e := shared.m[addr]
+	if e == nil {
+		return nil
+	}
+	e.refs--
+	if e.refs > 0 {
+		return nil
+	}
+	delete(shared.m, addr)
+	return e.s.Stop()
 }
 
 // CheckAddress refuses a non-loopback address without a token.
@@ -66,7 +130,7 @@ func CheckAddress(addr, token string) error {
 
 // Start listens on addr and serves in the background.
 func (s *Server) Start(addr string) error {
-	if err := CheckAddress(addr, s.Token); err != nil {
+	if err := CheckAddress(addr, s.b().Token); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -108,20 +172,20 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /history", s.clearHistory)
 	mux.HandleFunc("POST /reset", s.reset)
 	mux.HandleFunc("GET /tlsa", func(w http.ResponseWriter, r *http.Request) {
-		if s.TLSA == nil {
-			writeJSON(w, http.StatusOK, []any{})
+		if f := s.b().TLSA; f != nil {
+			writeJSON(w, http.StatusOK, f())
 			return
 		}
-		writeJSON(w, http.StatusOK, s.TLSA())
+		writeJSON(w, http.StatusOK, []any{})
 	})
 	return s.auth(mux)
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.Token != "" {
+		if token := s.b().Token; token != "" {
 			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+			if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 				writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN")
 				return
 			}
@@ -156,11 +220,11 @@ func decode(r *http.Request, v any) error {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "zones": s.Records.Zones(), "faults": len(s.Faults.List())})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "zones": s.b().Records.Zones(), "faults": len(s.b().Faults.List())})
 }
 
 func (s *Server) listFaults(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.Faults.List())
+	writeJSON(w, http.StatusOK, s.b().Faults.List())
 }
 
 func (s *Server) modes(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +241,7 @@ func (s *Server) addFault(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	f, err := s.Faults.Add(spec)
+	f, err := s.b().Faults.Add(spec)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -187,7 +251,7 @@ func (s *Server) addFault(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) removeFault(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !s.Faults.Remove(id) {
+	if !s.b().Faults.Remove(id) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no fault with id %q", id))
 		return
 	}
@@ -195,7 +259,7 @@ func (s *Server) removeFault(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) clearFaults(w http.ResponseWriter, r *http.Request) {
-	s.Faults.Reset()
+	s.b().Faults.Reset()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -267,24 +331,24 @@ func (s *Server) addRecords(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("records is required")
 	}
 	if err == nil {
-		err = s.Records.AddRecords(rrs)
+		err = s.b().Records.AddRecords(rrs)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"added": len(rrs), "zones": s.Records.Zones()})
+	writeJSON(w, http.StatusOK, map[string]any{"added": len(rrs), "zones": s.b().Records.Zones()})
 }
 
 func (s *Server) replaceRecords(w http.ResponseWriter, r *http.Request) {
 	s.changeRecords(w, r, true, func(name string, t uint16, rrs []dns.RR) (map[string]any, error) {
-		return map[string]any{"replaced": name + " " + dns.TypeToString[t], "records": len(rrs)}, s.Records.ReplaceRecords(name, t, rrs)
+		return map[string]any{"replaced": name + " " + dns.TypeToString[t], "records": len(rrs)}, s.b().Records.ReplaceRecords(name, t, rrs)
 	})
 }
 
 func (s *Server) removeRecords(w http.ResponseWriter, r *http.Request) {
 	s.changeRecords(w, r, false, func(name string, t uint16, rrs []dns.RR) (map[string]any, error) {
-		return map[string]any{"removed": name}, s.Records.RemoveRecords(name, t, rrs)
+		return map[string]any{"removed": name}, s.b().Records.RemoveRecords(name, t, rrs)
 	})
 }
 
@@ -309,7 +373,7 @@ func (s *Server) changeRecords(w http.ResponseWriter, r *http.Request, typeRequi
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	out["zones"] = s.Records.Zones()
+	out["zones"] = s.b().Records.Zones()
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -331,18 +395,18 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, s.History.Find(q.Get("name"), t, since))
+	writeJSON(w, http.StatusOK, s.b().History.Find(q.Get("name"), t, since))
 }
 
 func (s *Server) clearHistory(w http.ResponseWriter, r *http.Request) {
-	s.History.Reset()
+	s.b().History.Reset()
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // reset removes every fault and runtime record change and forgets the history.
 func (s *Server) reset(w http.ResponseWriter, r *http.Request) {
-	s.Faults.Reset()
-	s.Records.ResetRecords()
-	s.History.Reset()
-	writeJSON(w, http.StatusOK, map[string]any{"status": "reset", "zones": s.Records.Zones()})
+	s.b().Faults.Reset()
+	s.b().Records.ResetRecords()
+	s.b().History.Reset()
+	writeJSON(w, http.StatusOK, map[string]any{"status": "reset", "zones": s.b().Records.Zones()})
 }

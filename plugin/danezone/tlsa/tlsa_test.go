@@ -243,3 +243,60 @@ func TestStagedKeyForms(t *testing.T) {
 		t.Errorf("junk file: %v", err)
 	}
 }
+
+// TestUnstagedJudgement: a rollback to a withdrawn key is unsafe; a renewal whose DANE-EE key
+// was staged is safe even when its DANE-TA record changes; a renewal while down is judged
+// from the saved state.
+func TestUnstagedJudgement(t *testing.T) {
+	dir := t.TempDir()
+	chainFile, nextFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "next.key")
+	ca1, ca1Key := cert(t, "CA 1", nil, nil, time.Now().Add(365*24*time.Hour), true)
+	ca2, ca2Key := cert(t, "CA 2", nil, nil, time.Now().Add(365*24*time.Hour), true)
+	leaf1, _ := cert(t, "mx1.example.test", ca1, ca1Key, time.Now().Add(90*24*time.Hour), false)
+	writePEM(t, chainFile, leaf1, ca1)
+	tr := NewTracker(Host{Name: "mx1.example.test", Source: File{chainFile}, TTL: 60, Params: []Param{{3, 1, 1}, {2, 1, 1}}})
+	now := time.Now()
+	ctx := context.Background()
+	tr.Update(ctx, now)
+	// Stage a key, renew with it under another CA: 3 1 1 was published ahead, so it is safe.
+	_, key2 := cert(t, "x", nil, nil, time.Now().Add(time.Hour), false)
+	writeKey(t, nextFile, key2)
+	tr.Next = nextFile
+	now = now.Add(time.Second)
+	tr.Update(ctx, now)
+	now = now.Add(2 * time.Minute)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "mx1.example.test"}, DNSNames: []string{"mx1.example.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca2, &key2.PublicKey, ca2Key)
+	leaf2, _ := x509.ParseCertificate(der)
+	writePEM(t, chainFile, leaf2, ca2)
+	tr.Update(ctx, now)
+	if st := tr.Status(now); st.Unstaged {
+		t.Fatalf("staged key under a new CA reported unstaged: %v", st.Warnings)
+	}
+	// Roll back to the first certificate after its records were withdrawn: unsafe.
+	tr.Next = ""
+	now = now.Add(time.Hour)
+	tr.Update(ctx, now)
+	writePEM(t, chainFile, leaf1, ca1)
+	now = now.Add(time.Second)
+	tr.Update(ctx, now)
+	if st := tr.Status(now); !st.Unstaged {
+		t.Fatal("rollback to a withdrawn key not reported")
+	}
+	// Renewed while down: a tracker restored from state judges its first certificate. (With
+	// 2 1 1 the CA's record, published long ago, would still match: only DANE-EE here.)
+	state := filepath.Join(dir, "state.json")
+	SaveState(state, []*Tracker{tr})
+	leaf3, _ := cert(t, "mx1.example.test", ca1, ca1Key, time.Now().Add(90*24*time.Hour), false)
+	writePEM(t, chainFile, leaf3, ca1)
+	h := tr.Host
+	h.Params = DefaultParams
+	tr2 := NewTracker(h)
+	LoadState(state, []*Tracker{tr2})
+	now = now.Add(time.Hour)
+	tr2.Update(ctx, now)
+	if st := tr2.Status(now); !st.Unstaged {
+		t.Fatal("renewal while down not reported after restart")
+	}
+}

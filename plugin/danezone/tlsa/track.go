@@ -101,6 +101,11 @@ func (t *Tracker) Update(ctx context.Context, now time.Time) (changed bool, err 
 		// ends exactly now is a change too.
 		after := t.entries(now)
 		changed = !slices.Equal(t.lastPublished, after)
+		for _, e := range t.lastPublished {
+			if !slices.Contains(after, e) { // withdrawn: publishing it again starts afresh
+				delete(t.published, e)
+			}
+		}
 		t.lastPublished = after
 		for _, e := range after {
 			if _, ok := t.published[e]; !ok {
@@ -148,27 +153,37 @@ func (t *Tracker) Update(ctx context.Context, now time.Time) (changed bool, err 
 // replace installs a new certificate: the old records are held, and a new key that was not
 // published at least one TTL ago is reported (RFC 7671 §8.1).
 func (t *Tracker) replace(chain []*x509.Certificate, cur []entry, now time.Time) {
-	first := t.current == nil
+	// The very first certificate is only judged when records were published before (a restart
+	// with state): then the certificate may have been renewed while danezone was down.
+	judge := t.current != nil || len(t.published) > 0
 	for _, old := range t.current {
 		if !slices.Contains(cur, old) {
 			t.held = append(t.held, held{old, now.Add(t.Hold)})
 		}
 	}
 	t.unstaged = ""
-	if !first {
+	if judge {
+		// One record for the new certificate published at least a TTL ago is enough: a
+		// sender with the old RRset cached matches it (RFC 7671 §8.1).
 		ttl := time.Duration(t.TTL) * time.Second
+		safe := false
+		var newest entry
+		var newestWhen string
 		for _, e := range cur {
 			since, ok := t.published[e.String()]
-			if !ok || now.Sub(since) < ttl {
-				when := "was never published before use"
-				if ok {
-					when = "was published only " + now.Sub(since).Round(time.Second).String() + " before use, less than the TTL (" + ttl.String() + ")"
-				}
-				t.unstaged = fmt.Sprintf("new certificate for %s at %s: its TLSA %s %s: DANE senders holding the old TLSA will defer mail (4.7.323) until their caches expire; stage the next key (next PATH) to avoid this",
-					strings.TrimSuffix(t.Name, "."), now.UTC().Format(time.RFC3339), e, when)
-				t.unstagedUntil = now.Add(max(t.Hold, time.Hour))
+			if ok && now.Sub(since) >= ttl {
+				safe = true
 				break
 			}
+			newest, newestWhen = e, "was never published before use"
+			if ok {
+				newestWhen = "was published only " + now.Sub(since).Round(time.Second).String() + " before use, less than the TTL (" + ttl.String() + ")"
+			}
+		}
+		if !safe {
+			t.unstaged = fmt.Sprintf("new certificate for %s at %s: its TLSA %s %s: DANE senders holding the old TLSA will defer mail (4.7.323) until their caches expire; stage the next key (next PATH) to avoid this",
+				strings.TrimSuffix(t.Name, "."), now.UTC().Format(time.RFC3339), newest, newestWhen)
+			t.unstagedUntil = now.Add(max(t.Hold, time.Hour))
 		}
 	}
 	t.chain, t.current = chain, cur

@@ -25,14 +25,16 @@ type Edit struct {
 }
 
 // Apply returns a new snapshot with the edits applied in order, validated like a zone file
-// (the records are named in errors instead of lines). z is not changed.
-func (z *Zone) Apply(edits []Edit) (*Zone, error) {
+// (the records are named in errors instead of lines). z is not changed. Edits before index
+// strict are being re-applied to a new version of the file: removing what is already gone is
+// then no error (the file may have made the same change).
+func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 	if len(edits) == 0 {
 		return z, nil
 	}
 	sets := z.allSets()
 	touched := map[string]bool{}
-	for _, e := range edits {
+	for i, e := range edits {
 		name := Canonical(e.Name)
 		if !dns.IsSubDomain(z.Origin, name) {
 			return nil, fmt.Errorf("%s is outside the zone %s", name, z.Origin)
@@ -90,6 +92,9 @@ func (z *Zone) Apply(edits []Edit) (*Zone, error) {
 			default:
 				old := byType[e.Type]
 				if old == nil {
+					if i < strict {
+						continue
+					}
 					return nil, fmt.Errorf("no %s %s to remove records from", name, dns.TypeToString[e.Type])
 				}
 				var keep []dns.RR
@@ -120,12 +125,22 @@ func (z *Zone) Apply(edits []Edit) (*Zone, error) {
 		return nil, err
 	}
 	nz := build(z.Origin, z.File, sets)
+	// Rules that an edit can break far from the names it touches: a new delegation or DNAME
+	// hides the data below it.
 	for _, n := range nz.nodes {
-		if n.Occluded && touched[n.Name] {
+		if n.Occluded {
 			for t := range n.Sets {
 				if t != dns.TypeA && t != dns.TypeAAAA {
-					return nil, fmt.Errorf("%s %s is below a delegation point and would never be served", n.Name, dns.TypeToString[t])
+					return nil, fmt.Errorf("%s %s would be below a delegation point and never served", n.Name, dns.TypeToString[t])
 				}
+			}
+		}
+		if n.ENT() {
+			continue
+		}
+		for p := parent(n.Name); p != "" && dns.IsSubDomain(nz.Origin, p); p = parent(p) {
+			if pn := nz.nodes[Key(p)]; pn != nil && pn.Sets[dns.TypeDNAME] != nil {
+				return nil, fmt.Errorf("%s would be below the DNAME at %s and never served", n.Name, p)
 			}
 		}
 	}
