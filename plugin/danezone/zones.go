@@ -219,7 +219,9 @@ func (sz *servedZone) rebuild(managed, edits []zone.Edit, strict int) error {
 		return err
 	}
 	prev := sz.cur.Load()
-	z.Reuse(prev.z)
+	if z != sz.fileZone { // Apply without edits returns the file's snapshot itself: never modify it
+		z.Reuse(prev.z)
+	}
 	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prev.d)})
 	return nil
 }

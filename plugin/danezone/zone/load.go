@@ -198,7 +198,7 @@ func Parse(r io.Reader, origin, file string, prev *Zone, apex ...*RRset) (*Zone,
 }
 
 // Reuse replaces RRsets equal to those of prev by prev's, keeping their signatures. Only for a
-// snapshot not yet served.
+// snapshot not yet served or shared (it modifies z).
 func (z *Zone) Reuse(prev *Zone) { z.reuse(prev) }
 
 // reuse replaces RRsets equal to those of prev by prev's, keeping their signatures.
