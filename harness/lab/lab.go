@@ -204,7 +204,7 @@ func newWorld(cfg Config, host string) (*world, error) {
 		d := cfg.Domains[i]
 		d.Name = strings.ToLower(dns.Fqdn(d.Name))
 		if _, ok := dns.IsDomainName(d.Name); !ok || !dns.IsSubDomain("test.", d.Name) || d.Name == "test." {
-			return nil, fmt.Errorf("lab domain %q: must be a name below test.", d.Name)
+			return nil, fmt.Errorf("lab domain %q: must be a name below test", d.Name)
 		}
 		if w.domains[d.Name] != nil {
 			return nil, fmt.Errorf("lab domain %s twice", d.Name)

@@ -455,10 +455,11 @@ func readPrivateFile(path string, dnskey *dns.DNSKEY) (crypto.Signer, error) {
 		if dnskey.Algorithm == dns.ECDSAP384SHA384 {
 			curve, size = elliptic.P384(), 48
 		}
-		if p.D == nil || p.D.BitLen() > size*8 {
+		raw, err := p.Bytes()
+		if err != nil || len(raw) != size {
 			return nil, fmt.Errorf("%s: bad PrivateKey", path)
 		}
-		k, err := ecdsa.ParseRawPrivateKey(curve, p.D.FillBytes(make([]byte, size)))
+		k, err := ecdsa.ParseRawPrivateKey(curve, raw)
 		if err != nil {
 			return nil, fmt.Errorf("%s: bad PrivateKey: %w", path, err)
 		}
