@@ -173,7 +173,7 @@ func TestResolverDifferentialAnswers(t *testing.T) {
 		{"mx1.example.test", dns.TypeTXT}, {"_tcp.mx1.example.test", dns.TypeA}, // NODATA, ENT
 		{"a.users.example.test", dns.TypeA}, {"a.b.users.example.test", dns.TypeA}, {"a.users.example.test", dns.TypeTXT}, // wildcards
 		{"mail.example.test", dns.TypeA}, {"_25._tcp.shared.example.test", dns.TypeTLSA}, // CNAME chains
-		{"alias.example.test", dns.TypeA},                                                 // CNAME into an unsigned zone
+		{"alias.example.test", dns.TypeA},                                                        // CNAME into an unsigned zone
 		{"mx.plain.test", dns.TypeA}, {"nope.plain.test", dns.TypeA}, {"plain.test", dns.TypeDS}, // insecure delegation
 		{"child.example.test", dns.TypeDS}, {"_25._tcp.mx.child.example.test", dns.TypeTLSA}, // secure delegation
 		{"nope.minimal.test", dns.TypeMX}, {"mx.minimal.test", dns.TypeTXT}, // minimal denial

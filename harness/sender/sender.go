@@ -1,0 +1,444 @@
+// Package sender owns one SMTP delivery attempt as a DANE-aware MTA makes it (RFC 7672): MX
+// lookup (null MX, implicit MX), addresses per host, TLSA at _25._tcp (the CNAME-expanded name
+// first), the security level that follows (dane, encrypt, may), STARTTLS with DANE
+// authentication, the next MX after a per-host failure, never plaintext where DANE applies.
+// Every attempt redoes DNS through the resolver and returns a classified queue.Outcome.
+package sender
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/textproto"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danelab/danelab/harness/dane"
+	"github.com/danelab/danelab/harness/queue"
+	"github.com/danelab/danelab/harness/resolver"
+	"github.com/danelab/danelab/harness/tlsrpt"
+	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
+)
+
+// The security levels of a host (RFC 7672 §2.2).
+const (
+	LevelDANE    = "dane"    // usable secure TLSA: STARTTLS and authentication mandatory
+	LevelEncrypt = "encrypt" // secure TLSA, none usable: STARTTLS mandatory, no authentication
+	LevelMay     = "may"     // no secure TLSA: opportunistic TLS, plaintext allowed
+)
+
+// Config configures a Sender.
+type Config struct {
+	Resolver resolver.Interface
+	Port     int    // SMTP port of every MX host; default 25
+	Helo     string // default "danelab.invalid"
+	Timeout  time.Duration
+	// Now is the clock DANE-TA chains are validated at; default time.Now.
+	Now func() time.Time
+	// LocalAddr, if set, is the address connections are made from (TLS-RPT sending-mta-ip).
+	LocalAddr string
+}
+
+// Sender makes delivery attempts; it implements queue.Attempter.
+type Sender struct{ cfg Config }
+
+// New returns a sender.
+func New(cfg Config) *Sender {
+	if cfg.Port == 0 {
+		cfg.Port = 25
+	}
+	if cfg.Helo == "" {
+		cfg.Helo = "danelab.invalid"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sender{cfg: cfg}
+}
+
+type mxHost struct {
+	pref uint16
+	name string
+}
+
+// Attempt makes one delivery attempt of msg to its recipient domain.
+func (s *Sender) Attempt(ctx context.Context, msg *queue.Message) queue.Outcome {
+	domain := dns.Fqdn(strings.ToLower(msg.Domain))
+	hosts, mxSecure, fail := s.mx(ctx, domain)
+	if fail != nil {
+		return *fail
+	}
+	var last queue.Outcome
+	var sessions []tlsrpt.Attempt
+	for _, h := range hosts {
+		o := s.tryHost(ctx, msg, domain, h.name, mxSecure)
+		sessions = append(sessions, o.Sessions...)
+		if o.Delivered || o.Permanent {
+			o.Sessions = sessions
+			return o
+		}
+		last = o
+	}
+	last.Sessions = sessions
+	return last
+}
+
+// mx returns the MX hosts in preference order (RFC 5321 §5.1: the domain itself when there
+// is no MX) and whether the MX RRset is secure; or the outcome that ends the attempt.
+func (s *Sender) mx(ctx context.Context, domain string) ([]mxHost, bool, *queue.Outcome) {
+	res, err := s.cfg.Resolver.Resolve(ctx, domain, dns.TypeMX)
+	if err != nil {
+		return nil, false, &queue.Outcome{Result: queue.ResultDNSFailure, Detail: err.Error()}
+	}
+	switch res.Verdict {
+	case resolver.Bogus, resolver.Indeterminate:
+		return nil, false, &queue.Outcome{Result: queue.ResultDNSFailure, Detail: "MX lookup " + res.Verdict.String() + ": " + res.Reason}
+	}
+	if res.Msg.Rcode == dns.RcodeNameError {
+		return nil, false, &queue.Outcome{Result: queue.ResultSMTPReply, Permanent: true, Status: "5.1.2",
+			Detail: "550 5.1.2 domain " + domain + " does not exist"}
+	}
+	var hosts []mxHost
+	for _, rr := range res.Msg.Answer {
+		if mx, ok := rr.(*dns.MX); ok {
+			hosts = append(hosts, mxHost{mx.Preference, strings.ToLower(mx.Mx)})
+		}
+	}
+	if len(hosts) == 1 && hosts[0].name == "." { // RFC 7505
+		return nil, false, &queue.Outcome{Result: queue.ResultNullMX, Permanent: true, Detail: domain + " publishes a null MX"}
+	}
+	if len(hosts) == 0 {
+		hosts = []mxHost{{0, domain}}
+	}
+	sort.SliceStable(hosts, func(i, j int) bool { return hosts[i].pref < hosts[j].pref })
+	return hosts, res.Verdict == resolver.Secure, nil
+}
+
+// tryHost makes the attempt at one MX host: addresses, TLSA, then each address in turn.
+func (s *Sender) tryHost(ctx context.Context, msg *queue.Message, domain, host string, mxSecure bool) queue.Outcome {
+	fail := func(result, detail string) queue.Outcome {
+		return queue.Outcome{Result: result, Detail: detail, Host: host,
+			Sessions: []tlsrpt.Attempt{{PolicyDomain: strings.TrimSuffix(domain, "."), PolicyType: tlsrpt.PolicyNoPolicyFound,
+				MXHost: strings.TrimSuffix(host, "."), Result: result, FailureDetail: detail}}}
+	}
+	addrRes, err := s.cfg.Resolver.Resolve(ctx, host, dns.TypeA)
+	if err != nil {
+		return fail(queue.ResultDNSFailure, err.Error())
+	}
+	if addrRes.Verdict == resolver.Bogus || addrRes.Verdict == resolver.Indeterminate {
+		return fail(queue.ResultDNSFailure, "address lookup of "+host+" "+addrRes.Verdict.String()+": "+addrRes.Reason)
+	}
+	var addrs []string
+	for _, rr := range addrRes.Msg.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			addrs = append(addrs, a.A.String())
+		}
+	}
+	// AAAA too (IPv4 is tried first); its security counts like the A RRset's (RFC 7672 §2.2.2).
+	if v6, err := s.cfg.Resolver.Resolve(ctx, host, dns.TypeAAAA); err == nil {
+		switch v6.Verdict {
+		case resolver.Bogus, resolver.Indeterminate:
+			return fail(queue.ResultDNSFailure, "address lookup (AAAA) of "+host+" "+v6.Verdict.String()+": "+v6.Reason)
+		case resolver.Insecure:
+			addrRes.Verdict = resolver.Insecure
+		}
+		for _, rr := range v6.Msg.Answer {
+			if a, ok := rr.(*dns.AAAA); ok {
+				addrs = append(addrs, a.AAAA.String())
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return fail(queue.ResultDNSFailure, host+" has no address")
+	}
+	// TLSA only where the address is secure (RFC 7672 §2.2.2); the CNAME-expanded name first
+	// when the whole chain is secure, then the original name (§2.2.3).
+	level, tlsas, refs, sni := LevelMay, []*dns.TLSA(nil), []string{}, host
+	if addrRes.Verdict == resolver.Secure {
+		names := []string{host}
+		if n := len(addrRes.Chain); n > 0 {
+			names = []string{strings.ToLower(dns.Fqdn(addrRes.Chain[n-1].Target)), host}
+		}
+		for _, base := range names {
+			t, r := s.cfg.Resolver.Resolve(ctx, "_"+strconv.Itoa(25)+"._tcp."+base, dns.TypeTLSA)
+			if r != nil {
+				return fail(queue.ResultDNSSECInvalid, r.Error())
+			}
+			if t.Verdict == resolver.Bogus || t.Verdict == resolver.Indeterminate {
+				// No plaintext and no delivery to this host (RFC 7672 §2.2.1).
+				return fail(queue.ResultDNSSECInvalid, "TLSA lookup at _25._tcp."+base+" "+t.Verdict.String()+": "+t.Reason)
+			}
+			if t.Verdict != resolver.Secure {
+				continue
+			}
+			for _, rr := range t.Msg.Answer {
+				if x, ok := rr.(*dns.TLSA); ok {
+					tlsas = append(tlsas, x)
+				}
+			}
+			if len(tlsas) > 0 {
+				sni = base
+				refs = []string{base}
+				if base != host {
+					refs = append(refs, host)
+				}
+				if mxSecure { // with a secure MX RRset the next-hop domain is a reference id too
+					refs = append(refs, domain)
+				}
+				level = LevelEncrypt
+				if len(dane.UsableSet(tlsas)) > 0 {
+					level = LevelDANE
+				}
+				break
+			}
+		}
+	}
+	var o queue.Outcome
+	for _, ip := range addrs {
+		o = s.deliver(ctx, msg, domain, host, ip, level, tlsas, refs, sni)
+		if o.Delivered || o.Permanent || o.Result != queue.ResultConnect {
+			return o
+		}
+	}
+	return o
+}
+
+// deliver runs one SMTP session at one address.
+func (s *Sender) deliver(ctx context.Context, msg *queue.Message, domain, host, ip, level string, tlsas []*dns.TLSA, refs []string, sni string) queue.Outcome {
+	session := tlsrpt.Attempt{Time: s.cfg.Now(), PolicyDomain: strings.TrimSuffix(domain, "."), PolicyType: tlsrpt.PolicyNoPolicyFound,
+		MXHost: strings.TrimSuffix(host, "."), ReceivingIP: ip}
+	if level != LevelMay {
+		session.PolicyType = tlsrpt.PolicyTLSA
+		for _, t := range tlsas {
+			session.PolicyString = append(session.PolicyString, strings.TrimPrefix(t.String(), t.Hdr.String()))
+		}
+	}
+	out := func(o queue.Outcome) queue.Outcome {
+		o.Host = host
+		if o.TLS == "" { // plaintext() has already said "none"
+			o.TLS = level
+		}
+		session.Result = tlsrpt.Success
+		if !o.Delivered && o.Result != queue.ResultSMTPReply {
+			session.Result, session.FailureDetail = o.Result, o.Detail
+		}
+		o.Sessions = []tlsrpt.Attempt{session}
+		return o
+	}
+	if s.cfg.LocalAddr != "" {
+		session.SendingMTAIP = s.cfg.LocalAddr
+	}
+	conn, err := s.dial(ctx, ip)
+	if err != nil {
+		return out(queue.Outcome{Result: queue.ResultConnect, Detail: err.Error()})
+	}
+	var verr error
+	var cfg *tls.Config
+	if level == LevelDANE {
+		cfg = dane.TLSConfig(sni, tlsas, refs, s.cfg.Now, func(_ dane.Match, e error) { verr = e })
+	} else { // encrypt or may: TLS without authentication
+		cfg = &tls.Config{InsecureSkipVerify: true, ServerName: strings.TrimSuffix(sni, "."), MinVersion: tls.VersionTLS12}
+	}
+	// The dialogue before TLS is ours (go-smtp v0.25 cannot start TLS after its own EHLO with
+	// our HELO name); go-smtp takes over on the TLS connection.
+	c, offered, helo, err := s.startTLS(conn, cfg)
+	session.ReceivingMXHelo = helo
+	if err != nil {
+		var se *smtp.SMTPError
+		var ne net.Error
+		switch {
+		case verr != nil:
+			return out(daneOutcome(verr))
+		case errors.As(err, &se):
+			return out(replyOutcome(err, queue.ResultConnect))
+		case errors.As(err, &ne) && ne.Timeout():
+			return out(queue.Outcome{Result: queue.ResultConnect, Detail: fmt.Sprintf("no reply within %v: %v", s.cfg.Timeout, err)})
+		case level == LevelMay: // opportunistic: a failed handshake falls back to plaintext
+			return s.plaintext(ctx, msg, out, ip)
+		}
+		return out(queue.Outcome{Result: queue.ResultValidationFailure, Detail: "TLS handshake: " + err.Error()})
+	}
+	if !offered {
+		if level != LevelMay { // never plaintext where TLS is mandatory (RFC 7672 §2.2)
+			conn.Close()
+			return out(queue.Outcome{Result: queue.ResultSTARTTLSNotSupported, Detail: host + " does not offer STARTTLS"})
+		}
+		o := s.transfer(c, msg)
+		c.Close()
+		o.TLS = "none"
+		return out(o)
+	}
+	defer c.Close()
+	return out(s.transfer(c, msg))
+}
+
+// startTLS reads the greeting, says EHLO and, when STARTTLS is offered, starts TLS and checks
+// the certificate (cfg.VerifyConnection) in the handshake. It returns a go-smtp client on the
+// TLS connection, or on the plain one when STARTTLS is not offered, that has said EHLO.
+func (s *Sender) startTLS(conn net.Conn, cfg *tls.Config) (*smtp.Client, bool, string, error) {
+	tp := textproto.NewConn(conn)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return nil, false, "", smtpError(err)
+	}
+	id, err := tp.Cmd("EHLO %s", s.cfg.Helo)
+	if err != nil {
+		return nil, false, "", err
+	}
+	tp.StartResponse(id)
+	_, msg, err := tp.ReadResponse(250)
+	tp.EndResponse(id)
+	if err != nil {
+		return nil, false, "", smtpError(err)
+	}
+	helo := strings.Fields(msg + " ")[0] // the server's name, first word of its EHLO reply
+	offered := false
+	for _, line := range strings.Split(msg, "\n") {
+		if strings.EqualFold(strings.Fields(line + " ")[0], "STARTTLS") {
+			offered = true
+		}
+	}
+	next := conn
+	if offered {
+		if _, err := tp.Cmd("STARTTLS"); err != nil {
+			return nil, true, helo, err
+		}
+		if _, _, err := tp.ReadResponse(220); err != nil {
+			return nil, true, helo, smtpError(err)
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.Handshake(); err != nil {
+			return nil, true, helo, err
+		}
+		next = tc
+	}
+	// go-smtp expects a greeting: give it one, then it says EHLO (again, on TLS).
+	c := smtp.NewClient(&greeted{Conn: next, pending: []byte("220 greeted\r\n")})
+	c.CommandTimeout, c.SubmissionTimeout = s.cfg.Timeout, s.cfg.Timeout
+	if err := c.Hello(s.cfg.Helo); err != nil {
+		c.Close()
+		return nil, offered, helo, err
+	}
+	return c, offered, helo, nil
+}
+
+// smtpError turns a textproto error reply into go-smtp's error type.
+func smtpError(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return &smtp.SMTPError{Code: te.Code, EnhancedCode: enhanced(te.Msg), Message: te.Msg}
+	}
+	return err
+}
+
+func enhanced(msg string) smtp.EnhancedCode {
+	var c smtp.EnhancedCode
+	if n, _ := fmt.Sscanf(msg, "%d.%d.%d", &c[0], &c[1], &c[2]); n == 3 {
+		return c
+	}
+	return smtp.NoEnhancedCode
+}
+
+// greeted is a connection whose first reads return a greeting already consumed.
+type greeted struct {
+	net.Conn
+	pending []byte
+}
+
+func (g *greeted) Read(p []byte) (int, error) {
+	if len(g.pending) > 0 {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	return g.Conn.Read(p)
+}
+
+func (s *Sender) dial(ctx context.Context, ip string) (net.Conn, error) {
+	d := net.Dialer{Timeout: s.cfg.Timeout}
+	if s.cfg.LocalAddr != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(s.cfg.LocalAddr)}
+	}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(s.cfg.Port)))
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(s.cfg.Timeout))
+	return conn, nil
+}
+
+// plaintext redelivers over a new connection without TLS (level may only).
+func (s *Sender) plaintext(ctx context.Context, msg *queue.Message, out func(queue.Outcome) queue.Outcome, ip string) queue.Outcome {
+	conn, err := s.dial(ctx, ip)
+	if err != nil {
+		return out(queue.Outcome{Result: queue.ResultConnect, Detail: err.Error()})
+	}
+	c := smtp.NewClient(conn)
+	c.CommandTimeout, c.SubmissionTimeout = s.cfg.Timeout, s.cfg.Timeout
+	defer c.Close()
+	if err := c.Hello(s.cfg.Helo); err != nil {
+		return out(replyOutcome(err, queue.ResultConnect))
+	}
+	o := s.transfer(c, msg)
+	o.TLS = "none"
+	return out(o)
+}
+
+// transfer sends the envelope and the message.
+func (s *Sender) transfer(c *smtp.Client, msg *queue.Message) queue.Outcome {
+	if err := c.Mail(msg.From, nil); err != nil {
+		return replyOutcome(err, queue.ResultSMTPReply)
+	}
+	for _, rcpt := range msg.To {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			return replyOutcome(err, queue.ResultSMTPReply)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return replyOutcome(err, queue.ResultSMTPReply)
+	}
+	if _, err := w.Write(msg.Data); err != nil {
+		return replyOutcome(err, queue.ResultSMTPReply)
+	}
+	if err := w.Close(); err != nil {
+		return replyOutcome(err, queue.ResultSMTPReply)
+	}
+	c.Quit()
+	return queue.Outcome{Delivered: true}
+}
+
+// replyOutcome classifies an SMTP error: the server's own reply, or a broken connection.
+func replyOutcome(err error, otherwise string) queue.Outcome {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		status := fmt.Sprintf("%d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
+		if se.EnhancedCode == smtp.NoEnhancedCode || se.EnhancedCode[0] == 0 {
+			status = fmt.Sprintf("%d.0.0", se.Code/100)
+		}
+		return queue.Outcome{Result: queue.ResultSMTPReply, Permanent: se.Code >= 500, Status: status,
+			Detail: fmt.Sprintf("%d %s %s", se.Code, status, se.Message)}
+	}
+	return queue.Outcome{Result: otherwise, Detail: err.Error()}
+}
+
+// daneOutcome classifies a DANE authentication failure (RFC 8460 result types).
+func daneOutcome(err error) queue.Outcome {
+	r := queue.ResultTLSAInvalid
+	switch {
+	case errors.Is(err, dane.ErrExpired):
+		r = queue.ResultCertificateExpired
+	case errors.Is(err, dane.ErrHostMismatch):
+		r = queue.ResultCertificateHostMismatch
+	case errors.Is(err, dane.ErrTANotSent), errors.Is(err, dane.ErrChainInvalid):
+		r = queue.ResultCertificateNotTrusted
+	}
+	return queue.Outcome{Result: r, Detail: err.Error()}
+}
