@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"regexp"
+	"runtime"
+	"sync"
+
+	"github.com/coredns/caddy"
+	"github.com/coredns/coredns/core/dnsserver"
+
+	"github.com/danelab/danelab/harness/report"
+	"github.com/danelab/danelab/harness/scenario"
+)
+
+// defaultScenarios is where the shipped scenarios live.
+const defaultScenarios = "harness/scenarios"
+
+func init() {
+	commands["run"] = command{
+		usage:   "[-scenarios DIR] [-run PATTERN] [-profile NAME] [-json FILE] [-junit FILE] [-parallel N] [-v]",
+		summary: "run DANE scenarios end to end in an in-process lab and print the matrix",
+		help: "Builds, per scenario, a lab DNS world (danezone), SMTP receivers, a validating resolver\n" +
+			"and the DANE sender, runs one message through the sender profile's retry schedule on a\n" +
+			"virtual clock, and compares every attempt with the scenario's expectations. Prints a\n" +
+			"matrix (scenario · profile · expected · observed · verdict); exits 1 on any mismatch.\n\n" +
+			"Flags:\n\t-scenarios DIR\tthe scenario files, *.json (default " + defaultScenarios + ")\n" +
+			"\t-run PATTERN\tonly scenarios whose name matches this regular expression\n" +
+			"\t-profile NAME\tonly scenarios of this sender profile (exchange, postfix, rfc)\n" +
+			"\t-json FILE\twrite the results as JSON\n" +
+			"\t-junit FILE\twrite the results as JUnit XML\n" +
+			"\t-parallel N\tscenarios at once (default: the number of CPUs, at least 2)\n" +
+			"\t-v\t\tprint the transcript of each scenario (world, faults, attempts) and the lab's logs",
+		run: runRun,
+	}
+}
+
+// errMismatch is returned when a scenario did not go as expected; the matrix says which.
+var errMismatch = errors.New("some scenarios did not go as expected")
+
+func runRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	dir := fs.String("scenarios", defaultScenarios, "scenario directory")
+	pattern := fs.String("run", "", "name pattern")
+	profile := fs.String("profile", "", "sender profile")
+	jsonFile := fs.String("json", "", "JSON report")
+	junitFile := fs.String("junit", "", "JUnit XML report")
+	parallel := fs.Int("parallel", max(2, runtime.NumCPU()), "scenarios at once")
+	verbose := fs.Bool("v", false, "transcripts")
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return runHelp([]string{"run"})
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *parallel < 1 {
+		return usagef("-parallel %d: want at least 1", *parallel)
+	}
+	var re *regexp.Regexp
+	if *pattern != "" {
+		if re, err = regexp.Compile(*pattern); err != nil {
+			return usagef("-run: %v", err)
+		}
+	}
+	all, err := scenario.LoadDir(*dir)
+	if err != nil {
+		return err
+	}
+	var chosen []*scenario.Scenario
+	for _, s := range all {
+		if (re == nil || re.MatchString(s.Name)) && (*profile == "" || s.Profile == *profile) {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) == 0 {
+		return fmt.Errorf("no scenario in %s matches -run %q -profile %q", *dir, *pattern, *profile)
+	}
+	quiet(!*verbose)
+	results := runScenarios(chosen, *parallel, *verbose)
+	if err := report.Matrix(stdout, results); err != nil {
+		return err
+	}
+	if *jsonFile != "" {
+		if err := writeFile(*jsonFile, func(w io.Writer) error { return report.JSON(w, results) }); err != nil {
+			return err
+		}
+	}
+	if *junitFile != "" {
+		if err := writeFile(*junitFile, func(w io.Writer) error { return report.JUnit(w, results) }); err != nil {
+			return err
+		}
+	}
+	if !report.Summarize(results).OK() {
+		return errMismatch
+	}
+	return nil
+}
+
+var quietOnce sync.Mutex
+
+// quiet silences the lab's CoreDNS start-up lines and logs (they go to the process's
+// standard log and stdout) unless the transcript is asked for.
+func quiet(on bool) {
+	quietOnce.Lock()
+	defer quietOnce.Unlock()
+	caddy.Quiet, dnsserver.Quiet = on, on
+	if on {
+		log.SetOutput(io.Discard)
+	} else {
+		log.SetOutput(stderr)
+	}
+}
+
+// runScenarios runs at most parallel scenarios at once, with a progress line per finished
+// scenario on stderr; results come back in the scenarios' order. With verbose, each
+// scenario's transcript is printed, whole, when it ends.
+func runScenarios(ss []*scenario.Scenario, parallel int, verbose bool) []scenario.Result {
+	results := make([]scenario.Result, len(ss))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for i, s := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var transcript lockedBuffer
+			opt := scenario.Options{}
+			if verbose {
+				opt.Log = &transcript
+			}
+			r := scenario.Run(context.Background(), s, opt)
+			results[i] = r
+			mu.Lock()
+			done++
+			fmt.Fprintf(stderr, "[%d/%d] %-28s %s (%v)\n", done, len(ss), s.Name, r.Verdict, r.Wall.Round(1e6))
+			if verbose {
+				io.WriteString(stderr, transcript.String())
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// lockedBuffer is a transcript written from the scenario's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}
+
+func writeFile(name string, write func(io.Writer) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,548 @@
+// Package scenario owns danelab's scenario files: the format, loading them with errors that
+// name the file and the field, running one scenario end to end (a lab DNS world, SMTP
+// receivers, the validating resolver, the DANE sender and a queue on a virtual clock) and
+// comparing what happened with what the file expects.
+//
+// # Format
+//
+// A scenario is one JSON file (JSON rather than YAML: the module's go.mod lists no YAML
+// library directly). Unknown fields are errors. Example:
+//
+//	{
+//	  "name": "retry-heals",
+//	  "description": "TLSA SERVFAIL for the first two attempts, then fixed",
+//	  "profile": "exchange",
+//	  "dns": {
+//	    "domain": "example.test",
+//	    "mx": [{"host": "mx1", "personality": "self-signed", "tlsa": ["3 1 1"]}]
+//	  },
+//	  "faults": [{"mode": "servfail", "name": "_25._tcp.mx1.example.test", "type": "TLSA",
+//	              "start": 0, "heal": 30}],
+//	  "expect": [
+//	    {"at": 0, "status": "4.7.324"},
+//	    {"at": 15, "status": "4.7.324"},
+//	    {"at": 30, "status": "delivered", "tls": "dane"}
+//	  ],
+//	  "final": {"state": "delivered", "at": 30}
+//	}
+//
+// Fields:
+//
+//   - name: the scenario's id (letters, digits, "-", "_", "."); description: free text.
+//   - profile: the sender profile, "exchange" (default), "postfix" or "rfc".
+//   - dns.domain: the recipient domain (default example.test); dns.unsigned serves it without
+//     DNSSEC.
+//   - dns.mx: the MX hosts, each a receiver on its own loopback address: host (a label in the
+//     domain, or in dns.zones[].name given by zone), preference (default 10, 20, ...),
+//     personality (a harness/receiver personality, default self-signed), tlsa (records at
+//     _25._tcp.<host>, or at tlsa_owner: "3 1 1" is computed from the receiver's own
+//     certificate — its issuing CA for usage 2 —, "3 1 1 wrong" or just "wrong" (= 3 1 1) is
+//     the digest of an unrelated key, "3 1 1 <hex>" is published as given), no_receiver (an
+//     address nobody listens on), no_mx (an address and TLSA only, not an MX target).
+//   - dns.null_mx publishes "MX 0 ." (RFC 7505) instead of MX records for the hosts;
+//     dns.records are more records of the domain in zone file syntax (relative or absolute);
+//     dns.zones are more lab domains ({name, unsigned, records}).
+//   - faults: danezone fault specs (mode, name, type, zone, count, share, delay; see
+//     plugin/danezone/fault) plus start and heal, in virtual minutes since submission: the
+//     fault is in place for every attempt made at start <= t < heal (no heal: forever).
+//   - expect: the attempts, in order: at (virtual minutes since submission: a number, or a
+//     duration string like "66m40s"), status (an enhanced status code of the profile, e.g.
+//     "4.7.324", or "delivered"), tls (dane, encrypt, may, none), result (the failure class,
+//     e.g. "dnssec-invalid"), repeat (last entry only: it matches this and every later
+//     attempt, at least one; at then applies to the first of them). Without repeat there must
+//     be exactly as many attempts as entries.
+//   - final: state ("delivered" or "ndr"), code (the NDR's status, e.g. "5.7.323"), at.
+package scenario
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/danelab/danelab/harness/queue"
+	"github.com/danelab/danelab/harness/receiver"
+	"github.com/danelab/danelab/plugin/danezone/fault"
+	"github.com/danelab/danelab/plugin/danezone/tlsa"
+	"github.com/miekg/dns"
+)
+
+// Scenario is one scenario file.
+type Scenario struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Profile     string    `json:"profile,omitempty"`
+	DNS         DNS       `json:"dns"`
+	Faults      []Fault   `json:"faults,omitempty"`
+	Expect      []Attempt `json:"expect"`
+	Final       Final     `json:"final"`
+
+	File string `json:"-"` // where it was loaded from
+}
+
+// DNS is the lab world of a scenario.
+type DNS struct {
+	Domain   string   `json:"domain,omitempty"`
+	Unsigned bool     `json:"unsigned,omitempty"`
+	MX       []Host   `json:"mx,omitempty"`
+	NullMX   bool     `json:"null_mx,omitempty"`
+	Records  []string `json:"records,omitempty"`
+	Zones    []Zone   `json:"zones,omitempty"`
+}
+
+// Host is one MX host and its receiver.
+type Host struct {
+	Host        string   `json:"host"`
+	Zone        string   `json:"zone,omitempty"`
+	Preference  int      `json:"preference,omitempty"`
+	Personality string   `json:"personality,omitempty"`
+	TLSA        []string `json:"tlsa,omitempty"`
+	TLSAOwner   string   `json:"tlsa_owner,omitempty"`
+	NoReceiver  bool     `json:"no_receiver,omitempty"`
+	NoMX        bool     `json:"no_mx,omitempty"`
+}
+
+// Zone is an extra lab domain.
+type Zone struct {
+	Name     string   `json:"name"`
+	Unsigned bool     `json:"unsigned,omitempty"`
+	Records  []string `json:"records,omitempty"`
+}
+
+// Fault is a danezone fault in place between two virtual times.
+type Fault struct {
+	Mode  string         `json:"mode"`
+	Name  string         `json:"name"`
+	Type  string         `json:"type,omitempty"`
+	Zone  string         `json:"zone,omitempty"`
+	Count int            `json:"count,omitempty"`
+	Share float64        `json:"share,omitempty"`
+	Delay fault.Duration `json:"delay,omitempty"`
+	Start *Minutes       `json:"start,omitempty"`
+	Heal  *Minutes       `json:"heal,omitempty"`
+}
+
+// Spec returns the danezone fault spec.
+func (f Fault) Spec() fault.Spec {
+	return fault.Spec{Mode: fault.Mode(f.Mode), Name: f.Name, Type: f.Type, Zone: f.Zone,
+		Count: f.Count, Share: f.Share, Delay: f.Delay}
+}
+
+// Active reports whether the fault is in place at virtual age t.
+func (f Fault) Active(t time.Duration) bool {
+	if f.Start != nil && t < time.Duration(*f.Start) {
+		return false
+	}
+	return f.Heal == nil || t < time.Duration(*f.Heal)
+}
+
+// Attempt is one expected attempt.
+type Attempt struct {
+	At     *Minutes `json:"at,omitempty"`
+	Status string   `json:"status"`
+	TLS    string   `json:"tls,omitempty"`
+	Result string   `json:"result,omitempty"`
+	Repeat bool     `json:"repeat,omitempty"`
+}
+
+// Final is the expected end of the message.
+type Final struct {
+	State string   `json:"state"`
+	Code  string   `json:"code,omitempty"`
+	At    *Minutes `json:"at,omitempty"`
+}
+
+// Final states.
+const (
+	StateDelivered = "delivered"
+	StateNDR       = "ndr"
+)
+
+// Minutes is a virtual time since submission. In JSON: a number of minutes or a duration
+// string ("90s", "66m40s", "2d").
+type Minutes time.Duration
+
+// UnmarshalJSON reads a number of minutes or a duration string.
+func (m *Minutes) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if strings.HasPrefix(s, `"`) {
+		d, err := fault.ParseDuration(strings.Trim(s, `"`))
+		if err != nil {
+			return fmt.Errorf("%s is not a duration (like \"15m\" or \"66m40s\")", s)
+		}
+		*m = Minutes(d)
+		return nil
+	}
+	var f float64
+	if _, err := fmt.Sscan(s, &f); err != nil || f < 0 {
+		return fmt.Errorf("%s is not a number of minutes or a duration string", s)
+	}
+	*m = Minutes(time.Duration(f * float64(time.Minute)))
+	return nil
+}
+
+// MarshalJSON writes whole minutes as a number, anything else as a duration string.
+func (m Minutes) MarshalJSON() ([]byte, error) {
+	d := time.Duration(m)
+	if d%time.Minute == 0 {
+		return []byte(fmt.Sprint(int64(d / time.Minute))), nil
+	}
+	return []byte(`"` + d.String() + `"`), nil
+}
+
+// String formats the time as minutes ("15m", "66m40s").
+func (m Minutes) String() string { return FormatAge(time.Duration(m)) }
+
+// FormatAge formats a virtual age compactly: "0", "15m", "24h", "23h45m", "1h6m40s".
+func FormatAge(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0 && d > time.Hour:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
+}
+
+// FieldError is a problem with one field of a scenario file.
+type FieldError struct {
+	File  string
+	Field string // "expect[1].status"; "" for the whole file
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.File + ": " + e.Msg
+	}
+	return e.File + ": " + e.Field + ": " + e.Msg
+}
+
+// Load reads and validates one scenario file.
+func Load(file string) (*Scenario, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(file, b)
+}
+
+// Parse decodes and validates a scenario; file names it in errors.
+func Parse(file string, b []byte) (*Scenario, error) {
+	s := &Scenario{}
+	if err := decode(file, b, s); err != nil {
+		return nil, err
+	}
+	s.File = file
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// LoadDir loads every *.json file of dir, sorted by name. It returns every file's errors
+// together (errors.Join), and fails on two scenarios with one name.
+func LoadDir(dir string) ([]*Scenario, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no scenario files (*.json)", dir)
+	}
+	sort.Strings(files)
+	var out []*Scenario
+	var errs []error
+	seen := map[string]string{}
+	for _, f := range files {
+		s, err := Load(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, dup := seen[s.Name]; dup {
+			errs = append(errs, &FieldError{f, "name", fmt.Sprintf("%q is also the name of %s", s.Name, prev)})
+			continue
+		}
+		seen[s.Name] = f
+		out = append(out, s)
+	}
+	return out, errors.Join(errs...)
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Result classes an expectation may name (queue.Outcome.Result).
+var resultClasses = []string{
+	queue.ResultSTARTTLSNotSupported, queue.ResultCertificateHostMismatch, queue.ResultCertificateExpired,
+	queue.ResultCertificateNotTrusted, queue.ResultValidationFailure, queue.ResultTLSAInvalid,
+	queue.ResultDNSSECInvalid, queue.ResultDANERequired, queue.ResultDNSFailure, queue.ResultConnect,
+	queue.ResultNullMX, queue.ResultSMTPReply,
+}
+
+// receiverCodes are the codes the rejecting receiver personalities answer with.
+var receiverCodes = []string{"4.2.1", "5.1.1", "4.3.0", "5.6.0"}
+
+// KnownCodes returns the status codes profile can give: its code table (4.x.x and 5.x.x),
+// the receivers' reply codes, and 2.0.0.
+func KnownCodes(profile string) map[string]bool {
+	out := map[string]bool{"2.0.0": true}
+	for _, r := range resultClasses {
+		if e, ok := queue.Lookup(profile, r); ok {
+			out[e.Code] = true
+			out["5"+e.Code[1:]] = true
+		}
+	}
+	for _, c := range receiverCodes {
+		out[c] = true
+	}
+	return out
+}
+
+var tlsLevels = []string{queue.TLSDane, queue.TLSEncrypt, queue.TLSMay, queue.TLSNone}
+
+func (s *Scenario) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{s.File, field, fmt.Sprintf(format, args...)})
+	}
+	if s.Name == "" {
+		bad("name", "is required")
+	} else if !nameRE.MatchString(s.Name) {
+		bad("name", "%q: use letters, digits, '-', '_' and '.'", s.Name)
+	}
+	if s.Profile == "" {
+		s.Profile = "exchange"
+	}
+	if _, err := queue.ProfileByName(s.Profile); err != nil {
+		bad("profile", "%q is not a profile: exchange, postfix or rfc", s.Profile)
+	}
+	// DNS.
+	if s.DNS.Domain == "" {
+		s.DNS.Domain = "example.test"
+	}
+	s.DNS.Domain = strings.TrimSuffix(strings.ToLower(s.DNS.Domain), ".")
+	if _, ok := dns.IsDomainName(s.DNS.Domain); !ok || !strings.HasSuffix(s.DNS.Domain, ".test") {
+		bad("dns.domain", "%q is not a domain under test.", s.DNS.Domain)
+	}
+	zones := map[string]bool{}
+	for i, z := range s.DNS.Zones {
+		f := fmt.Sprintf("dns.zones[%d]", i)
+		n := strings.TrimSuffix(strings.ToLower(z.Name), ".")
+		if _, ok := dns.IsDomainName(n); !ok || n == "" || !strings.HasSuffix(n, ".test") {
+			bad(f+".name", "%q is not a domain under test.", z.Name)
+		}
+		if n == s.DNS.Domain || zones[n] {
+			bad(f+".name", "%q is given twice", z.Name)
+		}
+		zones[n] = true
+		s.DNS.Zones[i].Name = n
+		for j, r := range z.Records {
+			if err := checkRecord(r, n); err != nil {
+				bad(fmt.Sprintf("%s.records[%d]", f, j), "%v", err)
+			}
+		}
+	}
+	labels := map[string]bool{}
+	for i, h := range s.DNS.MX {
+		f := fmt.Sprintf("dns.mx[%d]", i)
+		if h.Host == "" {
+			bad(f+".host", "is required")
+		} else if _, ok := dns.IsDomainName(h.Host); !ok || strings.HasSuffix(h.Host, ".") {
+			bad(f+".host", "%q is not a label relative to its zone (\"mx1\")", h.Host)
+		}
+		if h.Zone != "" {
+			h.Zone = strings.TrimSuffix(strings.ToLower(h.Zone), ".")
+			s.DNS.MX[i].Zone = h.Zone
+			if !zones[h.Zone] && h.Zone != s.DNS.Domain {
+				bad(f+".zone", "%q is not the domain nor one of dns.zones", h.Zone)
+			}
+		}
+		key := h.Host + "." + h.Zone
+		if labels[key] {
+			bad(f+".host", "%q is given twice", h.Host)
+		}
+		labels[key] = true
+		if h.Personality == "" {
+			s.DNS.MX[i].Personality = string(receiver.SelfSigned)
+		} else if !knownPersonality(h.Personality) {
+			names := make([]string, len(receiver.Personalities))
+			for k, p := range receiver.Personalities {
+				names[k] = string(p)
+			}
+			bad(f+".personality", "%q is not a personality: %s", h.Personality, strings.Join(names, ", "))
+		}
+		if h.Preference < 0 || h.Preference > 65535 {
+			bad(f+".preference", "%d is not 0..65535", h.Preference)
+		}
+		for j, t := range h.TLSA {
+			if _, _, err := ParseTLSA(t); err != nil {
+				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%v", err)
+			}
+			if h.NoReceiver && !strings.Contains(t, "wrong") && len(strings.Fields(t)) <= 3 {
+				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%q is computed from the receiver's certificate, but no_receiver is set", t)
+			}
+		}
+	}
+	for j, r := range s.DNS.Records {
+		if err := checkRecord(r, s.DNS.Domain); err != nil {
+			bad(fmt.Sprintf("dns.records[%d]", j), "%v", err)
+		}
+	}
+	if len(s.DNS.MX) == 0 && !s.DNS.NullMX && !hasMX(s.DNS.Records) {
+		bad("dns.mx", "no MX hosts: give dns.mx, dns.null_mx or MX records in dns.records")
+	}
+	// Faults.
+	for i, ft := range s.Faults {
+		f := fmt.Sprintf("faults[%d]", i)
+		if _, err := fault.ParseMode(ft.Mode); err != nil {
+			bad(f+".mode", "%v", err)
+		}
+		if ft.Name == "" {
+			bad(f+".name", "is required (an owner name, or a pattern with *)")
+		}
+		if ft.Start != nil && ft.Heal != nil && *ft.Heal <= *ft.Start {
+			bad(f+".heal", "%s is not after start %s", *ft.Heal, *ft.Start)
+		}
+	}
+	// Expectations.
+	known := KnownCodes(s.Profile)
+	if len(s.Expect) == 0 {
+		bad("expect", "is required: the attempts the %s profile makes", s.Profile)
+	}
+	var last time.Duration = -1
+	for i, a := range s.Expect {
+		f := fmt.Sprintf("expect[%d]", i)
+		switch {
+		case a.Status == "":
+			bad(f+".status", "is required: a status code like \"4.7.324\" or \"delivered\"")
+		case a.Status == "delivered" || a.Status == "2.0.0":
+			s.Expect[i].Status = "delivered"
+			if i != len(s.Expect)-1 {
+				bad(f+".status", "delivered must be the last attempt")
+			}
+		case !known[a.Status]:
+			bad(f+".status", "%q is not a known code of the %s profile", a.Status, s.Profile)
+		}
+		if a.TLS != "" && !contains(tlsLevels, a.TLS) {
+			bad(f+".tls", "%q is not a TLS level: %s", a.TLS, strings.Join(tlsLevels, ", "))
+		}
+		if a.Result != "" && !contains(resultClasses, a.Result) {
+			bad(f+".result", "%q is not a result: %s", a.Result, strings.Join(resultClasses, ", "))
+		}
+		if a.Repeat && i != len(s.Expect)-1 {
+			bad(f+".repeat", "only the last attempt may repeat")
+		}
+		if a.At != nil {
+			if time.Duration(*a.At) <= last {
+				bad(f+".at", "%s is not after the previous attempt's %s", *a.At, FormatAge(last))
+			}
+			last = time.Duration(*a.At)
+		}
+	}
+	switch s.Final.State {
+	case "":
+		bad("final.state", "is required: delivered or ndr")
+	case StateDelivered:
+		if s.Final.Code != "" && s.Final.Code != "2.0.0" {
+			bad("final.code", "%q: a delivered message has no NDR code", s.Final.Code)
+		}
+		if n := len(s.Expect); n > 0 && s.Expect[n-1].Status != "delivered" {
+			bad("final.state", "delivered, but the last expected attempt is %s", s.Expect[n-1].Status)
+		}
+	case StateNDR:
+		if s.Final.Code == "" {
+			bad("final.code", "is required for an NDR")
+		} else if !known[s.Final.Code] {
+			bad("final.code", "%q is not a known code of the %s profile", s.Final.Code, s.Profile)
+		}
+	default:
+		bad("final.state", "%q: want delivered or ndr", s.Final.State)
+	}
+	return errors.Join(errs...)
+}
+
+func knownPersonality(p string) bool {
+	for _, k := range receiver.Personalities {
+		if string(k) == p {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func hasMX(records []string) bool {
+	for _, r := range records {
+		for _, f := range strings.Fields(r) {
+			if strings.EqualFold(f, "MX") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkRecord parses a record in zone file syntax relative to origin.
+func checkRecord(r, origin string) error {
+	zp := dns.NewZoneParser(strings.NewReader(r), dns.Fqdn(origin), "")
+	if _, ok := zp.Next(); !ok {
+		if err := zp.Err(); err != nil {
+			return fmt.Errorf("%q: %v", r, err)
+		}
+		return fmt.Errorf("%q: no record", r)
+	}
+	return nil
+}
+
+// ParseTLSA reads a tlsa entry of a host: "3 1 1" (computed), "3 1 1 wrong" or "wrong"
+// (an unrelated key), "3 1 1 <hex>" (as given). data is "", "wrong" or the hex.
+func ParseTLSA(s string) (p tlsa.Param, data string, err error) {
+	f := strings.Fields(s)
+	if len(f) == 1 && f[0] == "wrong" {
+		return tlsa.Param{Usage: 3, Selector: 1, Matching: 1}, "wrong", nil
+	}
+	if len(f) != 3 && len(f) != 4 {
+		return p, "", fmt.Errorf("%q: want \"U S M\", \"U S M wrong\" or \"U S M <hex>\"", s)
+	}
+	if len(f) == 4 && f[3] != "wrong" { // published as given: any parameters
+		var v [3]uint8
+		for i, x := range f[:3] {
+			n, err := strconv.Atoi(x)
+			if err != nil || n < 0 || n > 255 {
+				return p, "", fmt.Errorf("%q: %q is not a number 0..255", s, x)
+			}
+			v[i] = uint8(n)
+		}
+		if _, err := hex.DecodeString(f[3]); err != nil {
+			return p, "", fmt.Errorf("%q: %q is not hex", s, f[3])
+		}
+		return tlsa.Param{Usage: v[0], Selector: v[1], Matching: v[2]}, f[3], nil
+	}
+	p, err = tlsa.ParseParam(strings.Join(f[:3], " "))
+	if err != nil {
+		return p, "", err
+	}
+	if len(f) == 4 {
+		data = "wrong"
+	}
+	return p, data, nil
+}
