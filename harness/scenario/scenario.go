@@ -504,6 +504,7 @@ func hasMX(records []string) bool {
 // checkRecord parses a record in zone file syntax relative to origin.
 func checkRecord(r, origin string) error {
 	zp := dns.NewZoneParser(strings.NewReader(r), dns.Fqdn(origin), "")
+	zp.SetDefaultTTL(60) // the lab's zone files start with $TTL: a record may omit its TTL
 	if _, ok := zp.Next(); !ok {
 		if err := zp.Err(); err != nil {
 			return fmt.Errorf("%q: %v", r, err)
