@@ -114,15 +114,34 @@ func Start(cfg Config) (*Lab, error) {
 	for _, k := range rootKeys.KSKs() {
 		l.Anchor = append(l.Anchor, dns.Copy(k.DNSKEY))
 	}
-	corefile := w.corefile(l.Addr, zoneDir, l.KeyDir, net.JoinHostPort(chost, cport))
-	if err := os.WriteFile(filepath.Join(l.Dir, "Corefile"), []byte(corefile), 0o600); err != nil {
-		return nil, err
+	// A free port can be taken by someone else between the check and the bind (parallel labs,
+	// other tests): pick new ones and try again, as long as the ports were chosen here.
+	for try := 1; ; try++ {
+		corefile := w.corefile(l.Addr, zoneDir, l.KeyDir, net.JoinHostPort(chost, cport))
+		if err := os.WriteFile(filepath.Join(l.Dir, "Corefile"), []byte(corefile), 0o600); err != nil {
+			return nil, err
+		}
+		inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: filepath.Join(l.Dir, "Corefile"), ServerTypeName: "dns"})
+		if err == nil {
+			l.instance = inst
+			break
+		}
+		if inst != nil { // undo what did start: servers, the poll loop, the control API
+			inst.Stop()
+			inst.ShutdownCallbacks()
+		}
+		if try == 10 || !strings.Contains(err.Error(), "address already in use") || !picked(cfg.Listen) || !picked(cfg.Control) {
+			return nil, fmt.Errorf("starting the lab server: %v", err)
+		}
+		if host, port, err = freeAddr(cfg.Listen); err != nil {
+			return nil, err
+		}
+		l.Addr = net.JoinHostPort(host, port)
+		if chost, cport, err = freeAddr(cfg.Control); err != nil {
+			return nil, err
+		}
+		l.ControlURL = "http://" + net.JoinHostPort(chost, cport)
 	}
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), Filepath: filepath.Join(l.Dir, "Corefile"), ServerTypeName: "dns"})
-	if err != nil {
-		return nil, fmt.Errorf("starting the lab server: %v", err)
-	}
-	l.instance = inst
 	if err := l.waitReady(5 * time.Second); err != nil {
 		return nil, err
 	}
@@ -158,6 +177,12 @@ func (l *Lab) waitReady(timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// picked reports whether the port of addr is chosen by the lab (empty or port 0).
+func picked(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return addr == "" || (err == nil && port == "0")
 }
 
 // freeAddr returns host and a port free for both UDP and TCP (addr "host:0" or "" picks one).
