@@ -159,7 +159,7 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 	for i := range s.DNS.MX {
 		ips[i] = fmt.Sprintf("%s%d", netp, 11+i)
 	}
-	port, err := listenPort(append(ips, netp+"250"))
+	port, err := receiver.FreePort(append(ips, netp+"250"))
 	if err != nil {
 		return sc, err
 	}
@@ -294,31 +294,6 @@ func otherData(p tlsa.Param) (string, error) {
 		c = id.Leaf
 	}
 	return tlsa.Data(c, p.Selector, p.Matching)
-}
-
-// listenPort finds a TCP port free on every address.
-func listenPort(ips []string) (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			return 0, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ok := true
-		for _, ip := range ips[1:] {
-			l2, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		ln.Close()
-		if ok {
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free on every address of %v", ips)
 }
 
 // faultAttempter puts the scenario's faults in place, or takes them away, before each attempt

@@ -143,28 +143,11 @@ func param(t *testing.T, s string) tlsa.Param {
 // listenPort finds a port free on every address.
 func listenPort(t *testing.T, ips []string) int {
 	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ok := true
-		for _, ip := range ips[1:] {
-			l2, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		ln.Close()
-		if ok {
-			return port
-		}
+	port, err := receiver.FreePort(ips)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no port free on every address")
-	return 0
+	return port
 }
 
 // newScene starts receivers, then the lab with their TLSA records, the resolver and the sender.
