@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
+	"github.com/danelab/danelab/plugin/danezone/control"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 )
 
@@ -36,6 +38,25 @@ func (l *Lab) Reset() error { return l.call("POST", "/reset", nil, nil) }
 func (l *Lab) AddRecords(records ...string) error {
 	body, _ := json.Marshal(map[string][]string{"records": records})
 	return l.call("POST", "/records", body, nil)
+}
+
+// ReplaceRecords replaces the RRset the records belong to (one owner and type, fully
+// qualified) by them, signed and served at once.
+func (l *Lab) ReplaceRecords(records ...string) error {
+	body, _ := json.Marshal(map[string][]string{"records": records})
+	return l.call("PUT", "/records", body, nil)
+}
+
+// History returns the questions the lab answered since the given time (all when zero), oldest
+// first: name, type, transport, rcode and the fault applied.
+func (l *Lab) History(since time.Time) ([]control.Query, error) {
+	path := "/history"
+	if !since.IsZero() {
+		path += "?since=" + url.QueryEscape(since.UTC().Format(time.RFC3339Nano))
+	}
+	var out []control.Query
+	err := l.call("GET", path, nil, &out)
+	return out, err
 }
 
 func (l *Lab) call(method, path string, body []byte, out any) error {

@@ -23,6 +23,11 @@ type Outcome struct {
 	Detail string // free text: what exactly failed (put into diagnostics, sanitised)
 	Host   string // MX host tried last ("" when no host was reached, e.g. MX lookup failed)
 	TLS    string // security level used or required: TLSDane, TLSEncrypt, TLSMay, TLSNone
+	// Matched is the TLSA record that authenticated the server, in presentation form without
+	// owner ("3 1 1 <hex>"), when the attempt reached DANE authentication and it succeeded.
+	Matched string
+	// TLSInfo describes the TLS session when one came up: "TLS1.3 TLS_AES_128_GCM_SHA256".
+	TLSInfo string
 	// Sessions are the TLS sessions (one per MX host tried) of this attempt, for TLS-RPT. The
 	// queue stamps a zero Time with the attempt time; Queue.Sessions collects them all.
 	Sessions []tlsrpt.Attempt

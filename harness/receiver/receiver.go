@@ -6,6 +6,7 @@ package receiver
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -268,16 +269,22 @@ func (r *Receiver) tlsConfig() *tls.Config {
 	if p == NoSTARTTLS {
 		return nil
 	}
-	c := &tls.Config{
-		Certificates: []tls.Certificate{r.id.Certificate},
+	var c *tls.Config
+	c = &tls.Config{
+		// The identity is read per handshake: Reissue may replace it while the receiver runs.
 		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			id := r.Identity()
 			if rc, ok := h.Conn.(*conn); ok {
 				r.update(rc.sess, func(s *Session) { s.StartTLS, s.SNI = true, h.ServerName })
+				rc.id.Store(id)
 			}
 			if p == HandshakeFails {
 				return nil, errors.New("receiver: HandshakeFails personality refuses the handshake")
 			}
-			return nil, nil
+			cc := c.Clone()
+			cc.GetConfigForClient = nil
+			cc.Certificates = []tls.Certificate{id.Certificate}
+			return cc, nil
 		},
 	}
 	if p == TLS10Only {
@@ -290,7 +297,42 @@ func (r *Receiver) tlsConfig() *tls.Config {
 func (r *Receiver) Addr() string { return r.ln.Addr().String() }
 
 // Identity is the certificate the receiver serves (nil never: NoSTARTTLS has one too, unused).
-func (r *Receiver) Identity() *Identity { return r.id }
+func (r *Receiver) Identity() *Identity {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.id
+}
+
+// Renewed returns a certificate like the served one (same names, issuer, validity period and
+// chain shape) for key, without serving it: a renewal that can be announced (TLSA "next"
+// records) before it is deployed with SetIdentity. A new key is a key rollover, which
+// invalidates every record of the old leaf; the same key keeps "x 1 x" records valid but not
+// "x 0 x" ones.
+func (r *Receiver) Renewed(key crypto.Signer) (*Identity, error) {
+	old := r.Identity()
+	leaf := old.Leaf
+	var id *Identity
+	var err error
+	if old.CA != nil {
+		id, err = old.CA.IssueKey(key, leaf.DNSNames, leaf.NotBefore, leaf.NotAfter)
+	} else {
+		id, err = NewSelfSignedKey(key, leaf.DNSNames, leaf.NotBefore, leaf.NotAfter)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(old.Chain) == 1 && old.CA != nil { // keep sending what the personality sends
+		id = id.LeafOnly()
+	}
+	return id, nil
+}
+
+// SetIdentity serves id from the next handshake on.
+func (r *Receiver) SetIdentity(id *Identity) {
+	r.mu.Lock()
+	r.id = id
+	r.mu.Unlock()
+}
 
 // CA is the issuer of the served certificate (nil for a self-signed one).
 func (r *Receiver) CA() *CA { return r.ca }
@@ -376,6 +418,7 @@ type conn struct {
 	sess    *Session
 	greeted atomic.Bool
 	closed  atomic.Bool
+	id      atomic.Pointer[Identity] // the identity presented in this connection's handshake
 }
 
 var handshakeErrorReply = []byte("550 5.0.0 Handshake error")
@@ -518,8 +561,12 @@ func (s *session) Data(rd io.Reader) error {
 	case RejectDATA5xx:
 		return s.reject("DATA", &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message refused (danelab reject-data-5xx)"})
 	}
+	chain := s.r.Identity().Chain
+	if id := s.c.id.Load(); id != nil {
+		chain = id.Chain
+	}
 	d := Delivery{From: s.from, To: append([]string(nil), s.to...), Data: data, Helo: s.sc.Hostname(),
-		Remote: s.c.RemoteAddr().String(), Chain: s.r.id.Chain, Time: s.r.cfg.Now()}
+		Remote: s.c.RemoteAddr().String(), Chain: chain, Time: s.r.cfg.Now()}
 	if cs, ok := s.sc.TLSConnectionState(); ok {
 		d.TLS, d.TLSVersion, d.CipherSuite, d.SNI = true, cs.Version, cs.CipherSuite, cs.ServerName
 	}

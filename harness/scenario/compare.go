@@ -10,6 +10,9 @@ import (
 // readable line each ("attempt 2 (+15m): status 4.7.323, want 4.7.324"); none means pass.
 func Compare(s *Scenario, res Result) []string {
 	var diffs []string
+	if w := res.Warmup; w != nil && w.Label() != "delivered" {
+		diffs = append(diffs, fmt.Sprintf("warm-up message at +0: %s, want delivered", w.describe()))
+	}
 	obs := res.Attempts
 	i := 0
 	for k, e := range s.Expect {
@@ -49,7 +52,36 @@ func Compare(s *Scenario, res Result) []string {
 	if f.At != nil && res.FinalState == f.State && res.FinalAge != time.Duration(*f.At) {
 		diffs = append(diffs, fmt.Sprintf("final: at +%s, want +%s", FormatAge(res.FinalAge), *f.At))
 	}
+	// An NDR must reach the sender's mailbox, over TLS, saying what the queue decided.
+	if n := res.NDR; res.FinalState == StateNDR && n != nil {
+		switch {
+		case !n.Delivered:
+			diffs = append(diffs, fmt.Sprintf("NDR: not received by the sender's mailbox (%s)", n.Err))
+		case n.Status != res.FinalCode || n.Action != "failed":
+			diffs = append(diffs, fmt.Sprintf("NDR: the sender's mailbox got Status: %s, Action: %s; want Status: %s, Action: failed",
+				n.Status, n.Action, res.FinalCode))
+		case !n.TLS:
+			diffs = append(diffs, "NDR: delivered to the sender's mailbox without TLS")
+		}
+	}
 	return diffs
+}
+
+// matchedOK compares an expected matched TLSA record ("U S M", "U S M current|next",
+// "U S M <hex>") with the observed one.
+func matchedOK(want string, o Observed) bool {
+	w := strings.Fields(strings.ToLower(want))
+	got := strings.Fields(strings.ToLower(o.Matched))
+	if len(got) != 4 || len(w) < 3 || strings.Join(w[:3], " ") != strings.Join(got[:3], " ") {
+		return false
+	}
+	switch {
+	case len(w) == 3:
+		return true
+	case w[3] == "current" || w[3] == "next":
+		return strings.EqualFold(o.MatchedAs, want)
+	}
+	return w[3] == got[3]
 }
 
 func matchAttempt(e Attempt, at *Minutes, o Observed) []string {
@@ -66,6 +98,16 @@ func matchAttempt(e Attempt, at *Minutes, o Observed) []string {
 	}
 	if e.Result != "" && o.Result != e.Result {
 		d = append(d, fmt.Sprintf("%s: result %q, want %q", where, o.Result, e.Result))
+	}
+	if e.TLSA != "" && !matchedOK(e.TLSA, o) {
+		got := o.Matched
+		if o.MatchedAs != "" {
+			got = o.MatchedAs + " (" + o.Matched + ")"
+		}
+		if got == "" {
+			got = "none"
+		}
+		d = append(d, fmt.Sprintf("%s: matched TLSA %s, want %s", where, got, e.TLSA))
 	}
 	return d
 }

@@ -45,6 +45,11 @@ type Observed struct {
 	Result string        `json:"result,omitempty"`
 	Host   string        `json:"host,omitempty"`
 	Detail string        `json:"detail,omitempty"`
+	// Matched is the TLSA record that authenticated the server ("3 1 1 <hex>"); MatchedAs
+	// names it as scenarios do ("3 1 1 current", "3 1 1 next") when it was computed.
+	Matched   string `json:"matched,omitempty"`
+	MatchedAs string `json:"matched_as,omitempty"`
+	TLSInfo   string `json:"tls_info,omitempty"` // "TLS1.3 TLS_AES_128_GCM_SHA256"
 }
 
 // Label is the status, "delivered" for 2.0.0.
@@ -77,7 +82,20 @@ type Result struct {
 	FinalState  string        `json:"final_state,omitempty"` // delivered, ndr, queued
 	FinalCode   string        `json:"final_code,omitempty"`
 	FinalAge    time.Duration `json:"final_age_ns,omitempty"`
-	Wall        time.Duration `json:"wall_ns"`
+	// Warmup is the warm-up message's delivery (Sender.Warmup).
+	Warmup *Observed `json:"warmup,omitempty"`
+	// NDR is what reached the sender's mailbox when the message was returned.
+	NDR  *NDR          `json:"ndr,omitempty"`
+	Wall time.Duration `json:"wall_ns"`
+}
+
+// NDR is the non-delivery report as the sender's mailbox received it.
+type NDR struct {
+	Delivered bool   `json:"delivered"`
+	Status    string `json:"status,omitempty"` // the Status: field of the delivery-status part
+	Action    string `json:"action,omitempty"`
+	TLS       bool   `json:"tls"` // the mailbox received it over TLS
+	Err       string `json:"error,omitempty"`
 }
 
 // subnet hands each scene its own 127.M.N.0/24 (M from 120: apart from the sender tests' 77).
@@ -128,10 +146,27 @@ func Run(ctx context.Context, s *Scenario, opt Options) Result {
 
 // scene is a running world.
 type scene struct {
-	domain string // FQDN
-	lab    *lab.Lab
-	snd    *sender.Sender
-	recv   []*receiver.Receiver
+	domain  string // FQDN
+	lab     *lab.Lab
+	snd     *sender.Sender
+	recv    []*receiver.Receiver
+	mailbox *receiver.Receiver
+	clock   *queue.VirtualClock
+	start   time.Time         // scenario time 0
+	hosts   []*hostRun        // per dns.mx entry
+	labels  map[string]string // association data -> "U S M current|next"
+	logf    func(string, ...any)
+	trace   bool // a transcript is written: add the lab's side of every attempt
+}
+
+// hostRun is an MX host while the scenario runs: its receiver and its TLSA records.
+type hostRun struct {
+	h     Host
+	r     *receiver.Receiver
+	owner string // TLSA owner, FQDN
+	ttl   uint32
+	next  *receiver.Identity // the renewal's certificate, made up front
+	done  bool               // renewed
 }
 
 func (sc *scene) stop() {
@@ -150,16 +185,58 @@ func fqdn(label, zone string) string {
 	return label + "." + zone
 }
 
+// tlsaRecords are a host's TLSA records in zone file syntax: the computed ones from cur (and,
+// when next is set, from next too), the others as the scenario gives them.
+func (sc *scene) tlsaRecords(hr *hostRun, cur, next *receiver.Identity, ca *receiver.CA) ([]string, error) {
+	var out []string
+	add := func(p tlsa.Param, data string) {
+		ttl := ""
+		if hr.ttl > 0 {
+			ttl = fmt.Sprint(hr.ttl, " ")
+		}
+		out = append(out, fmt.Sprintf("%s %sTLSA %d %d %d %s", hr.owner, ttl, p.Usage, p.Selector, p.Matching, data))
+	}
+	for _, t := range hr.h.TLSA {
+		p, data, err := ParseTLSA(t)
+		if err != nil {
+			return nil, err
+		}
+		switch data {
+		case "":
+			data, err = ownData(cur, ca, p)
+			if err != nil {
+				return nil, err
+			}
+			if next != nil && p.Usage == 3 {
+				nd, err := ownData(next, ca, p)
+				if err != nil {
+					return nil, err
+				}
+				add(p, nd)
+			}
+		case "wrong":
+			if data, err = otherData(p); err != nil {
+				return nil, err
+			}
+		}
+		add(p, data)
+	}
+	return out, nil
+}
+
 // build starts the receivers, the lab with their records, the resolver and the sender.
 func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) {
-	sc := &scene{domain: dns.Fqdn(s.DNS.Domain)}
+	start := time.Now().Truncate(time.Second)
+	sc := &scene{domain: dns.Fqdn(s.DNS.Domain), clock: queue.NewVirtualClock(start), start: start,
+		labels: map[string]string{}, logf: logf, trace: opt.Log != nil}
 	n := subnet.Add(1)
 	netp := fmt.Sprintf("127.%d.%d.", 120+n/250, 1+n%250)
 	ips := make([]string, len(s.DNS.MX))
 	for i := range s.DNS.MX {
 		ips[i] = fmt.Sprintf("%s%d", netp, 11+i)
 	}
-	port, err := receiver.FreePort(append(ips, netp+"250"))
+	mboxIP := netp + "250"
+	port, err := receiver.FreePort(append(ips, mboxIP))
 	if err != nil {
 		return sc, err
 	}
@@ -182,16 +259,18 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 			}
 			mx = append(mx, fmt.Sprintf("@ MX %d %s", pref, name))
 		}
-		owner := "_25._tcp." + name
+		hr := &hostRun{h: h, owner: "_25._tcp." + name, ttl: h.TLSATTL}
 		if h.TLSAOwner != "" {
-			owner = h.TLSAOwner
-			if !strings.HasSuffix(owner, ".") {
-				owner = fqdn(owner, zone)
+			hr.owner = h.TLSAOwner
+			if !strings.HasSuffix(hr.owner, ".") {
+				hr.owner = fqdn(hr.owner, zone)
 			}
 		}
-		var r *receiver.Receiver
+		sc.hosts = append(sc.hosts, hr)
+		var cur *receiver.Identity
+		var ca *receiver.CA
 		if !h.NoReceiver {
-			r, err = receiver.Start(receiver.Config{
+			hr.r, err = receiver.Start(receiver.Config{
 				Addr: net.JoinHostPort(ips[i], fmt.Sprint(port)), Hostname: strings.TrimSuffix(name, "."),
 				RecipientDomain: s.DNS.Domain, UnrelatedName: "unrelated.invalid",
 				Personality: receiver.Personality(h.Personality), Timeout: 10 * time.Second,
@@ -199,25 +278,48 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 			if err != nil {
 				return sc, fmt.Errorf("dns.mx[%d]: %v", i, err)
 			}
-			sc.recv = append(sc.recv, r)
+			sc.recv = append(sc.recv, hr.r)
+			cur, ca = hr.r.Identity(), hr.r.CA()
 			logf("receiver %s (%s) on %s:%d", strings.TrimSuffix(name, "."), h.Personality, ips[i], port)
+			if rn := h.Renew; rn != nil {
+				key := cur.Key
+				if rn.Key == KeyNew {
+					if key, err = receiver.NewKey(); err != nil {
+						return sc, err
+					}
+				}
+				if hr.next, err = hr.r.Renewed(key); err != nil {
+					return sc, fmt.Errorf("dns.mx[%d].renew: %v", i, err)
+				}
+			}
+			for _, t := range h.TLSA {
+				if p, data, err := ParseTLSA(t); err == nil && data == "" {
+					cd, err := ownData(cur, ca, p)
+					if err != nil {
+						return sc, fmt.Errorf("dns.mx[%d]: %v", i, err)
+					}
+					sc.labels[cd] = fmt.Sprintf("%d %d %d current", p.Usage, p.Selector, p.Matching)
+					if hr.next != nil {
+						nd, err := ownData(hr.next, ca, p)
+						if err != nil {
+							return sc, fmt.Errorf("dns.mx[%d]: %v", i, err)
+						}
+						if nd != cd {
+							sc.labels[nd] = fmt.Sprintf("%d %d %d next", p.Usage, p.Selector, p.Matching)
+						}
+					}
+				}
+			}
 		}
-		for j, t := range h.TLSA {
-			p, data, err := ParseTLSA(t)
-			if err != nil {
-				return sc, fmt.Errorf("dns.mx[%d].tlsa[%d]: %v", i, j, err)
-			}
-			switch data {
-			case "":
-				data, err = ownData(r, p)
-			case "wrong":
-				data, err = otherData(p)
-			}
-			if err != nil {
-				return sc, fmt.Errorf("dns.mx[%d].tlsa[%d]: %v", i, j, err)
-			}
-			records[zone] = append(records[zone], fmt.Sprintf("%s TLSA %d %d %d %s", owner, p.Usage, p.Selector, p.Matching, data))
+		var staged *receiver.Identity
+		if h.Renew != nil && h.Renew.Staged {
+			staged = hr.next
 		}
+		trs, err := sc.tlsaRecords(hr, cur, staged, ca)
+		if err != nil {
+			return sc, fmt.Errorf("dns.mx[%d].tlsa: %v", i, err)
+		}
+		records[zone] = append(records[zone], trs...)
 	}
 	if s.DNS.NullMX {
 		records[sc.domain] = append(records[sc.domain], "@ MX 0 .")
@@ -230,6 +332,19 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 		zn := dns.Fqdn(z.Name)
 		domains = append(domains, lab.Domain{Name: zn, Unsigned: z.Unsigned, Records: append(append([]string(nil), z.Records...), records[zn]...)})
 	}
+	// The sender's own domain: its mailbox (DANE, 3 1 1) receives the NDRs.
+	sc.mailbox, err = receiver.Start(receiver.Config{Addr: net.JoinHostPort(mboxIP, fmt.Sprint(port)),
+		Hostname: "mbox." + MailboxDomain, Personality: receiver.SelfSigned, Timeout: 10 * time.Second})
+	if err != nil {
+		return sc, fmt.Errorf("the sender's mailbox: %v", err)
+	}
+	sc.recv = append(sc.recv, sc.mailbox)
+	mboxTLSA, err := tlsa.Data(sc.mailbox.Identity().Leaf, 1, 1)
+	if err != nil {
+		return sc, err
+	}
+	domains = append(domains, lab.Domain{Name: MailboxDomain + ".", Records: []string{"@ MX 10 mbox", "mbox A " + mboxIP,
+		"_25._tcp.mbox TLSA 3 1 1 " + mboxTLSA}})
 	for _, d := range domains {
 		for _, r := range d.Records {
 			logf("zone %s: %s", d.Name, r)
@@ -245,34 +360,79 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 	_, lport, _ := net.SplitHostPort(l.Addr)
 	var dnsPort int
 	fmt.Sscan(lport, &dnsPort)
-	dto := opt.DNSTimeout
+	dto := time.Duration(s.Sender.DNSTimeout)
+	if dto == 0 {
+		dto = opt.DNSTimeout
+	}
 	if dto == 0 {
 		dto = 2 * time.Second
 	}
-	// Signatures are made and judged in real time (the lab signs in real time); only the
-	// queue's schedule is virtual. No cache: every attempt asks the lab again.
-	res := resolver.New(resolver.Config{TrustAnchors: l.Anchor, Roots: []string{l.Addr}, Port: dnsPort,
-		Timeout: dto, Cache: false})
-	to := opt.AttemptTimeout
-	if to == 0 {
-		to = 3 * time.Second
+	// Signatures are made in real time (the lab signs in real time). Without a cache they are
+	// judged in real time too and every attempt asks the lab again; with one, the cache and the
+	// signatures follow the virtual clock (scenarios span hours, signatures last days).
+	rcfg := resolver.Config{TrustAnchors: l.Anchor, Roots: []string{l.Addr}, Port: dnsPort, Timeout: dto}
+	if s.Sender.Cache {
+		rcfg.Cache, rcfg.Now = true, sc.clock.Now
 	}
-	sc.snd = sender.New(sender.Config{Resolver: res, Port: port, Timeout: to})
+	var res resolver.Interface = resolver.New(rcfg)
+	scfg := sender.Config{Port: port}
+	if opt.Log != nil {
+		res = tracer{next: res, logf: logf, clock: sc.clock, start: start}
+		scfg.Transcript = func(line string) { logf("    smtp %s", line) }
+	}
+	scfg.Resolver = res
+	scfg.Timeout = opt.AttemptTimeout
+	if scfg.Timeout == 0 {
+		scfg.Timeout = 3 * time.Second
+	}
+	sc.snd = sender.New(scfg)
 	return sc, nil
+}
+
+// tracer writes every resolution and its verdict to the transcript.
+type tracer struct {
+	next  resolver.Interface
+	logf  func(string, ...any)
+	clock queue.Clock
+	start time.Time
+}
+
+func (t tracer) Resolve(ctx context.Context, name string, qtype uint16) (*resolver.Result, error) {
+	r, err := t.next.Resolve(ctx, name, qtype)
+	at := FormatAge(t.clock.Now().Sub(t.start))
+	switch {
+	case err != nil:
+		t.logf("    dns  +%s %s %s: error %v", at, dns.TypeToString[qtype], name, err)
+	default:
+		rcode := "?"
+		n := 0
+		if r.Msg != nil {
+			rcode, n = dns.RcodeToString[r.Msg.Rcode], len(r.Msg.Answer)
+		}
+		line := fmt.Sprintf("    dns  +%s %s %s: %s, %d answer record(s), %s", at, dns.TypeToString[qtype], name, rcode, n, r.Verdict)
+		if r.Reason != "" {
+			line += " (" + r.Reason + ")"
+		}
+		if r.EDE != 0 {
+			line += fmt.Sprintf(" EDE %d", r.EDE)
+		}
+		t.logf("%s", line)
+	}
+	return r, err
 }
 
 // ownData is the association data of a receiver's certificate: the leaf for usage 3, the
 // issuing CA for usage 2.
-func ownData(r *receiver.Receiver, p tlsa.Param) (string, error) {
+func ownData(id *receiver.Identity, ca *receiver.CA, p tlsa.Param) (string, error) {
 	var c *x509.Certificate
 	switch p.Usage {
 	case 2:
-		if r.CA() == nil {
-			return "", fmt.Errorf("usage 2 needs a CA-issued personality (ca-chain, ...), not %s", r.Config().Personality)
+		if ca == nil {
+			return "", fmt.Errorf("usage 2 needs a CA-issued personality (ca-chain, ...), not a self-signed certificate")
 		}
-		c = r.CA().Cert
+		c = ca.Cert
 	default:
-		c = r.Identity().Leaf
+		c = id.Leaf
 	}
 	return tlsa.Data(c, p.Selector, p.Matching)
 }
@@ -296,51 +456,110 @@ func otherData(p tlsa.Param) (string, error) {
 	return tlsa.Data(c, p.Selector, p.Matching)
 }
 
-// faultAttempter puts the scenario's faults in place, or takes them away, before each attempt
-// according to the queue's virtual clock.
-type faultAttempter struct {
+// events puts the scenario's faults in place or takes them away, and deploys certificate
+// renewals, before each attempt according to the virtual clock; then it makes the attempt.
+type events struct {
+	sc     *scene
 	next   queue.Attempter
-	lab    *lab.Lab
-	clock  queue.Clock
-	start  time.Time
 	faults []Fault
 	ids    []string // lab fault id while in place
-	logf   func(string, ...any)
 	err    error
 }
 
-func (f *faultAttempter) sync(age time.Duration) error {
-	for i, ft := range f.faults {
-		on := ft.Active(age)
+// sync brings the world to scenario time t.
+func (ev *events) sync(t time.Duration) error {
+	sc := ev.sc
+	for i, ft := range ev.faults {
+		on := ft.Active(t)
 		switch {
-		case on && f.ids[i] == "":
-			id, err := f.lab.AddFault(ft.Spec())
+		case on && ev.ids[i] == "":
+			id, err := sc.lab.AddFault(ft.Spec())
 			if err != nil {
 				return fmt.Errorf("faults[%d]: %v", i, err)
 			}
-			f.ids[i] = id
-			f.logf("+%s fault %d on: %s %s %s", FormatAge(age), i, ft.Mode, ft.Name, ft.Type)
-		case !on && f.ids[i] != "":
-			if err := f.lab.RemoveFault(f.ids[i]); err != nil {
+			ev.ids[i] = id
+			sc.logf("+%s fault %d on: %s %s %s", FormatAge(t), i, ft.Mode, ft.Name, ft.Type)
+		case !on && ev.ids[i] != "":
+			if err := sc.lab.RemoveFault(ev.ids[i]); err != nil {
 				return fmt.Errorf("faults[%d]: %v", i, err)
 			}
-			f.ids[i] = ""
-			f.logf("+%s fault %d healed: %s %s %s", FormatAge(age), i, ft.Mode, ft.Name, ft.Type)
+			ev.ids[i] = ""
+			sc.logf("+%s fault %d healed: %s %s %s", FormatAge(t), i, ft.Mode, ft.Name, ft.Type)
+		}
+	}
+	for i, hr := range sc.hosts {
+		rn := hr.h.Renew
+		if rn == nil || hr.done || t < time.Duration(*rn.At) {
+			continue
+		}
+		hr.done = true
+		old := hr.r.Identity()
+		hr.r.SetIdentity(hr.next)
+		sc.logf("+%s %s renewed its certificate (%s key): serial %s -> %s", FormatAge(t), hr.r.Config().Hostname,
+			rn.Key, old.Leaf.SerialNumber, hr.next.Leaf.SerialNumber)
+		if rn.Staged || rn.Publish == PublishNever || !hasComputed(hr.h.TLSA, 3) && !hasComputed(hr.h.TLSA, 2) {
+			continue
+		}
+		recs, err := sc.tlsaRecords(hr, hr.next, nil, hr.r.CA())
+		if err != nil {
+			return fmt.Errorf("dns.mx[%d].renew: %v", i, err)
+		}
+		if err := sc.lab.ReplaceRecords(recs...); err != nil {
+			return fmt.Errorf("dns.mx[%d].renew: publishing %v: %v", i, recs, err)
+		}
+		for _, r := range recs {
+			sc.logf("+%s zone now: %s", FormatAge(t), r)
 		}
 	}
 	return nil
 }
 
-func (f *faultAttempter) Attempt(ctx context.Context, msg *queue.Message) queue.Outcome {
-	age := f.clock.Now().Sub(f.start)
-	if err := f.sync(age); err != nil {
-		f.err = err
+func (ev *events) Attempt(ctx context.Context, msg *queue.Message) queue.Outcome {
+	sc := ev.sc
+	t := sc.clock.Now().Sub(sc.start)
+	if err := ev.sync(t); err != nil {
+		ev.err = err
 		return queue.Outcome{Result: queue.ResultDNSFailure, Detail: "harness: " + err.Error()}
 	}
-	o := f.next.Attempt(ctx, msg)
-	f.logf("+%s attempt: delivered=%v permanent=%v result=%q tls=%q host=%q detail=%q",
-		FormatAge(age), o.Delivered, o.Permanent, o.Result, o.TLS, o.Host, o.Detail)
+	sc.logf("+%s attempt for %s", FormatAge(t), strings.Join(msg.To, ", "))
+	real := time.Now()
+	o := ev.next.Attempt(ctx, msg)
+	sc.logf("+%s attempt done: delivered=%v permanent=%v result=%q tls=%q host=%q matched=%q %s detail=%q",
+		FormatAge(t), o.Delivered, o.Permanent, o.Result, o.TLS, strings.TrimSuffix(o.Host, "."), o.Matched, o.TLSInfo, o.Detail)
+	if sc.trace {
+		if h, err := sc.lab.History(real); err == nil {
+			for _, q := range h {
+				f := ""
+				if q.Mode != "" {
+					f = "  fault " + q.Mode
+				}
+				sc.logf("    lab  %s %s %s -> %s%s", q.Proto, q.Type, q.Name, q.Rcode, f)
+			}
+		}
+	}
 	return o
+}
+
+func (sc *scene) observe(n int, t time.Duration, o queue.Outcome, code string) Observed {
+	ob := Observed{N: n, Age: t, At: FormatAge(t), Status: code, TLS: o.TLS, Result: o.Result,
+		Host: o.Host, Detail: o.Detail, Matched: o.Matched, TLSInfo: o.TLSInfo}
+	if f := strings.Fields(o.Matched); len(f) == 4 {
+		ob.MatchedAs = sc.labels[strings.ToLower(f[3])]
+	}
+	return ob
+}
+
+// deliverDSN returns the NDR to the sender's mailbox, through the sender (over DANE).
+func (sc *scene) deliverDSN(ctx context.Context, d *queue.DSN) error {
+	at := strings.LastIndexByte(d.To, '@')
+	if at < 0 {
+		return fmt.Errorf("DSN recipient %q has no domain", d.To)
+	}
+	o := sc.snd.Attempt(ctx, &queue.Message{From: d.From, To: []string{d.To}, Domain: d.To[at+1:], Data: d.Data})
+	if !o.Delivered {
+		return fmt.Errorf("the NDR was not delivered to %s: %s %s", d.To, o.Result, o.Detail)
+	}
+	return nil
 }
 
 func (sc *scene) run(ctx context.Context, s *Scenario, res *Result, logf func(string, ...any)) error {
@@ -348,44 +567,88 @@ func (sc *scene) run(ctx context.Context, s *Scenario, res *Result, logf func(st
 	if err != nil {
 		return err
 	}
-	start := time.Now().Truncate(time.Second)
-	clock := queue.NewVirtualClock(start)
-	fa := &faultAttempter{next: sc.snd, lab: sc.lab, clock: clock, start: start, faults: s.Faults,
-		ids: make([]string, len(s.Faults)), logf: logf}
-	q, err := queue.New(queue.Config{Clock: clock, Profile: prof, Attempter: fa, Hostname: "danelab.invalid"})
+	ev := &events{sc: sc, next: sc.snd, faults: s.Faults, ids: make([]string, len(s.Faults))}
+	d := strings.TrimSuffix(sc.domain, ".")
+	message := func(id string) *queue.Message {
+		return &queue.Message{From: MailboxSender, To: []string{"bob@" + d}, Domain: d,
+			Data: []byte("From: " + MailboxSender + "\r\nTo: bob@" + d + "\r\nSubject: danelab " + s.Name +
+				"\r\nMessage-ID: <" + id + "@" + MailboxDomain + ">\r\n\r\nhello\r\n")}
+	}
+	if s.Sender.Warmup {
+		o := ev.Attempt(ctx, message(s.Name+".warmup"))
+		if ev.err != nil {
+			return ev.err
+		}
+		code := "2.0.0"
+		if !o.Delivered {
+			code = prof.Status(o).Code
+		}
+		w := sc.observe(0, 0, o, code)
+		res.Warmup = &w
+	}
+	var submit time.Duration
+	if s.Submit != nil {
+		submit = time.Duration(*s.Submit)
+	}
+	sc.clock.Set(sc.start.Add(submit))
+	q, err := queue.New(queue.Config{Clock: sc.clock, Profile: prof, Attempter: ev, Hostname: "danelab.invalid",
+		Sink: queue.DSNSinkFunc(sc.deliverDSN)})
 	if err != nil {
 		return err
 	}
-	d := strings.TrimSuffix(sc.domain, ".")
-	msg := &queue.Message{From: "alice@sender.test", To: []string{"bob@" + d}, Domain: d, Submitted: start,
-		Data: []byte("From: alice@sender.test\r\nTo: bob@" + d + "\r\nSubject: danelab " + s.Name +
-			"\r\nMessage-ID: <" + s.Name + "@sender.test>\r\n\r\nhello\r\n")}
+	msg := message(s.Name)
+	msg.Submitted = sc.start.Add(submit)
 	id, err := q.Submit(msg)
 	if err != nil {
 		return err
 	}
-	if err := q.Run(ctx, start.Add(Horizon)); err != nil {
+	if err := q.Run(ctx, sc.start.Add(Horizon)); err != nil {
 		return err
 	}
-	if fa.err != nil {
-		return fa.err
+	if ev.err != nil {
+		return ev.err
 	}
 	e, _ := q.Entry(id)
 	for _, r := range e.Attempts {
-		res.Attempts = append(res.Attempts, Observed{N: r.N, Age: r.Age, At: FormatAge(r.Age), Status: r.Status.Code,
-			TLS: r.Outcome.TLS, Result: r.Outcome.Result, Host: r.Outcome.Host, Detail: r.Outcome.Detail})
+		res.Attempts = append(res.Attempts, sc.observe(r.N, submit+r.Age, r.Outcome, r.Status.Code))
 	}
 	switch e.State {
 	case queue.Delivered:
 		res.FinalState = StateDelivered
 	case queue.Expired, queue.Failed:
 		res.FinalState, res.FinalCode = StateNDR, e.Final.Code
+		res.NDR = sc.ndr(e)
 	default:
 		res.FinalState = e.State.String()
 	}
 	if !e.Done.IsZero() {
-		res.FinalAge = e.Done.Sub(start)
+		res.FinalAge = e.Done.Sub(sc.start)
 	}
 	logf("final: %s %s at +%s after %d attempts", res.FinalState, res.FinalCode, FormatAge(res.FinalAge), len(e.Attempts))
+	if res.NDR != nil {
+		logf("NDR at the sender's mailbox: delivered=%v status=%s action=%s tls=%v %s", res.NDR.Delivered, res.NDR.Status,
+			res.NDR.Action, res.NDR.TLS, res.NDR.Err)
+	}
 	return nil
+}
+
+// ndr reads the NDR the sender's mailbox received.
+func (sc *scene) ndr(e queue.Entry) *NDR {
+	n := &NDR{}
+	if e.DSNErr != nil {
+		n.Err = e.DSNErr.Error()
+	}
+	for _, d := range sc.mailbox.Deliveries() {
+		n.Delivered, n.TLS = true, d.TLS
+		for _, line := range strings.Split(string(d.Data), "\n") {
+			line = strings.TrimSpace(line)
+			if v, ok := strings.CutPrefix(line, "Status: "); ok {
+				n.Status = v
+			}
+			if v, ok := strings.CutPrefix(line, "Action: "); ok {
+				n.Action = v
+			}
+		}
+	}
+	return n
 }

@@ -78,13 +78,61 @@ type Scenario struct {
 	Name        string    `json:"name"`
 	Description string    `json:"description,omitempty"`
 	Profile     string    `json:"profile,omitempty"`
+	Submit      *Minutes  `json:"submit,omitempty"`
+	Sender      Sender    `json:"sender"`
 	DNS         DNS       `json:"dns"`
 	Faults      []Fault   `json:"faults,omitempty"`
 	Expect      []Attempt `json:"expect"`
 	Final       Final     `json:"final"`
+	// Profiles holds the expectations of other sender profiles for the same world, where they
+	// differ from the main profile's; each is run as a scenario of its own.
+	Profiles map[string]*Expectation `json:"profiles,omitempty"`
 
 	File string `json:"-"` // where it was loaded from
 }
+
+// Sender tunes the sender of a scenario.
+type Sender struct {
+	// Cache keeps DNS answers for their TTL on the virtual clock (default: every attempt asks
+	// the lab afresh). Signatures are then judged at virtual time too.
+	Cache bool `json:"cache,omitempty"`
+	// Warmup delivers one message at time 0, before the scenario's message, so that caches
+	// hold the world as it was then. It must be delivered.
+	Warmup bool `json:"warmup,omitempty"`
+	// DNSTimeout bounds each DNS query (default 2s); short for dropped-query scenarios.
+	DNSTimeout fault.Duration `json:"dns_timeout,omitempty"`
+}
+
+// Expectation is what one profile is expected to do.
+type Expectation struct {
+	Expect []Attempt `json:"expect"`
+	Final  Final     `json:"final"`
+}
+
+// Renewal is a certificate renewal of a receiver during the scenario.
+type Renewal struct {
+	At *Minutes `json:"at"`
+	// Key is "new" (a key rollover, the default) or "same" (a re-issue with the same key).
+	Key string `json:"key,omitempty"`
+	// Staged publishes the renewed certificate's records (for every computed usage 3 entry)
+	// from the start, beside the current ones: the rollover done right.
+	Staged bool `json:"staged,omitempty"`
+	// Publish says when the zone follows an unstaged renewal: "renewal" (the default: the
+	// computed records are replaced by the new certificate's when it is deployed) or "never"
+	// (the records are left stale).
+	Publish string `json:"publish,omitempty"`
+}
+
+// Renewal keys and publish modes.
+const (
+	KeyNew          = "new"
+	KeySame         = "same"
+	PublishRenewal  = "renewal"
+	PublishNever    = "never"
+	MailboxDomain   = "sender.test" // the sender's own domain: its mailbox receives the NDRs
+	MailboxSender   = "alice@" + MailboxDomain
+	mailboxReserved = "is the sender's own domain (its mailbox gets the NDRs): choose another"
+)
 
 // DNS is the lab world of a scenario.
 type DNS struct {
@@ -106,6 +154,8 @@ type Host struct {
 	TLSAOwner   string   `json:"tlsa_owner,omitempty"`
 	NoReceiver  bool     `json:"no_receiver,omitempty"`
 	NoMX        bool     `json:"no_mx,omitempty"`
+	TLSATTL     uint32   `json:"tlsa_ttl,omitempty"`
+	Renew       *Renewal `json:"renew,omitempty"`
 }
 
 // Zone is an extra lab domain.
@@ -148,6 +198,7 @@ type Attempt struct {
 	Status string   `json:"status"`
 	TLS    string   `json:"tls,omitempty"`
 	Result string   `json:"result,omitempty"`
+	TLSA   string   `json:"tlsa,omitempty"`
 	Repeat bool     `json:"repeat,omitempty"`
 }
 
@@ -275,9 +326,28 @@ func LoadDir(dir string) ([]*Scenario, error) {
 			continue
 		}
 		seen[s.Name] = f
-		out = append(out, s)
+		out = append(out, s.Variants()...)
 	}
 	return out, errors.Join(errs...)
+}
+
+// Variants returns the scenario once per profile with expectations: itself for its main
+// profile, then one copy per entry of Profiles (sorted by name), each without Profiles.
+func (s *Scenario) Variants() []*Scenario {
+	main := *s
+	main.Profiles = nil
+	out := []*Scenario{&main}
+	names := make([]string, 0, len(s.Profiles))
+	for p := range s.Profiles {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		v := main
+		v.Profile, v.Expect, v.Final = p, s.Profiles[p].Expect, s.Profiles[p].Final
+		out = append(out, &v)
+	}
+	return out
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -334,6 +404,8 @@ func (s *Scenario) validate() error {
 	s.DNS.Domain = strings.TrimSuffix(strings.ToLower(s.DNS.Domain), ".")
 	if _, ok := dns.IsDomainName(s.DNS.Domain); !ok || !strings.HasSuffix(s.DNS.Domain, ".test") {
 		bad("dns.domain", "%q is not a domain under test.", s.DNS.Domain)
+	} else if underMailbox(s.DNS.Domain) {
+		bad("dns.domain", "%q %s", s.DNS.Domain, mailboxReserved)
 	}
 	zones := map[string]bool{}
 	for i, z := range s.DNS.Zones {
@@ -344,6 +416,9 @@ func (s *Scenario) validate() error {
 		}
 		if n == s.DNS.Domain || zones[n] {
 			bad(f+".name", "%q is given twice", z.Name)
+		}
+		if underMailbox(n) {
+			bad(f+".name", "%q %s", z.Name, mailboxReserved)
 		}
 		zones[n] = true
 		s.DNS.Zones[i].Name = n
@@ -393,6 +468,34 @@ func (s *Scenario) validate() error {
 				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%q is computed from the receiver's certificate, but no_receiver is set", t)
 			}
 		}
+		if r := h.Renew; r != nil {
+			switch {
+			case h.NoReceiver:
+				bad(f+".renew", "there is no receiver to renew (no_receiver)")
+			case r.At == nil:
+				bad(f+".renew.at", "is required: when the new certificate is deployed")
+			}
+			switch r.Key {
+			case "":
+				s.DNS.MX[i].Renew.Key = KeyNew
+			case KeyNew, KeySame:
+			default:
+				bad(f+".renew.key", "%q: want new or same", r.Key)
+			}
+			switch r.Publish {
+			case "":
+				s.DNS.MX[i].Renew.Publish = PublishRenewal
+			case PublishRenewal, PublishNever:
+			default:
+				bad(f+".renew.publish", "%q: want renewal or never", r.Publish)
+			}
+			if r.Staged && r.Publish == PublishNever {
+				bad(f+".renew.publish", "never, but staged publishes the new records from the start")
+			}
+			if r.Staged && !hasComputed(h.TLSA, 3) {
+				bad(f+".renew.staged", "no computed usage 3 record (\"3 1 1\") to stage")
+			}
+		}
 	}
 	for j, r := range s.DNS.Records {
 		if err := checkRecord(r, s.DNS.Domain); err != nil {
@@ -415,24 +518,55 @@ func (s *Scenario) validate() error {
 			bad(f+".heal", "%s is not after start %s", *ft.Heal, *ft.Start)
 		}
 	}
-	// Expectations.
-	known := KnownCodes(s.Profile)
-	if len(s.Expect) == 0 {
-		bad("expect", "is required: the attempts the %s profile makes", s.Profile)
+	if s.Sender.DNSTimeout < 0 {
+		bad("sender.dns_timeout", "must not be negative")
+	}
+	if s.Submit != nil && s.Sender.Warmup && *s.Submit == 0 {
+		bad("submit", "the warm-up message is delivered at 0: submit the scenario's message later")
+	}
+	// Expectations: the main profile's, then the others'.
+	s.validateExpect("", s.Profile, s.Expect, s.Final, bad)
+	for p, e := range s.Profiles {
+		f := "profiles." + p
+		if _, err := queue.ProfileByName(p); err != nil {
+			bad(f, "%q is not a profile: exchange, postfix or rfc", p)
+			continue
+		}
+		if p == s.Profile {
+			bad(f, "is the main profile: its expectations are expect and final")
+			continue
+		}
+		if e == nil {
+			bad(f, "is empty: give expect and final")
+			continue
+		}
+		s.validateExpect(f+".", p, e.Expect, e.Final, bad)
+	}
+	return errors.Join(errs...)
+}
+
+// validateExpect checks the expectations of one profile; prefix names them in errors.
+func (s *Scenario) validateExpect(prefix, profile string, expect []Attempt, final Final, bad func(string, string, ...any)) {
+	known := KnownCodes(profile)
+	if len(expect) == 0 {
+		bad(prefix+"expect", "is required: the attempts the %s profile makes", profile)
 	}
 	var last time.Duration = -1
-	for i, a := range s.Expect {
-		f := fmt.Sprintf("expect[%d]", i)
+	if s.Submit != nil {
+		last = time.Duration(*s.Submit) - 1
+	}
+	for i, a := range expect {
+		f := fmt.Sprintf("%sexpect[%d]", prefix, i)
 		switch {
 		case a.Status == "":
 			bad(f+".status", "is required: a status code like \"4.7.324\" or \"delivered\"")
 		case a.Status == "delivered" || a.Status == "2.0.0":
-			s.Expect[i].Status = "delivered"
-			if i != len(s.Expect)-1 {
+			expect[i].Status = "delivered"
+			if i != len(expect)-1 {
 				bad(f+".status", "delivered must be the last attempt")
 			}
 		case !known[a.Status]:
-			bad(f+".status", "%q is not a known code of the %s profile", a.Status, s.Profile)
+			bad(f+".status", "%q is not a known code of the %s profile", a.Status, profile)
 		}
 		if a.TLS != "" && !contains(tlsLevels, a.TLS) {
 			bad(f+".tls", "%q is not a TLS level: %s", a.TLS, strings.Join(tlsLevels, ", "))
@@ -440,36 +574,63 @@ func (s *Scenario) validate() error {
 		if a.Result != "" && !contains(resultClasses, a.Result) {
 			bad(f+".result", "%q is not a result: %s", a.Result, strings.Join(resultClasses, ", "))
 		}
-		if a.Repeat && i != len(s.Expect)-1 {
+		if a.TLSA != "" {
+			if err := checkMatched(a.TLSA); err != nil {
+				bad(f+".tlsa", "%v", err)
+			}
+		}
+		if a.Repeat && i != len(expect)-1 {
 			bad(f+".repeat", "only the last attempt may repeat")
 		}
 		if a.At != nil {
 			if time.Duration(*a.At) <= last {
-				bad(f+".at", "%s is not after the previous attempt's %s", *a.At, FormatAge(last))
+				what := "the previous attempt's"
+				if i == 0 {
+					what = "the submission at"
+				}
+				bad(f+".at", "%s is not after %s %s", *a.At, what, FormatAge(last))
 			}
 			last = time.Duration(*a.At)
 		}
 	}
-	switch s.Final.State {
+	switch final.State {
 	case "":
-		bad("final.state", "is required: delivered or ndr")
+		bad(prefix+"final.state", "is required: delivered or ndr")
 	case StateDelivered:
-		if s.Final.Code != "" && s.Final.Code != "2.0.0" {
-			bad("final.code", "%q: a delivered message has no NDR code", s.Final.Code)
+		if final.Code != "" && final.Code != "2.0.0" {
+			bad(prefix+"final.code", "%q: a delivered message has no NDR code", final.Code)
 		}
-		if n := len(s.Expect); n > 0 && s.Expect[n-1].Status != "delivered" {
-			bad("final.state", "delivered, but the last expected attempt is %s", s.Expect[n-1].Status)
+		if n := len(expect); n > 0 && expect[n-1].Status != "delivered" {
+			bad(prefix+"final.state", "delivered, but the last expected attempt is %s", expect[n-1].Status)
 		}
 	case StateNDR:
-		if s.Final.Code == "" {
-			bad("final.code", "is required for an NDR")
-		} else if !known[s.Final.Code] {
-			bad("final.code", "%q is not a known code of the %s profile", s.Final.Code, s.Profile)
+		if final.Code == "" {
+			bad(prefix+"final.code", "is required for an NDR")
+		} else if !known[final.Code] {
+			bad(prefix+"final.code", "%q is not a known code of the %s profile", final.Code, profile)
 		}
 	default:
-		bad("final.state", "%q: want delivered or ndr", s.Final.State)
+		bad(prefix+"final.state", "%q: want delivered or ndr", final.State)
 	}
-	return errors.Join(errs...)
+}
+
+// checkMatched checks an expected matched TLSA record: "U S M" (any record with these
+// parameters), "U S M current" or "U S M next" (computed from the certificate served first,
+// or from its renewal), or "U S M <hex>".
+func checkMatched(m string) error {
+	f := strings.Fields(m)
+	if len(f) != 3 && len(f) != 4 {
+		return fmt.Errorf("%q: want \"U S M\", \"U S M current\", \"U S M next\" or \"U S M <hex>\"", m)
+	}
+	if _, err := tlsa.ParseParam(strings.Join(f[:3], " ")); err != nil {
+		return fmt.Errorf("%q: %v", m, err)
+	}
+	if len(f) == 4 && f[3] != "current" && f[3] != "next" {
+		if _, err := hex.DecodeString(f[3]); err != nil {
+			return fmt.Errorf("%q: %q is not current, next or hex", m, f[3])
+		}
+	}
+	return nil
 }
 
 func knownPersonality(p string) bool {
@@ -484,6 +645,21 @@ func knownPersonality(p string) bool {
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func underMailbox(name string) bool {
+	return name == MailboxDomain || strings.HasSuffix(name, "."+MailboxDomain)
+}
+
+// hasComputed reports whether entries hold a record computed from the receiver's
+// certificate with the given usage.
+func hasComputed(entries []string, usage uint8) bool {
+	for _, t := range entries {
+		if p, data, err := ParseTLSA(t); err == nil && data == "" && p.Usage == usage {
 			return true
 		}
 	}

@@ -6,6 +6,7 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danelab/danelab/harness/dane"
@@ -42,6 +45,10 @@ type Config struct {
 	Now func() time.Time
 	// LocalAddr, if set, is the address connections are made from (TLS-RPT sending-mta-ip).
 	LocalAddr string
+	// Transcript, if set, receives the SMTP dialogue line by line: "C: EHLO ..." for what the
+	// sender wrote, "S: 250 ..." for what it read; inside TLS the same with "C(tls)"/"S(tls)",
+	// and one line with the TLS details after the handshake.
+	Transcript func(line string)
 }
 
 // Sender makes delivery attempts; it implements queue.Attempter.
@@ -240,16 +247,21 @@ func (s *Sender) deliver(ctx context.Context, msg *queue.Message, domain, host, 
 	if err != nil {
 		return out(queue.Outcome{Result: queue.ResultConnect, Detail: err.Error()})
 	}
+	if s.cfg.Transcript != nil {
+		s.cfg.Transcript(fmt.Sprintf("connected to %s (%s)", net.JoinHostPort(ip, strconv.Itoa(s.cfg.Port)), strings.TrimSuffix(host, ".")))
+		conn = newTraceConn(conn, s.cfg.Transcript, "")
+	}
 	var verr error
+	var match dane.Match
 	var cfg *tls.Config
 	if level == LevelDANE {
-		cfg = dane.TLSConfig(sni, tlsas, refs, s.cfg.Now, func(_ dane.Match, e error) { verr = e })
+		cfg = dane.TLSConfig(sni, tlsas, refs, s.cfg.Now, func(m dane.Match, e error) { match, verr = m, e })
 	} else { // encrypt or may: TLS without authentication
 		cfg = &tls.Config{InsecureSkipVerify: true, ServerName: strings.TrimSuffix(sni, "."), MinVersion: tls.VersionTLS12}
 	}
 	// The dialogue before TLS is ours (go-smtp v0.25 cannot start TLS after its own EHLO with
 	// our HELO name); go-smtp takes over on the TLS connection.
-	c, offered, helo, err := s.startTLS(conn, cfg)
+	c, conn, offered, helo, err := s.startTLS(conn, cfg)
 	session.ReceivingMXHelo = helo
 	if err != nil {
 		var se *smtp.SMTPError
@@ -277,26 +289,34 @@ func (s *Sender) deliver(ctx context.Context, msg *queue.Message, domain, host, 
 		return out(o)
 	}
 	defer c.Close()
-	return out(s.transfer(c, msg))
+	o := s.transfer(c, msg)
+	if cs, ok := tlsState(conn); ok {
+		o.TLSInfo = tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)
+	}
+	if verr == nil && match.Record != nil {
+		o.Matched = strings.TrimPrefix(match.Record.String(), match.Record.Hdr.String())
+	}
+	return out(o)
 }
 
 // startTLS reads the greeting, says EHLO and, when STARTTLS is offered, starts TLS and checks
 // the certificate (cfg.VerifyConnection) in the handshake. It returns a go-smtp client on the
-// TLS connection, or on the plain one when STARTTLS is not offered, that has said EHLO.
-func (s *Sender) startTLS(conn net.Conn, cfg *tls.Config) (*smtp.Client, bool, string, error) {
+// TLS connection, or on the plain one when STARTTLS is not offered, that has said EHLO, and
+// that connection.
+func (s *Sender) startTLS(conn net.Conn, cfg *tls.Config) (*smtp.Client, net.Conn, bool, string, error) {
 	tp := textproto.NewConn(conn)
 	if _, _, err := tp.ReadResponse(220); err != nil {
-		return nil, false, "", smtpError(err)
+		return nil, conn, false, "", smtpError(err)
 	}
 	id, err := tp.Cmd("EHLO %s", s.cfg.Helo)
 	if err != nil {
-		return nil, false, "", err
+		return nil, conn, false, "", err
 	}
 	tp.StartResponse(id)
 	_, msg, err := tp.ReadResponse(250)
 	tp.EndResponse(id)
 	if err != nil {
-		return nil, false, "", smtpError(err)
+		return nil, conn, false, "", smtpError(err)
 	}
 	helo := strings.Fields(msg + " ")[0] // the server's name, first word of its EHLO reply
 	offered := false
@@ -308,25 +328,97 @@ func (s *Sender) startTLS(conn net.Conn, cfg *tls.Config) (*smtp.Client, bool, s
 	next := conn
 	if offered {
 		if _, err := tp.Cmd("STARTTLS"); err != nil {
-			return nil, true, helo, err
+			return nil, conn, true, helo, err
 		}
 		if _, _, err := tp.ReadResponse(220); err != nil {
-			return nil, true, helo, smtpError(err)
+			return nil, conn, true, helo, smtpError(err)
+		}
+		trace, traced := conn.(*traceConn)
+		if traced {
+			trace.off.Store(true) // the handshake is binary; the dialogue goes on inside TLS
 		}
 		tc := tls.Client(conn, cfg)
 		if err := tc.Handshake(); err != nil {
-			return nil, true, helo, err
+			if traced {
+				trace.f("TLS handshake failed: " + err.Error())
+			}
+			return nil, conn, true, helo, err
 		}
 		next = tc
+		if traced {
+			cs := tc.ConnectionState()
+			var leaf string
+			if len(cs.PeerCertificates) > 0 {
+				c := cs.PeerCertificates[0]
+				leaf = fmt.Sprintf("; leaf %q issued by %q, names %v, valid %s..%s", c.Subject.CommonName, c.Issuer.CommonName,
+					c.DNSNames, c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly))
+			}
+			trace.f(fmt.Sprintf("TLS up: %s %s, SNI %q, %d certificate(s) sent%s", tls.VersionName(cs.Version),
+				tls.CipherSuiteName(cs.CipherSuite), cfg.ServerName, len(cs.PeerCertificates), leaf))
+			next = newTraceConn(tc, trace.f, "(tls)")
+		}
 	}
 	// go-smtp expects a greeting: give it one, then it says EHLO (again, on TLS).
 	c := smtp.NewClient(&greeted{Conn: next, pending: []byte("220 greeted\r\n")})
 	c.CommandTimeout, c.SubmissionTimeout = s.cfg.Timeout, s.cfg.Timeout
 	if err := c.Hello(s.cfg.Helo); err != nil {
 		c.Close()
-		return nil, offered, helo, err
+		return nil, conn, offered, helo, err
 	}
-	return c, offered, helo, nil
+	return c, next, offered, helo, nil
+}
+
+// traceConn reports the lines a connection carries to f, until off.
+type traceConn struct {
+	net.Conn
+	f          func(string)
+	tag        string
+	off        atomic.Bool
+	mu         sync.Mutex
+	rbuf, wbuf []byte
+}
+
+func newTraceConn(c net.Conn, f func(string), tag string) *traceConn {
+	return &traceConn{Conn: c, f: f, tag: tag}
+}
+
+func (t *traceConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	t.emit(&t.rbuf, "S"+t.tag+": ", p[:n])
+	return n, err
+}
+
+func (t *traceConn) Write(p []byte) (int, error) {
+	t.emit(&t.wbuf, "C"+t.tag+": ", p)
+	return t.Conn.Write(p)
+}
+
+func (t *traceConn) emit(buf *[]byte, prefix string, p []byte) {
+	if t.off.Load() {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	*buf = append(*buf, p...)
+	for {
+		i := bytes.IndexByte(*buf, '\n')
+		if i < 0 {
+			return
+		}
+		t.f(prefix + strings.TrimRight(string((*buf)[:i]), "\r"))
+		*buf = (*buf)[i+1:]
+	}
+}
+
+// tlsState is the TLS state of a connection startTLS returned, traced or not.
+func tlsState(c net.Conn) (tls.ConnectionState, bool) {
+	if t, ok := c.(*traceConn); ok {
+		c = t.Conn
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
 }
 
 // smtpError turns a textproto error reply into go-smtp's error type.
@@ -379,6 +471,10 @@ func (s *Sender) plaintext(ctx context.Context, msg *queue.Message, out func(que
 	conn, err := s.dial(ctx, ip)
 	if err != nil {
 		return out(queue.Outcome{Result: queue.ResultConnect, Detail: err.Error()})
+	}
+	if s.cfg.Transcript != nil {
+		s.cfg.Transcript(fmt.Sprintf("connected to %s again, for plaintext (opportunistic TLS failed)", net.JoinHostPort(ip, strconv.Itoa(s.cfg.Port))))
+		conn = newTraceConn(conn, s.cfg.Transcript, "")
 	}
 	c := smtp.NewClient(conn)
 	c.CommandTimeout, c.SubmissionTimeout = s.cfg.Timeout, s.cfg.Timeout
