@@ -644,9 +644,8 @@ func tlSpareLoopback(port int, udp bool, candidates ...string) (string, error) {
 // takes a free port on 127.0.0.1); stopped at test end.
 func tlStartUnboundAt(tb testing.TB, ip string, stubs ...Stub) *Unbound {
 	tb.Helper()
-	bin, err := lookPeer("unbound")
-	if err != nil {
-		tb.Skip(PeerMissing("unbound"))
+	if msg := PeerMissing("unbound"); msg != "" {
+		tb.Skip(msg)
 	}
 	dir, cleanup, err := tempDir("unbound53")
 	if err != nil {
@@ -703,15 +702,29 @@ remote-control:
 	if err := os.WriteFile(u.Conf, []byte(conf.String()), 0o644); err != nil {
 		tb.Fatal(err)
 	}
+	tlRunUnbound(tb, u, stubs[0].Anchor.Zone)
+	return u
+}
+
+// tlRunUnbound starts unbound -d with the configuration u.Conf (written by the caller, with
+// its logfile at u.LogPath) in u.Dir, and waits until it answers SOA queries for zone at
+// u.Addr. The caller registers u.Stop. Shared by tlStartUnboundAt and the Postfix tests,
+// whose configuration the lab writes.
+func tlRunUnbound(tb testing.TB, u *Unbound, zone string) {
+	tb.Helper()
+	bin, err := lookPeer("unbound")
+	if err != nil {
+		tb.Skip(PeerMissing("unbound"))
+	}
 	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
-		if cp, err := copyExecutable(bin, filepath.Join(dir, "unbound")); err == nil {
+		// AppArmor's profile for the packaged path denies our configuration (see NewUnbound).
+		if cp, err := copyExecutable(bin, filepath.Join(u.Dir, "unbound")); err == nil {
 			bin = cp
 		}
 	}
-	if u.proc, err = startProcess("unbound", dir, filepath.Join(dir, "unbound.stdout"), bin, "-d", "-c", u.Conf); err != nil {
+	if u.proc, err = startProcess("unbound", u.Dir, filepath.Join(u.Dir, "unbound.stdout"), bin, "-d", "-c", u.Conf); err != nil {
 		tb.Fatal(err)
 	}
-	zone := stubs[0].Anchor.Zone
 	if msg := waitFor(15*time.Second, func() string {
 		if !u.proc.running() {
 			return fmt.Sprintf("unbound exited: %v\n%s\n%s", u.proc.err, tail(u.proc.log, 2000), tail(u.LogPath, 2000))
@@ -723,7 +736,6 @@ remote-control:
 	}); msg != "" {
 		tb.Fatalf("unbound on %s: %s\n%s", u.Addr, msg, tail(u.LogPath, 2000))
 	}
-	return u
 }
 
 // tlInLabResolver wraps argv so that it runs in a private mount namespace whose

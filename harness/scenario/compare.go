@@ -178,19 +178,33 @@ func (s *Scenario) Summary() string {
 			p += "/" + e.TLS
 		}
 		var ats []string
+		repeat := false
 		j := i
 		for ; j < len(s.Expect) && s.Expect[j].Status == e.Status && s.Expect[j].TLS == e.TLS; j++ {
 			if at := s.Expect[j].At; at != nil {
 				ats = append(ats, at.String())
 			}
 			if s.Expect[j].Repeat {
-				ats = append(ats, "…")
+				repeat = true
 			}
 		}
-		if n := j - i; len(ats) == 0 && n > 1 {
+		n := j - i
+		more := ""
+		if repeat {
+			more = ",…"
+		}
+		switch {
+		case len(ats) == 0 && n > 1:
 			p += fmt.Sprintf(" ×%d", n)
-		} else if len(ats) > 0 {
-			p += "@" + strings.Join(ats, ",")
+		case len(ats) > 5: // a long schedule: its start, its end and the count
+			p += "@" + strings.Join(ats[:3], ",") + ",…," + ats[len(ats)-1] + more
+			if !repeat {
+				p += fmt.Sprintf(" ×%d", n)
+			}
+		case len(ats) > 0:
+			p += "@" + strings.Join(ats, ",") + more
+		case repeat:
+			p += "@…"
 		}
 		parts = append(parts, p)
 		i = j

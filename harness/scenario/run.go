@@ -495,8 +495,8 @@ func (ev *events) sync(t time.Duration) error {
 		hr.done = true
 		old := hr.r.Identity()
 		hr.r.SetIdentity(hr.next)
-		sc.logf("+%s %s renewed its certificate (%s key): serial %s -> %s", FormatAge(t), hr.r.Config().Hostname,
-			rn.Key, old.Leaf.SerialNumber, hr.next.Leaf.SerialNumber)
+		sc.logf("+%s %s renewed its certificate (%s key): serial %s -> %s (in place before the attempt at +%s)",
+			rn.At, hr.r.Config().Hostname, rn.Key, old.Leaf.SerialNumber, hr.next.Leaf.SerialNumber, FormatAge(t))
 		if rn.Staged || rn.Publish == PublishNever || !hasComputed(hr.h.TLSA, 3) && !hasComputed(hr.h.TLSA, 2) {
 			continue
 		}
@@ -508,7 +508,7 @@ func (ev *events) sync(t time.Duration) error {
 			return fmt.Errorf("dns.mx[%d].renew: publishing %v: %v", i, recs, err)
 		}
 		for _, r := range recs {
-			sc.logf("+%s zone now: %s", FormatAge(t), r)
+			sc.logf("+%s the zone follows: %s", rn.At, r)
 		}
 	}
 	return nil

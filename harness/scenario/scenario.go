@@ -552,9 +552,6 @@ func (s *Scenario) validateExpect(prefix, profile string, expect []Attempt, fina
 		bad(prefix+"expect", "is required: the attempts the %s profile makes", profile)
 	}
 	var last time.Duration = -1
-	if s.Submit != nil {
-		last = time.Duration(*s.Submit) - 1
-	}
 	for i, a := range expect {
 		f := fmt.Sprintf("%sexpect[%d]", prefix, i)
 		switch {
@@ -583,12 +580,11 @@ func (s *Scenario) validateExpect(prefix, profile string, expect []Attempt, fina
 			bad(f+".repeat", "only the last attempt may repeat")
 		}
 		if a.At != nil {
-			if time.Duration(*a.At) <= last {
-				what := "the previous attempt's"
-				if i == 0 {
-					what = "the submission at"
-				}
-				bad(f+".at", "%s is not after %s %s", *a.At, what, FormatAge(last))
+			switch {
+			case s.Submit != nil && *a.At < *s.Submit:
+				bad(f+".at", "%s is before the submission at %s", *a.At, *s.Submit)
+			case time.Duration(*a.At) <= last:
+				bad(f+".at", "%s is not after the previous attempt's %s", *a.At, FormatAge(last))
 			}
 			last = time.Duration(*a.At)
 		}
