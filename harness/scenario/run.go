@@ -203,19 +203,19 @@ func (sc *scene) tlsaRecords(hr *hostRun, cur, next *receiver.Identity, ca *rece
 		}
 		switch data {
 		case "":
-			data, err = ownData(cur, ca, p)
+			data, err = OwnData(cur, ca, p)
 			if err != nil {
 				return nil, err
 			}
 			if next != nil && p.Usage == 3 {
-				nd, err := ownData(next, ca, p)
+				nd, err := OwnData(next, ca, p)
 				if err != nil {
 					return nil, err
 				}
 				add(p, nd)
 			}
 		case "wrong":
-			if data, err = otherData(p); err != nil {
+			if data, err = OtherData(p); err != nil {
 				return nil, err
 			}
 		}
@@ -294,13 +294,13 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 			}
 			for _, t := range h.TLSA {
 				if p, data, err := ParseTLSA(t); err == nil && data == "" {
-					cd, err := ownData(cur, ca, p)
+					cd, err := OwnData(cur, ca, p)
 					if err != nil {
 						return sc, fmt.Errorf("dns.mx[%d]: %v", i, err)
 					}
 					sc.labels[cd] = fmt.Sprintf("%d %d %d current", p.Usage, p.Selector, p.Matching)
 					if hr.next != nil {
-						nd, err := ownData(hr.next, ca, p)
+						nd, err := OwnData(hr.next, ca, p)
 						if err != nil {
 							return sc, fmt.Errorf("dns.mx[%d]: %v", i, err)
 						}
@@ -421,9 +421,9 @@ func (t tracer) Resolve(ctx context.Context, name string, qtype uint16) (*resolv
 	return r, err
 }
 
-// ownData is the association data of a receiver's certificate: the leaf for usage 3, the
+// OwnData is the association data of a receiver's certificate: the leaf for usage 3, the
 // issuing CA for usage 2.
-func ownData(id *receiver.Identity, ca *receiver.CA, p tlsa.Param) (string, error) {
+func OwnData(id *receiver.Identity, ca *receiver.CA, p tlsa.Param) (string, error) {
 	var c *x509.Certificate
 	switch p.Usage {
 	case 2:
@@ -437,8 +437,8 @@ func ownData(id *receiver.Identity, ca *receiver.CA, p tlsa.Param) (string, erro
 	return tlsa.Data(c, p.Selector, p.Matching)
 }
 
-// otherData is association data of a certificate unrelated to everything served.
-func otherData(p tlsa.Param) (string, error) {
+// OtherData is association data of a certificate unrelated to everything served.
+func OtherData(p tlsa.Param) (string, error) {
 	var c *x509.Certificate
 	if p.Usage == 2 {
 		ca, err := receiver.NewCA("some other CA")
