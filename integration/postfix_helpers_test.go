@@ -197,6 +197,10 @@ func startPostfix(t *testing.T, o postfixOptions) *postfixMTA {
 	if err := pfTraversable(dir); err != nil {
 		t.Fatal(err)
 	}
+	// Commands reach postlogd through this socket by absolute path: a sun_path holds 107 bytes.
+	if sock := filepath.Join(m.QueueDir, "public", "postlog"); len(sock) > 107 {
+		t.Fatalf("startPostfix: work directory too deep: the socket %s is longer than 107 bytes", sock)
+	}
 	// The queue directory must be root's and reachable by the postfix user; `postfix check`
 	// creates what lies below it (and data_directory) with the right owners.
 	for _, d := range []string{dir, m.ConfigDir, m.QueueDir} {
@@ -662,6 +666,9 @@ type postfixTLS struct {
 	RelayAddr string // "127.0.0.61"
 	Protocol  string // "TLSv1.3"
 	Cipher    string
+	// VerifyError is the reason of the "server certificate verification failed for RELAY:
+	// REASON" line logged just before, e.g. "num=65:no matching DANE TLSA records".
+	VerifyError string
 }
 
 // postfixDelivery is one per-recipient status line: "QID: to=<rcpt>, relay=host[ip]:port,
@@ -696,6 +703,7 @@ var (
 	// Short queue IDs are hex; long ones (enable_long_queue_ids) are base-52 time, 'z', inode.
 	pfQueueIDRe = regexp.MustCompile(`^([0-9A-F]{6,}|[0-9A-Za-y]{6,}z[0-9A-Za-y]+): (.*)$`)
 	pfTLSRe     = regexp.MustCompile(`^(Anonymous|Untrusted|Trusted|Verified) TLS connection (established|reused) to (\S+): (\S+) with cipher (\S+)`)
+	pfVerifyRe  = regexp.MustCompile(`^server certificate verification failed for (\S+): (.*)$`)
 	pfFieldRe   = regexp.MustCompile(`(\w+)=(<[^>]*>|[^,]*)(?:, |$)`)
 	pfRelayRe   = regexp.MustCompile(`^([^\[]+)\[([^\]]*)\](?::\d+)?$`)
 )
@@ -713,6 +721,7 @@ func parsePostfixLog(text string) postfixLog {
 		tls  map[string]*postfixTLS // by relay
 	}
 	pending := map[int]map[string]*postfixTLS{} // TLS lines since the last status line, by PID
+	failed := map[int]map[string]string{}       // verification failures awaiting their TLS line
 	current := map[int]*attempt{}
 	for _, raw := range strings.Split(text, "\n") {
 		if raw == "" {
@@ -734,9 +743,18 @@ func parsePostfixLog(text string) postfixLog {
 		}
 		l.Lines = append(l.Lines, line)
 
+		if m := pfVerifyRe.FindStringSubmatch(line.Text); m != nil {
+			if failed[line.PID] == nil {
+				failed[line.PID] = map[string]string{}
+			}
+			failed[line.PID][m[1]] = m[2]
+			continue
+		}
 		if m := pfTLSRe.FindStringSubmatch(line.Text); m != nil {
 			t := postfixTLS{postfixLine: line, Trust: m[1], Reused: m[2] == "reused", Relay: m[3], Protocol: m[4], Cipher: m[5]}
 			t.RelayHost, t.RelayAddr = pfSplitRelay(t.Relay)
+			t.VerifyError = failed[line.PID][t.Relay]
+			delete(failed[line.PID], t.Relay)
 			l.TLS = append(l.TLS, t)
 			if pending[line.PID] == nil {
 				pending[line.PID] = map[string]*postfixTLS{}

@@ -192,10 +192,10 @@ func TestPostfixSmoke(t *testing.T) {
 	if dBad.Status != "deferred" || dBad.DSN != "4.7.5" || !strings.Contains(dBad.Reason, "Server certificate not verified") || dBad.RelayAddr != ips[1] {
 		t.Errorf("bad.test: want status=deferred dsn=4.7.5 (Server certificate not verified) via %s, got %s", ips[1], dBad.Raw)
 	}
-	if dBad.TLS == nil || dBad.TLS.Trust != "Untrusted" {
-		t.Errorf("bad.test: no Untrusted TLS line for the attempt (TLS %+v)", dBad.TLS)
+	if dBad.TLS == nil || dBad.TLS.Trust != "Untrusted" || !strings.Contains(dBad.TLS.VerifyError, "no matching DANE TLSA records") {
+		t.Errorf("bad.test: no Untrusted TLS line after \"no matching DANE TLSA records\" for the attempt (TLS %+v)", dBad.TLS)
 	} else {
-		t.Logf("  %s", dBad.TLS.Raw)
+		t.Logf("  %s (after %q)", dBad.TLS.Raw, dBad.TLS.VerifyError)
 	}
 	if ss := bad.Sessions(); !slices.ContainsFunc(ss, func(s receiver.Session) bool { return s.TLS }) {
 		t.Errorf("bad.test's receiver: no completed TLS handshake (Postfix judges the certificate after it): %+v", ss)
@@ -291,4 +291,83 @@ func TestPostfixSmoke(t *testing.T) {
 	t.Logf("timing summary: postfix start %v, delivery %v, deferral %v, DSN %v after submission; test %v",
 		tStart.Round(time.Millisecond), tGood.Round(time.Millisecond), tDeferred.Round(time.Millisecond),
 		tDSN.Round(time.Millisecond), time.Since(testStart).Round(time.Millisecond))
+}
+
+// TestPostfixLogParse checks the maillog parser on lines Postfix 3.7 wrote in TestPostfixSmoke
+// plus the cases it must not get wrong: a retry in the same smtp process whose connection had
+// no TLS must not inherit the TLS line of the attempt before, interleaved processes keep their
+// own TLS lines, and a recipient of the same attempt shares its TLS.
+func TestPostfixLogParse(t *testing.T) {
+	const log = `Nov 22 13:45:40 mta postfix/postfix-script[27783]: starting the Postfix mail system
+Nov 22 13:45:40 mta postfix/cleanup[27795]: 4jXVhN4HMRz1SM72: message-id=<smoke-good@danelab.test>
+Nov 22 13:45:40 mta postfix/smtp[27801]: Verified TLS connection established to mx1.good.test[127.0.0.61]:25: TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Nov 22 13:45:40 mta postfix/smtp[27801]: 4jXVhN4HMRz1SM72: to=<bob@good.test>, relay=mx1.good.test[127.0.0.61]:25, delay=0.19, delays=0.07/0.07/0.05/0, dsn=2.0.0, status=sent (250 2.0.0 OK: queued)
+Nov 22 13:45:40 mta postfix/smtp[27801]: 4jXVhN4HMRz1SM72: to=<dave@good.test>, relay=mx1.good.test[127.0.0.61]:25, delay=0.19, delays=0.07/0.07/0.05/0, dsn=2.0.0, status=sent (250 2.0.0 OK: queued)
+Nov 22 13:45:40 mta postfix/smtp[27801]: server certificate verification failed for mx1.bad.test[127.0.0.62]:25: num=65:no matching DANE TLSA records
+Nov 22 13:45:40 mta postfix/smtp[27802]: Verified TLS connection established to mx1.good.test[127.0.0.61]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+Nov 22 13:45:40 mta postfix/smtp[27801]: Untrusted TLS connection established to mx1.bad.test[127.0.0.62]:25: TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Nov 22 13:45:40 mta postfix/smtp[27801]: 4jXVhN5stnz1SM74: to=<carol@bad.test>, relay=mx1.bad.test[127.0.0.62]:25, delay=0.02, delays=0.01/0/0.01/0, dsn=4.7.5, status=deferred (Server certificate not verified)
+Nov 22 13:45:41 mta postfix/smtp[27802]: 4jXVhN6xxxz1SM80: to=<erin@good.test>, orig_to=<erin>, relay=mx1.good.test[127.0.0.61]:25, delay=1.2, delays=1/0/0.1/0.1, dsn=2.0.0, status=sent (250 2.0.0 OK: queued)
+Nov 22 13:45:50 mta postfix/smtp[27801]: 4jXVhN5stnz1SM74: to=<carol@bad.test>, relay=mx1.bad.test[127.0.0.62]:25, delay=10, delays=10/0/0/0, dsn=4.7.0, status=deferred (TLS is required, but was not offered by host mx1.bad.test[127.0.0.62])
+Nov 22 13:46:11 mta postfix/qmgr[27788]: 4jXVhN5stnz1SM74: from=<alice@sender.test>, status=expired, returned to sender
+Nov 22 13:46:11 mta postfix/bounce[27820]: 4jXVhN5stnz1SM74: sender non-delivery notification: 4jXVhz6G1mz1SKRc
+Nov 22 13:46:11 mta postfix/qmgr[27788]: 4jXVhN5stnz1SM74: removed
+Nov 22 13:46:12 mta postfix/smtp[27801]: warning: something to look at
+`
+	l := parsePostfixLog(log)
+	if len(l.Lines) != 15 || len(l.TLS) != 3 || len(l.Deliveries) != 5 {
+		t.Fatalf("parsed %d lines, %d TLS lines, %d deliveries", len(l.Lines), len(l.TLS), len(l.Deliveries))
+	}
+	for _, rcpt := range []string{"bob@good.test", "dave@good.test"} {
+		d, ok := l.Find("4jXVhN4HMRz1SM72", rcpt, "sent")
+		if !ok || d.TLS == nil || d.TLS.Trust != "Verified" || d.TLS.PID != 27801 || d.DSN != "2.0.0" ||
+			d.RelayHost != "mx1.good.test" || d.RelayAddr != "127.0.0.61" || d.Delay != 190*time.Millisecond || d.Reason != "250 2.0.0 OK: queued" {
+			t.Errorf("%s: %+v (TLS %+v)", rcpt, d, d.TLS)
+		}
+	}
+	if d, ok := l.Find("4jXVhN6xxxz1SM80", "erin@good.test"); !ok || d.OrigTo != "erin" || d.TLS == nil || d.TLS.PID != 27802 || d.TLS.Cipher != "TLS_AES_256_GCM_SHA384" {
+		t.Errorf("erin: %+v (TLS %+v)", d, d.TLS)
+	}
+	bad := l.For("4jXVhN5stnz1SM74")
+	if len(bad) != 2 {
+		t.Fatalf("carol: %d events", len(bad))
+	}
+	if d := bad[0]; d.Status != "deferred" || d.DSN != "4.7.5" || d.Reason != "Server certificate not verified" || d.TLS == nil ||
+		d.TLS.Trust != "Untrusted" || d.TLS.VerifyError != "num=65:no matching DANE TLSA records" || d.TLS.Protocol != "TLSv1.3" {
+		t.Errorf("carol, first attempt: %+v (TLS %+v)", d, d.TLS)
+	}
+	if d := bad[1]; d.TLS != nil || d.DSN != "4.7.0" || !strings.HasPrefix(d.Reason, "TLS is required") {
+		t.Errorf("carol, retry without TLS: %+v (TLS %+v)", d, d.TLS)
+	}
+	if !l.Expired("4jXVhN5stnz1SM74") || l.NDR("4jXVhN5stnz1SM74") != "4jXVhz6G1mz1SKRc" || !l.Removed("4jXVhN5stnz1SM74") || l.Removed("4jXVhN4HMRz1SM72") {
+		t.Errorf("expired %v, NDR %q, removed %v", l.Expired("4jXVhN5stnz1SM74"), l.NDR("4jXVhN5stnz1SM74"), l.Removed("4jXVhN5stnz1SM74"))
+	}
+	if ids := l.QueueIDsByMessageID("smoke-good@danelab.test"); !slices.Equal(ids, []string{"4jXVhN4HMRz1SM72"}) {
+		t.Errorf("Message-ID lookup: %v", ids)
+	}
+	if p := l.Problems(); len(p) != 1 || p[0].Program != "postfix/smtp" || p[0].QueueID != "" {
+		t.Errorf("problems: %+v", p)
+	}
+	if ts := l.Lines[0].Time; ts.Month() != time.November || ts.Day() != 22 || ts.Hour() != 13 || ts.Second() != 40 {
+		t.Errorf("time of the first line: %v", ts)
+	}
+
+	const dsn = "From: MAILER-DAEMON@mta.sender.test (Mail Delivery System)\r\n" +
+		"Subject: Undelivered Mail Returned to Sender\r\nTo: alice@sender.test\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"B1\"\r\n\r\n" +
+		"--B1\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nsorry\r\n\r\n" +
+		"--B1\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n" +
+		"Reporting-MTA: dns; mta.sender.test\r\nX-Postfix-Queue-ID: 4jXVhN5stnz1SM74\r\n\r\n" +
+		"Final-Recipient: rfc822; carol@bad.test\r\nOriginal-Recipient: rfc822;carol@bad.test\r\nAction: failed\r\n" +
+		"Status: 4.7.5\r\nDiagnostic-Code: X-Postfix; Server certificate not verified\r\n\r\n" +
+		"--B1\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n" +
+		"Message-ID: <smoke-bad@danelab.test>\r\n\r\nbody\r\n\r\n--B1--\r\n"
+	r, err := parseDSN([]byte(dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PerMessage.Get("Reporting-MTA") != "dns; mta.sender.test" || len(r.Recipients) != 1 || r.Recipients[0].Get("status") != "4.7.5" ||
+		r.Recipients[0].Get("Action") != "failed" || !strings.Contains(r.Original, "<smoke-bad@danelab.test>") || !strings.HasPrefix(r.Human, "sorry") {
+		t.Errorf("DSN: %+v", r)
+	}
 }

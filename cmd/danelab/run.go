@@ -10,7 +10,10 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
@@ -121,21 +124,24 @@ func quiet(on bool) {
 	}
 }
 
-// runScenarios runs at most parallel scenarios at once, with a progress line per finished
-// scenario on stderr; results come back in the scenarios' order. With verbose, each
-// scenario's transcript is printed, whole, when it ends.
+// runScenarios runs at most parallel scenarios at once; results come back in the
+// scenarios' order. Progress goes to stderr: on a terminal one live status line (done,
+// passed, failed, what is running, elapsed), otherwise a line per finished scenario. With
+// verbose, each scenario's transcript is printed, whole, when it ends.
 func runScenarios(ss []*scenario.Scenario, parallel int, verbose bool) []scenario.Result {
 	results := make([]scenario.Result, len(ss))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	done := 0
+	p := newProgress(stderr, len(ss), isTerminal(stderr) && !verbose)
+	defer p.close()
 	for i, s := range ss {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			label := s.Name + "/" + s.Profile
+			p.start(label)
 			var transcript lockedBuffer
 			opt := scenario.Options{}
 			if verbose {
@@ -143,17 +149,110 @@ func runScenarios(ss []*scenario.Scenario, parallel int, verbose bool) []scenari
 			}
 			r := scenario.Run(context.Background(), s, opt)
 			results[i] = r
-			mu.Lock()
-			done++
-			fmt.Fprintf(stderr, "[%d/%d] %-28s %s (%v)\n", done, len(ss), s.Name, r.Verdict, r.Wall.Round(1e6))
-			if verbose {
-				io.WriteString(stderr, transcript.String())
-			}
-			mu.Unlock()
+			p.finish(label, r, transcript.String())
 		}()
 	}
 	wg.Wait()
 	return results
+}
+
+// progress reports how a run goes.
+type progress struct {
+	mu      sync.Mutex
+	w       io.Writer
+	live    bool
+	total   int
+	done    int
+	failed  int
+	running map[string]bool
+	begin   time.Time
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func newProgress(w io.Writer, total int, live bool) *progress {
+	p := &progress{w: w, live: live, total: total, running: map[string]bool{}, begin: time.Now(),
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(p.stopped)
+		if !live {
+			return
+		}
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-t.C:
+				p.mu.Lock()
+				p.draw()
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) start(label string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running[label] = true
+}
+
+func (p *progress) finish(label string, r scenario.Result, transcript string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, label)
+	p.done++
+	if r.Verdict != scenario.Pass {
+		p.failed++
+	}
+	if p.live {
+		if r.Verdict != scenario.Pass { // failures stay on screen above the status line
+			fmt.Fprintf(p.w, "\r\033[K%-40s %s (%v)\n", label, strings.ToUpper(r.Verdict), r.Wall.Round(time.Millisecond))
+		}
+		p.draw()
+		return
+	}
+	fmt.Fprintf(p.w, "[%d/%d] %-28s %-8s %s (%v)\n", p.done, p.total, r.Name, r.Profile, r.Verdict, r.Wall.Round(time.Millisecond))
+	io.WriteString(p.w, transcript)
+}
+
+// draw rewrites the status line; p.mu is held.
+func (p *progress) draw() {
+	names := make([]string, 0, len(p.running))
+	for n := range p.running {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	line := fmt.Sprintf("[%d/%d] %d passed, %d failed, %.1fs; running: %s", p.done, p.total, p.done-p.failed, p.failed,
+		time.Since(p.begin).Seconds(), strings.Join(names, ", "))
+	if len(line) > 118 {
+		line = line[:117] + "…"
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s", line)
+}
+
+func (p *progress) close() {
+	close(p.stop)
+	<-p.stopped
+	if p.live {
+		p.mu.Lock()
+		p.draw()
+		fmt.Fprintln(p.w)
+		p.mu.Unlock()
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // lockedBuffer is a transcript written from the scenario's goroutines.
