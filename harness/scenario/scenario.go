@@ -26,32 +26,13 @@
 //	  "final": {"state": "delivered", "at": 30}
 //	}
 //
-// Fields:
-//
-//   - name: the scenario's id (letters, digits, "-", "_", "."); description: free text.
-//   - profile: the sender profile, "exchange" (default), "postfix" or "rfc".
-//   - dns.domain: the recipient domain (default example.test); dns.unsigned serves it without
-//     DNSSEC.
-//   - dns.mx: the MX hosts, each a receiver on its own loopback address: host (a label in the
-//     domain, or in dns.zones[].name given by zone), preference (default 10, 20, ...),
-//     personality (a harness/receiver personality, default self-signed), tlsa (records at
-//     _25._tcp.<host>, or at tlsa_owner: "3 1 1" is computed from the receiver's own
-//     certificate — its issuing CA for usage 2 —, "3 1 1 wrong" or just "wrong" (= 3 1 1) is
-//     the digest of an unrelated key, "3 1 1 <hex>" is published as given), no_receiver (an
-//     address nobody listens on), no_mx (an address and TLSA only, not an MX target).
-//   - dns.null_mx publishes "MX 0 ." (RFC 7505) instead of MX records for the hosts;
-//     dns.records are more records of the domain in zone file syntax (relative or absolute);
-//     dns.zones are more lab domains ({name, unsigned, records}).
-//   - faults: danezone fault specs (mode, name, type, zone, count, share, delay; see
-//     plugin/danezone/fault) plus start and heal, in virtual minutes since submission: the
-//     fault is in place for every attempt made at start <= t < heal (no heal: forever).
-//   - expect: the attempts, in order: at (virtual minutes since submission: a number, or a
-//     duration string like "66m40s"), status (an enhanced status code of the profile, e.g.
-//     "4.7.324", or "delivered"), tls (dane, encrypt, may, none), result (the failure class,
-//     e.g. "dnssec-invalid"), repeat (last entry only: it matches this and every later
-//     attempt, at least one; at then applies to the first of them). Without repeat there must
-//     be exactly as many attempts as entries.
-//   - final: state ("delivered" or "ndr"), code (the NDR's status, e.g. "5.7.323"), at.
+// The fields are documented in harness/scenarios/README.md. In short: name, description,
+// profile (exchange, postfix, rfc) and profiles (other profiles' expect and final, run as
+// variants); submit (when the message is submitted); sender (cache, warmup, dns_timeout); dns
+// (domain, unsigned, mx hosts with personality, tlsa entries computed from the receiver's
+// certificate or given, tlsa_owner, tlsa_ttl, renew; null_mx, records, zones); faults with start
+// and heal; expect (at, status, tls, result, tlsa, repeat); final (state, code, at). Every time
+// is scenario time: virtual minutes (or a duration string) since the scenario's start.
 package scenario
 
 import (
