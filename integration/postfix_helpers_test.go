@@ -258,10 +258,10 @@ func startPostfix(t *testing.T, o postfixOptions) *postfixMTA {
 			t.Fatalf("startPostfix: %v", err)
 		}
 	}
-	if out, code, err := pfRun(pfTimeout, exec.Command(bins["postfix"], "-c", m.ConfigDir, "check")); err != nil || code != 0 {
-		t.Fatalf("postfix check: exit %d %v\n%s\nmaillog:\n%s", code, err, out, tail(m.LogPath, 3000))
-	} else if strings.TrimSpace(out) != "" {
-		t.Logf("postfix check:\n%s", out)
+	if out, errOut, code, err := pfRun(pfTimeout, exec.Command(bins["postfix"], "-c", m.ConfigDir, "check")); err != nil || code != 0 {
+		t.Fatalf("postfix check: exit %d %v\n%s%s\nmaillog:\n%s", code, err, out, errOut, tail(m.LogPath, 3000))
+	} else if strings.TrimSpace(out+errOut) != "" {
+		t.Logf("postfix check:\n%s%s", out, errOut)
 	}
 	sendmail, err := m.Postconf("sendmail_path")
 	if err != nil {
@@ -277,8 +277,8 @@ func startPostfix(t *testing.T, o postfixOptions) *postfixMTA {
 		m.Stop()
 	})
 	cmd := tlInLabResolver(t, dir, o.ResolverIP, bins["postfix"], "-c", m.ConfigDir, "start")
-	if out, code, err := pfRun(pfTimeout, cmd); err != nil || code != 0 {
-		t.Fatalf("postfix start: exit %d %v\n%s\nmaillog:\n%s", code, err, out, tail(m.LogPath, 3000))
+	if out, errOut, code, err := pfRun(pfTimeout, cmd); err != nil || code != 0 {
+		t.Fatalf("postfix start: exit %d %v\n%s%s\nmaillog:\n%s", code, err, out, errOut, tail(m.LogPath, 3000))
 	}
 	// `postfix start` returns once the master has initialised (master -w), so its PID file
 	// is there.
@@ -351,19 +351,26 @@ func pfCheckResolver(ip, probe string) error {
 		addr, name, typ, dns.RcodeToString[r.Rcode], r.AuthenticatedData, EDE(r))
 }
 
-// pfRun runs cmd with its output in a file (a daemon forked by cmd cannot hold a pipe open
-// and stall Wait) and returns the output and exit code; err is for start failures and
+// pfRun runs cmd with stdout and stderr in files (a daemon forked by cmd cannot hold a pipe
+// open and stall Wait) and returns them with the exit code; err is for start failures and
 // timeouts (the process is then killed by PID).
-func pfRun(timeout time.Duration, cmd *exec.Cmd) (string, int, error) {
-	f, err := os.CreateTemp("", "danelab-postfix-out-")
-	if err != nil {
-		return "", -1, err
+func pfRun(timeout time.Duration, cmd *exec.Cmd) (stdout, stderr string, code int, err error) {
+	var files [2]*os.File
+	for i := range files {
+		if files[i], err = os.CreateTemp("", "danelab-postfix-out-"); err != nil {
+			return "", "", -1, err
+		}
+		defer os.Remove(files[i].Name())
+		defer files[i].Close()
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	cmd.Stdout, cmd.Stderr = f, f
+	read := func() {
+		o, _ := os.ReadFile(files[0].Name())
+		e, _ := os.ReadFile(files[1].Name())
+		stdout, stderr = string(o), string(e)
+	}
+	cmd.Stdout, cmd.Stderr = files[0], files[1]
 	if err := cmd.Start(); err != nil {
-		return "", -1, fmt.Errorf("%v: %w", cmd.Args, err)
+		return "", "", -1, fmt.Errorf("%v: %w", cmd.Args, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -373,28 +380,28 @@ func pfRun(timeout time.Duration, cmd *exec.Cmd) (string, int, error) {
 	case <-time.After(timeout):
 		_ = cmd.Process.Kill()
 		<-done
-		out, _ := os.ReadFile(f.Name())
-		return string(out), -1, fmt.Errorf("%v: no exit within %v", cmd.Args, timeout)
+		read()
+		return stdout, stderr, -1, fmt.Errorf("%v: no exit within %v", cmd.Args, timeout)
 	}
-	out, _ := os.ReadFile(f.Name())
+	read()
 	var ee *exec.ExitError
 	if errors.As(werr, &ee) {
-		return string(out), ee.ExitCode(), nil
+		return stdout, stderr, ee.ExitCode(), nil
 	}
 	if werr != nil {
-		return string(out), -1, fmt.Errorf("%v: %w", cmd.Args, werr)
+		return stdout, stderr, -1, fmt.Errorf("%v: %w", cmd.Args, werr)
 	}
-	return string(out), 0, nil
+	return stdout, stderr, 0, nil
 }
 
 // run runs a Postfix command of this instance (outside the namespace: none of them resolves
-// names) and fails on a nonzero exit.
+// names) and returns its stdout; a nonzero exit is an error carrying stderr.
 func (m *postfixMTA) run(stdin io.Reader, name string, args ...string) (string, error) {
 	cmd := exec.Command(m.bins[name], args...)
 	cmd.Stdin = stdin
-	out, code, err := pfRun(pfTimeout, cmd)
+	out, errOut, code, err := pfRun(pfTimeout, cmd)
 	if err == nil && code != 0 {
-		err = fmt.Errorf("%s %s: exit %d: %s", name, strings.Join(args, " "), code, strings.TrimSpace(out))
+		err = fmt.Errorf("%s %s: exit %d: %s", name, strings.Join(args, " "), code, strings.TrimSpace(errOut+out))
 	}
 	return out, err
 }
@@ -488,8 +495,8 @@ func (m *postfixMTA) Stop() {
 		if len(m.Processes()) == 0 {
 			return
 		}
-		if out, code, err := pfRun(pfTimeout, exec.Command(m.bins["postfix"], "-c", m.ConfigDir, "stop")); err != nil || code != 0 {
-			m.t.Logf("postfix stop: exit %d %v\n%s", code, err, out)
+		if out, errOut, code, err := pfRun(pfTimeout, exec.Command(m.bins["postfix"], "-c", m.ConfigDir, "stop")); err != nil || code != 0 {
+			m.t.Logf("postfix stop: exit %d %v\n%s%s", code, err, out, errOut)
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for len(m.Processes()) > 0 && time.Now().Before(deadline) {
@@ -574,7 +581,9 @@ type queuedRcpt struct {
 	DelayReason string `json:"delay_reason"` // empty while not yet tried
 }
 
-// Queue lists the instance's queue (postqueue -c CONFIG_DIR -j: one JSON object a line).
+// Queue lists the instance's queue (postqueue -c CONFIG_DIR -j: one JSON object a line). It
+// works on a stopped instance too: root's postqueue then reads the queue directly (with a
+// warning on stderr).
 func (m *postfixMTA) Queue() ([]queuedMsg, error) {
 	out, err := m.run(nil, "postqueue", "-c", m.ConfigDir, "-j")
 	if err != nil {

@@ -39,8 +39,19 @@ func Compare(s *Scenario, res Result) []string {
 		diffs = append(diffs, matchAttempt(e, e.At, obs[i])...)
 		i++
 	}
-	for ; i < len(obs); i++ {
-		diffs = append(diffs, fmt.Sprintf("attempt %d (+%s): unexpected: %s", obs[i].N, obs[i].At, obs[i].describe()))
+	// Unexpected attempts, runs of alike ones folded into one line.
+	for i < len(obs) {
+		j := i
+		for j+1 < len(obs) && obs[j+1].describe() == obs[i].describe() {
+			j++
+		}
+		if j == i {
+			diffs = append(diffs, fmt.Sprintf("attempt %d (+%s): unexpected: %s", obs[i].N, obs[i].At, obs[i].describe()))
+		} else {
+			diffs = append(diffs, fmt.Sprintf("attempts %d..%d (+%s..+%s, %d attempts): unexpected: %s", obs[i].N, obs[j].N,
+				obs[i].At, obs[j].At, j-i+1, obs[i].describe()))
+		}
+		i = j + 1
 	}
 	f := s.Final
 	switch {
