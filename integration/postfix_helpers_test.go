@@ -345,10 +345,10 @@ func pfCheckResolver(ip, probe string) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("resolver %s does not answer %s %s (the dnssec_probe): %v", addr, name, typ, err)
+		return fmt.Errorf("resolver %s does not answer %s %s (dnssec_probe = %s): %v", addr, name, dns.TypeToString[qtype], probe, err)
 	}
-	return fmt.Errorf("resolver %s does not validate %s %s (the dnssec_probe): rcode %s AD=%v %v",
-		addr, name, typ, dns.RcodeToString[r.Rcode], r.AuthenticatedData, EDE(r))
+	return fmt.Errorf("resolver %s does not validate %s %s (dnssec_probe = %s): rcode %s AD=%v %v",
+		addr, name, dns.TypeToString[qtype], probe, dns.RcodeToString[r.Rcode], r.AuthenticatedData, EDE(r))
 }
 
 // pfRun runs cmd with stdout and stderr in files (a daemon forked by cmd cannot hold a pipe
@@ -498,13 +498,26 @@ func (m *postfixMTA) Stop() {
 		if out, errOut, code, err := pfRun(pfTimeout, exec.Command(m.bins["postfix"], "-c", m.ConfigDir, "stop")); err != nil || code != 0 {
 			m.t.Logf("postfix stop: exit %d %v\n%s%s", code, err, out, errOut)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for len(m.Processes()) > 0 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+		// The master's children exit when it does; give them a moment.
+		gone := func(d time.Duration) bool {
+			deadline := time.Now().Add(d)
+			for len(m.Processes()) > 0 {
+				if time.Now().After(deadline) {
+					return false
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			return true
+		}
+		if gone(5 * time.Second) {
+			return
 		}
 		for _, p := range m.Processes() {
 			m.t.Logf("postfix: %s (PID %d) still running after postfix stop: killing it", p.Name, p.PID)
 			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+		if !gone(5 * time.Second) {
+			m.t.Errorf("postfix: processes survive SIGKILL: %v", m.Processes())
 		}
 	})
 }

@@ -25,25 +25,42 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestShipped loads the shipped scenarios and runs them all, in parallel, with transcripts.
-func TestShipped(t *testing.T) {
-	ss, err := LoadDir("../scenarios")
+// TestTranscript: the -v transcript of retry-heals shows, per attempt, the DNS questions with
+// their verdicts, what the lab answered and which fault it applied, the SMTP dialogue, the TLS
+// session and the matched record. (Every shipped scenario runs in cmd/danelab's tests.)
+func TestTranscript(t *testing.T) {
+	s, err := Load("../scenarios/retry-heals.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for _, s := range ss {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var log syncBuffer
-			r := Run(context.Background(), s, Options{Log: &log})
-			if r.Verdict != Pass {
-				t.Errorf("%s: %s\nexpected %s\nobserved %s\n%s\n%s", s.Name, r.Verdict, r.Expected, r.Observed, strings.Join(r.Diffs, "\n"), r.Err)
-				t.Log(log.String())
-			}
-			t.Logf("%s: %s in %v: %s", s.Name, r.Verdict, r.Wall, r.Observed)
-		}()
+	var log syncBuffer
+	r := Run(context.Background(), s, Options{Log: &log})
+	if r.Verdict != Pass {
+		t.Fatalf("%s: %v %s", r.Verdict, r.Diffs, r.Err)
 	}
-	wg.Wait()
+	tr := log.String()
+	for _, want := range []string{
+		"[retry-heals] +0 fault 0 on: servfail _25._tcp.mx1.example.test TLSA",
+		"dns  +0 TLSA _25._tcp.mx1.example.test.: SERVFAIL",
+		"lab  udp TLSA _25._tcp.mx1.example.test. -> SERVFAIL  fault servfail",
+		"+30m fault 0 healed",
+		"dns  +30m TLSA _25._tcp.mx1.example.test.: NOERROR, 2 answer record(s), secure",
+		"smtp S: 250-STARTTLS",
+		"smtp C: STARTTLS",
+		"smtp TLS up: TLS 1.3",
+		`SNI "mx1.example.test"`,
+		"smtp C(tls): MAIL FROM:<alice@sender.test>",
+		"smtp S(tls): 250 2.0.0 OK: queued",
+		`matched="3 1 1 `,
+	} {
+		if !strings.Contains(tr, want) {
+			t.Errorf("transcript lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(tr)
+	}
+	if a := r.Attempts[len(r.Attempts)-1]; a.MatchedAs != "3 1 1 current" || !strings.HasPrefix(a.TLSInfo, "TLS 1.3 ") {
+		t.Errorf("last attempt: matched %q (%q), TLS %q", a.Matched, a.MatchedAs, a.TLSInfo)
+	}
 }
