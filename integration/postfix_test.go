@@ -306,12 +306,12 @@ Nov 22 13:45:40 mta postfix/smtp[27801]: 4jXVhN4HMRz1SM72: to=<dave@good.test>, 
 Nov 22 13:45:40 mta postfix/smtp[27801]: server certificate verification failed for mx1.bad.test[127.0.0.62]:25: num=65:no matching DANE TLSA records
 Nov 22 13:45:40 mta postfix/smtp[27802]: Verified TLS connection established to mx1.good.test[127.0.0.61]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
 Nov 22 13:45:40 mta postfix/smtp[27801]: Untrusted TLS connection established to mx1.bad.test[127.0.0.62]:25: TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
-Nov 22 13:45:40 mta postfix/smtp[27801]: 4jXVhN5stnz1SM74: to=<carol@bad.test>, relay=mx1.bad.test[127.0.0.62]:25, delay=0.02, delays=0.01/0/0.01/0, dsn=4.7.5, status=deferred (Server certificate not verified)
+Nov 22 13:45:40 mta postfix/smtp[27801]: 4jXVs13zC1z1SL5Q: to=<carol@bad.test>, relay=mx1.bad.test[127.0.0.62]:25, delay=0.02, delays=0.01/0/0.01/0, dsn=4.7.5, status=deferred (Server certificate not verified)
 Nov 22 13:45:41 mta postfix/smtp[27802]: 4jXVhN6xxxz1SM80: to=<erin@good.test>, orig_to=<erin>, relay=mx1.good.test[127.0.0.61]:25, delay=1.2, delays=1/0/0.1/0.1, dsn=2.0.0, status=sent (250 2.0.0 OK: queued)
-Nov 22 13:45:50 mta postfix/smtp[27801]: 4jXVhN5stnz1SM74: to=<carol@bad.test>, relay=mx1.bad.test[127.0.0.62]:25, delay=10, delays=10/0/0/0, dsn=4.7.0, status=deferred (TLS is required, but was not offered by host mx1.bad.test[127.0.0.62])
-Nov 22 13:46:11 mta postfix/qmgr[27788]: 4jXVhN5stnz1SM74: from=<alice@sender.test>, status=expired, returned to sender
-Nov 22 13:46:11 mta postfix/bounce[27820]: 4jXVhN5stnz1SM74: sender non-delivery notification: 4jXVhz6G1mz1SKRc
-Nov 22 13:46:11 mta postfix/qmgr[27788]: 4jXVhN5stnz1SM74: removed
+Nov 22 13:45:50 mta postfix/smtp[27801]: 4jXVs13zC1z1SL5Q: to=<carol@bad.test>, relay=mx1.bad.test[127.0.0.62]:25, delay=10, delays=10/0/0/0, dsn=4.7.0, status=deferred (TLS is required, but was not offered by host mx1.bad.test[127.0.0.62])
+Nov 22 13:46:11 mta postfix/qmgr[27788]: 4jXVs13zC1z1SL5Q: from=<alice@sender.test>, status=expired, returned to sender
+Nov 22 13:46:11 mta postfix/bounce[27820]: 4jXVs13zC1z1SL5Q: sender non-delivery notification: 4jXVhz6G1mz1SKRc
+Nov 22 13:46:11 mta postfix/qmgr[27788]: 4jXVs13zC1z1SL5Q: removed
 Nov 22 13:46:12 mta postfix/smtp[27801]: warning: something to look at
 `
 	l := parsePostfixLog(log)
@@ -328,7 +328,7 @@ Nov 22 13:46:12 mta postfix/smtp[27801]: warning: something to look at
 	if d, ok := l.Find("4jXVhN6xxxz1SM80", "erin@good.test"); !ok || d.OrigTo != "erin" || d.TLS == nil || d.TLS.PID != 27802 || d.TLS.Cipher != "TLS_AES_256_GCM_SHA384" {
 		t.Errorf("erin: %+v (TLS %+v)", d, d.TLS)
 	}
-	bad := l.For("4jXVhN5stnz1SM74")
+	bad := l.For("4jXVs13zC1z1SL5Q")
 	if len(bad) != 2 {
 		t.Fatalf("carol: %d events", len(bad))
 	}
@@ -339,8 +339,8 @@ Nov 22 13:46:12 mta postfix/smtp[27801]: warning: something to look at
 	if d := bad[1]; d.TLS != nil || d.DSN != "4.7.0" || !strings.HasPrefix(d.Reason, "TLS is required") {
 		t.Errorf("carol, retry without TLS: %+v (TLS %+v)", d, d.TLS)
 	}
-	if !l.Expired("4jXVhN5stnz1SM74") || l.NDR("4jXVhN5stnz1SM74") != "4jXVhz6G1mz1SKRc" || !l.Removed("4jXVhN5stnz1SM74") || l.Removed("4jXVhN4HMRz1SM72") {
-		t.Errorf("expired %v, NDR %q, removed %v", l.Expired("4jXVhN5stnz1SM74"), l.NDR("4jXVhN5stnz1SM74"), l.Removed("4jXVhN5stnz1SM74"))
+	if !l.Expired("4jXVs13zC1z1SL5Q") || l.NDR("4jXVs13zC1z1SL5Q") != "4jXVhz6G1mz1SKRc" || !l.Removed("4jXVs13zC1z1SL5Q") || l.Removed("4jXVhN4HMRz1SM72") {
+		t.Errorf("expired %v, NDR %q, removed %v", l.Expired("4jXVs13zC1z1SL5Q"), l.NDR("4jXVs13zC1z1SL5Q"), l.Removed("4jXVs13zC1z1SL5Q"))
 	}
 	if ids := l.QueueIDsByMessageID("smoke-good@danelab.test"); !slices.Equal(ids, []string{"4jXVhN4HMRz1SM72"}) {
 		t.Errorf("Message-ID lookup: %v", ids)
@@ -357,7 +357,7 @@ Nov 22 13:46:12 mta postfix/smtp[27801]: warning: something to look at
 		"Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"B1\"\r\n\r\n" +
 		"--B1\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nsorry\r\n\r\n" +
 		"--B1\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n" +
-		"Reporting-MTA: dns; mta.sender.test\r\nX-Postfix-Queue-ID: 4jXVhN5stnz1SM74\r\n\r\n" +
+		"Reporting-MTA: dns; mta.sender.test\r\nX-Postfix-Queue-ID: 4jXVs13zC1z1SL5Q\r\n\r\n" +
 		"Final-Recipient: rfc822; carol@bad.test\r\nOriginal-Recipient: rfc822;carol@bad.test\r\nAction: failed\r\n" +
 		"Status: 4.7.5\r\nDiagnostic-Code: X-Postfix; Server certificate not verified\r\n\r\n" +
 		"--B1\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n" +

@@ -5,6 +5,7 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -154,6 +155,11 @@ func (l *Lab) Stop() error {
 	var err error
 	if l.instance != nil {
 		err = l.instance.Stop()
+		// Stop only stops the servers: the shutdown callbacks end danezone's poll loop and
+		// release the control API's listener.
+		if errs := l.instance.ShutdownCallbacks(); len(errs) > 0 && err == nil {
+			err = errors.Join(errs...)
+		}
 		l.instance = nil
 	}
 	if l.tmp {
