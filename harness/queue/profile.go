@@ -110,7 +110,8 @@ var codeTable = map[string][numColumns]CodeEntry{
 	},
 	ResultNullMX: {
 		{"5.1.10", "RESOLVER.ADR.RecipientDomainNotAcceptingMail; domain does not accept mail (null MX)"},
-		{"5.1.10", "Domain does not accept mail (nullMX)"},
+		// Postfix 3.7 says 5.1.0, not RFC 7505's 5.1.10 (measured: integration/postfix_fixture_test.go).
+		{"5.1.0", "Domain does not accept mail"},
 		{"5.1.10", "domain does not accept mail (null MX, RFC 7505)"},
 	},
 }
