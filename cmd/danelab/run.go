@@ -90,16 +90,22 @@ func runRun(args []string) error {
 	}
 	quiet(!*verbose)
 	results := runScenarios(chosen, *parallel, *verbose)
+	return writeReports(results, *jsonFile, *junitFile)
+}
+
+// writeReports prints the matrix, writes the JSON and JUnit files asked for, and returns
+// errMismatch unless every scenario passed.
+func writeReports(results []scenario.Result, jsonFile, junitFile string) error {
 	if err := report.Matrix(stdout, results); err != nil {
 		return err
 	}
-	if *jsonFile != "" {
-		if err := writeFile(*jsonFile, func(w io.Writer) error { return report.JSON(w, results) }); err != nil {
+	if jsonFile != "" {
+		if err := writeFile(jsonFile, func(w io.Writer) error { return report.JSON(w, results) }); err != nil {
 			return err
 		}
 	}
-	if *junitFile != "" {
-		if err := writeFile(*junitFile, func(w io.Writer) error { return report.JUnit(w, results) }); err != nil {
+	if junitFile != "" {
+		if err := writeFile(junitFile, func(w io.Writer) error { return report.JUnit(w, results) }); err != nil {
 			return err
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/danelab/danelab/harness/fixture"
 	"github.com/danelab/danelab/harness/lab"
 	"github.com/danelab/danelab/harness/queue"
-	"github.com/danelab/danelab/harness/report"
 	"github.com/danelab/danelab/harness/resolver"
 	"github.com/danelab/danelab/harness/scenario"
 )
@@ -371,23 +370,7 @@ func runExpect(args []string) error {
 			results[i].Diffs = append(results[i].Diffs, "no outcome: "+results[i].Observed)
 		}
 	}
-	if err := report.Matrix(stdout, results); err != nil {
-		return err
-	}
-	if *jsonFile != "" {
-		if err := writeFile(*jsonFile, func(w io.Writer) error { return report.JSON(w, results) }); err != nil {
-			return err
-		}
-	}
-	if *junitFile != "" {
-		if err := writeFile(*junitFile, func(w io.Writer) error { return report.JUnit(w, results) }); err != nil {
-			return err
-		}
-	}
-	if !report.Summarize(results).OK() {
-		return errMismatch
-	}
-	return nil
+	return writeReports(results, *jsonFile, *junitFile)
 }
 
 func getJSON(url string, v any) error {

@@ -185,18 +185,19 @@ func fqdn(label, zone string) string {
 	return label + "." + zone
 }
 
-// tlsaRecords are a host's TLSA records in zone file syntax: the computed ones from cur (and,
-// when next is set, from next too), the others as the scenario gives them.
-func (sc *scene) tlsaRecords(hr *hostRun, cur, next *receiver.Identity, ca *receiver.CA) ([]string, error) {
+// TLSARecords are the TLSA records of host h at owner in zone file syntax: the computed
+// entries from cur (for usage 3 also from next, when set: a staged renewal), the others as
+// the scenario gives them ("wrong" ones made up).
+func TLSARecords(h Host, owner string, cur, next *receiver.Identity, ca *receiver.CA) ([]string, error) {
 	var out []string
 	add := func(p tlsa.Param, data string) {
 		ttl := ""
-		if hr.ttl > 0 {
-			ttl = fmt.Sprint(hr.ttl, " ")
+		if h.TLSATTL > 0 {
+			ttl = fmt.Sprint(h.TLSATTL, " ")
 		}
-		out = append(out, fmt.Sprintf("%s %sTLSA %d %d %d %s", hr.owner, ttl, p.Usage, p.Selector, p.Matching, data))
+		out = append(out, fmt.Sprintf("%s %sTLSA %d %d %d %s", owner, ttl, p.Usage, p.Selector, p.Matching, data))
 	}
-	for _, t := range hr.h.TLSA {
+	for _, t := range h.TLSA {
 		p, data, err := ParseTLSA(t)
 		if err != nil {
 			return nil, err
@@ -315,7 +316,7 @@ func build(s *Scenario, opt Options, logf func(string, ...any)) (*scene, error) 
 		if h.Renew != nil && h.Renew.Staged {
 			staged = hr.next
 		}
-		trs, err := sc.tlsaRecords(hr, cur, staged, ca)
+		trs, err := TLSARecords(hr.h, hr.owner, cur, staged, ca)
 		if err != nil {
 			return sc, fmt.Errorf("dns.mx[%d].tlsa: %v", i, err)
 		}
@@ -500,7 +501,7 @@ func (ev *events) sync(t time.Duration) error {
 		if rn.Staged || rn.Publish == PublishNever || !hasComputed(hr.h.TLSA, 3) && !hasComputed(hr.h.TLSA, 2) {
 			continue
 		}
-		recs, err := sc.tlsaRecords(hr, hr.next, nil, hr.r.CA())
+		recs, err := TLSARecords(hr.h, hr.owner, hr.next, nil, hr.r.CA())
 		if err != nil {
 			return fmt.Errorf("dns.mx[%d].renew: %v", i, err)
 		}
