@@ -24,13 +24,12 @@ import (
 	"github.com/danelab/danelab/harness/fixture"
 )
 
-// realTimeScenario says whether a real sender can play a scenario in real time: its world
-// does not change after time 0 except for faults that heal, and it has postfix expectations.
+// realTimeScenario says whether a real sender can play a scenario in real time (the fixture
+// says so: its world does not change after time 0 except for faults that heal, no sender
+// cache is involved) and it has postfix expectations.
 func realTimeScenario(si fixture.ScenarioInfo) bool {
-	if _, ok := fixture.Applicable(si, "postfix"); !ok {
-		return false
-	}
-	return si.Static || si.HealsAt > 0
+	_, ok := fixture.Applicable(si, "postfix")
+	return ok && si.RealTime
 }
 
 func TestPostfixFixture(t *testing.T) {

@@ -234,8 +234,8 @@ func (p *progress) draw() {
 	sort.Strings(names)
 	line := fmt.Sprintf("[%d/%d] %d passed, %d failed, %.1fs; running: %s", p.done, p.total, p.done-p.failed, p.failed,
 		time.Since(p.begin).Seconds(), strings.Join(names, ", "))
-	if len(line) > 118 {
-		line = line[:117] + "…"
+	if r := []rune(line); len(r) > 79 { // one row of an 80-column terminal: \r rewrites it
+		line = string(r[:78]) + "…"
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s", line)
 }

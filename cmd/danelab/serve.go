@@ -59,14 +59,18 @@ func init() {
 		help: "Reads the fixture's world and observations (deliveries with their TLS and\n" +
 			"certificate, DSNs at the sender's mailbox) and compares every scenario's outcome\n" +
 			"with the expectations of -profile: delivered or returned, over which TLS, to a host\n" +
-			"whose certificate authenticates against its TLSA records, not before a fault healed,\n" +
-			"and the DSN's status. Timing is the MTA's own. With -wait, polls until every\n" +
+			"whose certificate authenticated against the TLSA records of the time, the host\n" +
+			"expected, not before a fault healed and not without meeting it, a temporary failure\n" +
+			"retried, and the DSN's status. Timing is the MTA's own. Scenarios a real sender\n" +
+			"cannot play in real time (sender caches, later certificate changes) are listed as\n" +
+			"not judged. With -wait, polls until every\n" +
 			"scenario has an outcome or the time is up; a scenario still without one then fails.\n" +
 			"Prints the matrix; exits 1 on any mismatch.\n\n" +
 			"Flags:\n\t-profile NAME\texchange, postfix or rfc\n" +
 			"\t-fixture URL\tthe fixture API (default http://127.0.0.1:8054)\n" +
 			"\t-run PATTERN\tonly scenarios whose name matches\n" +
 			"\t-wait D\t\thow long to wait for outcomes (default 0: judge now)\n" +
+			"\t-min-retry D\ta DSN for a temporary failure must come at least this long after the\n\t\t\tMTA's first attempt, or it did not retry (default 30s; 0: not checked)\n" +
 			"\t-json FILE\twrite the results as JSON\n" +
 			"\t-junit FILE\twrite the results as JUnit XML",
 		run: runExpect,
@@ -101,7 +105,7 @@ func runServe(args []string) error {
 	if *minute <= 0 {
 		return usagef("-minute %v: want a positive duration", *minute)
 	}
-	if p := strings.Split(*netp, "."); len(p) != 2 || p[0] != "127" {
+	if ip := net.ParseIP(*netp + ".0.1"); ip == nil || !strings.HasPrefix(*netp, "127.") || strings.Count(*netp, ".") != 1 {
 		return usagef("-net %q: want two octets of 127.0.0.0/8, like 127.2", *netp)
 	}
 	var re *regexp.Regexp
@@ -136,7 +140,7 @@ func runServe(args []string) error {
 		logw = stderr
 	}
 	f, err := fixture.Start(fixture.Config{Scenarios: chosen, Dir: filepath.Join(*work, "lab"), SMTPPort: *port, Net: *netp,
-		Listen: *listen, Minute: *minute, Log: logw})
+		Listen: *listen, Minute: *minute, Log: logw, Errors: stderr})
 	if err != nil {
 		return err
 	}
@@ -158,6 +162,10 @@ func runServe(args []string) error {
 		return err
 	}
 	defer stopResolver()
+	// The scenario clock starts now that the MTA's resolver answers; /health says ok from here.
+	if err := f.Ready(); err != nil {
+		return err
+	}
 	printGuide(stdout, f, *res, *resAddr, *work, anchor, resolvConf)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -288,6 +296,16 @@ func printGuide(w io.Writer, f *fixture.Fixture, res, resAddr, dir, anchor, reso
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.Recipient, note)
 	}
 	tw.Flush()
+	maxHeal := 0.0
+	for _, s := range in.Scenarios {
+		maxHeal = max(maxHeal, s.HealsAt)
+	}
+	lifetime := "2m"
+	if maxHeal+60 > 120 {
+		lifetime = fmt.Sprintf("%.0fs", maxHeal+120)
+	}
+	fmt.Fprintf(w, "\nThe last fault heals %.0fs after the start: an MTA's queue lifetime must be longer, or\n"+
+		"those messages come back before they can be delivered (-minute sets the scale).\n", maxHeal)
 	fmt.Fprintf(w, `
 Postfix (3.7), e.g. with its own configuration directory CONF:
   main.cf:  smtp_dns_support_level = dnssec
@@ -299,11 +317,11 @@ Postfix (3.7), e.g. with its own configuration directory CONF:
   namespace whose /etc/resolv.conf names the fixture's resolver (the machine's file is untouched):
     unshare -m --propagation private sh -c 'mount --bind %s /etc/resolv.conf && exec postfix -c CONF start'
   For quick retries: queue_run_delay = 10s, minimal_backoff_time = 10s, maximal_backoff_time = 60s,
-  maximal_queue_lifetime = 2m, bounce_queue_lifetime = 2m.
+  maximal_queue_lifetime = %s, bounce_queue_lifetime = %s.
 
 When the MTA has done its work:
   danelab expect -fixture %s -profile postfix -wait 5m
-`, resolvConf, f.URL)
+`, resolvConf, lifetime, lifetime, f.URL)
 }
 
 func runExpect(args []string) error {
@@ -312,6 +330,7 @@ func runExpect(args []string) error {
 	profile := fs.String("profile", "", "sender profile")
 	pattern := fs.String("run", "", "name pattern")
 	wait := fs.Duration("wait", 0, "how long to wait for outcomes")
+	minRetry := fs.Duration("min-retry", 30*time.Second, "least time between the first attempt and the DSN of a temporary failure")
 	jsonFile := fs.String("json", "", "JSON report")
 	junitFile := fs.String("junit", "", "JUnit XML report")
 	pos, err := parseArgs(fs, args)
@@ -342,12 +361,14 @@ func runExpect(args []string) error {
 	}
 	deadline := time.Now().Add(*wait)
 	var results []scenario.Result
+	var skipped, fixtureErrs []string
 	for {
 		var obs fixture.Observations
 		if err := getJSON(*url+"/observations", &obs); err != nil {
 			return err
 		}
-		results = fixture.Check(in, obs, *profile, re)
+		results, skipped = fixture.Check(in, obs, *profile, re, fixture.CheckOptions{MinRetry: *minRetry})
+		fixtureErrs = obs.Errors
 		pending := 0
 		for _, r := range results {
 			if r.Verdict == fixture.Pending {
@@ -361,8 +382,11 @@ func runExpect(args []string) error {
 			pending, len(results), deadline.Format(time.TimeOnly))
 		time.Sleep(min(5*time.Second, time.Until(deadline)))
 	}
+	for _, s := range skipped {
+		fmt.Fprintf(stderr, "danelab expect: not judged: %s\n", s)
+	}
 	if len(results) == 0 {
-		return fmt.Errorf("no scenario of the fixture has expectations for -profile %s (and matches -run %q)", *profile, *pattern)
+		return fmt.Errorf("no scenario of the fixture can be judged for -profile %s (and matches -run %q)", *profile, *pattern)
 	}
 	for i := range results {
 		if results[i].Verdict == fixture.Pending {
@@ -370,7 +394,14 @@ func runExpect(args []string) error {
 			results[i].Diffs = append(results[i].Diffs, "no outcome: "+results[i].Observed)
 		}
 	}
-	return writeReports(results, *jsonFile, *junitFile)
+	err = writeReports(results, *jsonFile, *junitFile)
+	for _, e := range fixtureErrs {
+		fmt.Fprintf(stderr, "danelab expect: the fixture reported an error: %s\n", e)
+	}
+	if err == nil && len(fixtureErrs) > 0 {
+		err = errors.New("the fixture reported errors while the MTA worked: its verdicts may be wrong")
+	}
+	return err
 }
 
 func getJSON(url string, v any) error {

@@ -110,6 +110,9 @@ func matchAttempt(e Attempt, at *Minutes, o Observed) []string {
 	if e.Result != "" && o.Result != e.Result {
 		d = append(d, fmt.Sprintf("%s: result %q, want %q", where, o.Result, e.Result))
 	}
+	if e.Host != "" && !strings.HasPrefix(strings.ToLower(o.Host), strings.ToLower(e.Host)+".") {
+		d = append(d, fmt.Sprintf("%s: host %s, want %s", where, strings.TrimSuffix(o.Host, "."), e.Host))
+	}
 	if e.TLSA != "" && !matchedOK(e.TLSA, o) {
 		got := o.Matched
 		if o.MatchedAs != "" {

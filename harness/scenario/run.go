@@ -498,7 +498,7 @@ func (ev *events) sync(t time.Duration) error {
 		hr.r.SetIdentity(hr.next)
 		sc.logf("+%s %s renewed its certificate (%s key): serial %s -> %s (in place before the attempt at +%s)",
 			rn.At, hr.r.Config().Hostname, rn.Key, old.Leaf.SerialNumber, hr.next.Leaf.SerialNumber, FormatAge(t))
-		if rn.Staged || rn.Publish == PublishNever || !hasComputed(hr.h.TLSA, 3) && !hasComputed(hr.h.TLSA, 2) {
+		if rn.Staged || rn.Publish == PublishNever || !HasComputed(hr.h.TLSA, 3) && !HasComputed(hr.h.TLSA, 2) {
 			continue
 		}
 		recs, err := TLSARecords(hr.h, hr.owner, hr.next, nil, hr.r.CA())

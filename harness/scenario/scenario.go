@@ -180,6 +180,7 @@ type Attempt struct {
 	TLS    string   `json:"tls,omitempty"`
 	Result string   `json:"result,omitempty"`
 	TLSA   string   `json:"tlsa,omitempty"`
+	Host   string   `json:"host,omitempty"` // the MX host tried last: a dns.mx[].host label
 	Repeat bool     `json:"repeat,omitempty"`
 }
 
@@ -302,11 +303,11 @@ func LoadDir(dir string) ([]*Scenario, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if prev, dup := seen[s.Name]; dup {
-			errs = append(errs, &FieldError{f, "name", fmt.Sprintf("%q is also the name of %s", s.Name, prev)})
+		if prev, dup := seen[strings.ToLower(s.Name)]; dup {
+			errs = append(errs, &FieldError{f, "name", fmt.Sprintf("%q is also the name of %s (names are compared without case)", s.Name, prev)})
 			continue
 		}
-		seen[s.Name] = f
+		seen[strings.ToLower(s.Name)] = f
 		out = append(out, s.Variants()...)
 	}
 	return out, errors.Join(errs...)
@@ -369,8 +370,15 @@ func (s *Scenario) validate() error {
 	}
 	if s.Name == "" {
 		bad("name", "is required")
-	} else if !nameRE.MatchString(s.Name) {
-		bad("name", "%q: use letters, digits, '-', '_' and '.'", s.Name)
+	} else if !nameRE.MatchString(s.Name) || strings.Contains(s.Name, "..") || strings.HasSuffix(s.Name, ".") {
+		bad("name", "%q: use letters, digits, '-', '_' and single dots between them", s.Name)
+	} else {
+		for _, l := range strings.Split(s.Name, ".") {
+			if len(l) > 63 {
+				bad("name", "%q: a part between dots is longer than 63 characters (it becomes a DNS label)", s.Name)
+				break
+			}
+		}
 	}
 	if s.Profile == "" {
 		s.Profile = "exchange"
@@ -438,6 +446,13 @@ func (s *Scenario) validate() error {
 			}
 			bad(f+".personality", "%q is not a personality: %s", h.Personality, strings.Join(names, ", "))
 		}
+		if o := h.TLSAOwner; o != "" {
+			if _, ok := dns.IsDomainName(o); !ok || strings.ContainsAny(o, " \t") {
+				bad(f+".tlsa_owner", "%q is not a domain name", o)
+			} else if strings.HasSuffix(o, ".") && !s.inZones(o) {
+				bad(f+".tlsa_owner", "%q is not in dns.domain or dns.zones", o)
+			}
+		}
 		if h.Preference < 0 || h.Preference > 65535 {
 			bad(f+".preference", "%d is not 0..65535", h.Preference)
 		}
@@ -473,7 +488,10 @@ func (s *Scenario) validate() error {
 			if r.Staged && r.Publish == PublishNever {
 				bad(f+".renew.publish", "never, but staged publishes the new records from the start")
 			}
-			if r.Staged && !hasComputed(h.TLSA, 3) {
+			if r.Staged && r.Key == KeySame {
+				bad(f+".renew.staged", "a renewal with the same key has nothing new to stage for \"3 1 x\" records")
+			}
+			if r.Staged && !HasComputed(h.TLSA, 3) {
 				bad(f+".renew.staged", "no computed usage 3 record (\"3 1 1\") to stage")
 			}
 		}
@@ -494,6 +512,16 @@ func (s *Scenario) validate() error {
 		}
 		if ft.Name == "" {
 			bad(f+".name", "is required (an owner name, or a pattern with *)")
+		} else if !s.inZones(strings.TrimLeft(ft.Name, "*")) {
+			bad(f+".name", "%q is not in dns.domain or dns.zones", ft.Name)
+		}
+		if ft.Type != "" {
+			if _, ok := dns.StringToType[strings.ToUpper(ft.Type)]; !ok {
+				bad(f+".type", "%q is not a record type", ft.Type)
+			}
+		}
+		if ft.Zone != "" && !s.isZone(ft.Zone) {
+			bad(f+".zone", "%q is not dns.domain nor one of dns.zones", ft.Zone)
 		}
 		if ft.Start != nil && ft.Heal != nil && *ft.Heal <= *ft.Start {
 			bad(f+".heal", "%s is not after start %s", *ft.Heal, *ft.Start)
@@ -502,8 +530,11 @@ func (s *Scenario) validate() error {
 	if s.Sender.DNSTimeout < 0 {
 		bad("sender.dns_timeout", "must not be negative")
 	}
-	if s.Submit != nil && s.Sender.Warmup && *s.Submit == 0 {
-		bad("submit", "the warm-up message is delivered at 0: submit the scenario's message later")
+	if s.Sender.Warmup && (s.Submit == nil || *s.Submit == 0) {
+		bad("submit", "the warm-up message is delivered at 0: submit the scenario's message later (submit > 0)")
+	}
+	if s.Sender.Warmup && !s.Sender.Cache {
+		bad("sender.warmup", "warms nothing without sender.cache")
 	}
 	// Expectations: the main profile's, then the others'.
 	s.validateExpect("", s.Profile, s.Expect, s.Final, bad)
@@ -557,6 +588,9 @@ func (s *Scenario) validateExpect(prefix, profile string, expect []Attempt, fina
 				bad(f+".tlsa", "%v", err)
 			}
 		}
+		if a.Host != "" && !s.hasHost(a.Host) {
+			bad(f+".host", "%q is not one of dns.mx[].host", a.Host)
+		}
 		if a.Repeat && i != len(expect)-1 {
 			bad(f+".repeat", "only the last attempt may repeat")
 		}
@@ -581,6 +615,9 @@ func (s *Scenario) validateExpect(prefix, profile string, expect []Attempt, fina
 			bad(prefix+"final.state", "delivered, but the last expected attempt is %s", expect[n-1].Status)
 		}
 	case StateNDR:
+		if n := len(expect); n > 0 && expect[n-1].Status == "delivered" {
+			bad(prefix+"final.state", "ndr, but the last expected attempt is delivered")
+		}
 		if final.Code == "" {
 			bad(prefix+"final.code", "is required for an NDR")
 		} else if !known[final.Code] {
@@ -589,6 +626,45 @@ func (s *Scenario) validateExpect(prefix, profile string, expect []Attempt, fina
 	default:
 		bad(prefix+"final.state", "%q: want delivered or ndr", final.State)
 	}
+}
+
+// zonesOf are the scenario's zones, lowercase, without the final dot.
+func (s *Scenario) zonesOf() []string {
+	out := []string{s.DNS.Domain}
+	for _, z := range s.DNS.Zones {
+		out = append(out, z.Name)
+	}
+	return out
+}
+
+// inZones reports whether name (a glob's tail is fine) lies in one of the scenario's zones.
+func (s *Scenario) inZones(name string) bool {
+	n := strings.TrimSuffix(strings.ToLower(name), ".")
+	for _, z := range s.zonesOf() {
+		if n == z || strings.HasSuffix(n, "."+z) || strings.HasSuffix(n, z) && strings.HasPrefix(name, "*") {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Scenario) isZone(name string) bool {
+	n := strings.TrimSuffix(strings.ToLower(name), ".")
+	for _, z := range s.zonesOf() {
+		if n == z {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Scenario) hasHost(label string) bool {
+	for _, h := range s.DNS.MX {
+		if strings.EqualFold(h.Host, label) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkMatched checks an expected matched TLSA record: "U S M" (any record with these
@@ -632,9 +708,9 @@ func underMailbox(name string) bool {
 	return name == MailboxDomain || strings.HasSuffix(name, "."+MailboxDomain)
 }
 
-// hasComputed reports whether entries hold a record computed from the receiver's
+// HasComputed reports whether entries hold a record computed from the receiver's
 // certificate with the given usage.
-func hasComputed(entries []string, usage uint8) bool {
+func HasComputed(entries []string, usage uint8) bool {
 	for _, t := range entries {
 		if p, data, err := ParseTLSA(t); err == nil && data == "" && p.Usage == usage {
 			return true
