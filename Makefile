@@ -1,7 +1,7 @@
 GO      ?= go
 BIN     := bin
 
-.PHONY: build run deps test bench clean
+.PHONY: build run lab deps test bench clean
 
 # Debian packages of the peers the tests use as judges (delv, unbound, ldns) and of the benchmark.
 PEERS := unbound bind9-dnsutils bind9-utils ldnsutils openssl postfix hash-slinger pebble lego dnsperf knot
@@ -13,6 +13,10 @@ build:
 run: build
 	mkdir -p .state/keys
 	$(BIN)/coredns -conf Corefile
+
+# make lab: the main job, every DANE scenario end to end (danelab run; ARGS for its flags).
+lab: build
+	$(BIN)/danelab run $(ARGS)
 
 deps:
 	apt-get update
