@@ -69,28 +69,39 @@ func runRun(args []string) error {
 	if *parallel < 1 {
 		return usagef("-parallel %d: want at least 1", *parallel)
 	}
-	var re *regexp.Regexp
-	if *pattern != "" {
-		if re, err = regexp.Compile(*pattern); err != nil {
-			return usagef("-run: %v", err)
-		}
-	}
-	all, err := scenario.LoadDir(*dir)
+	chosen, err := selectScenarios(*dir, *pattern, *profile)
 	if err != nil {
 		return err
-	}
-	var chosen []*scenario.Scenario
-	for _, s := range all {
-		if (re == nil || re.MatchString(s.Name)) && (*profile == "" || s.Profile == *profile) {
-			chosen = append(chosen, s)
-		}
-	}
-	if len(chosen) == 0 {
-		return fmt.Errorf("no scenario in %s matches -run %q -profile %q", *dir, *pattern, *profile)
 	}
 	quiet(!*verbose)
 	results := runScenarios(chosen, *parallel, *verbose)
 	return writeReports(results, *jsonFile, *junitFile)
+}
+
+// selectScenarios loads dir and keeps the runs whose name matches pattern and, when profile
+// is set, whose profile is that one.
+func selectScenarios(dir, pattern, profile string) ([]*scenario.Scenario, error) {
+	var re *regexp.Regexp
+	if pattern != "" {
+		var err error
+		if re, err = regexp.Compile(pattern); err != nil {
+			return nil, usagef("-run: %v", err)
+		}
+	}
+	all, err := scenario.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var chosen []*scenario.Scenario
+	for _, s := range all {
+		if (re == nil || re.MatchString(s.Name)) && (profile == "" || s.Profile == profile) {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("no scenario in %s matches -run %q -profile %q", dir, pattern, profile)
+	}
+	return chosen, nil
 }
 
 // writeReports prints the matrix, writes the JSON and JUnit files asked for, and returns

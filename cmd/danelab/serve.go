@@ -108,24 +108,13 @@ func runServe(args []string) error {
 	if ip := net.ParseIP(*netp + ".0.1"); ip == nil || !strings.HasPrefix(*netp, "127.") || strings.Count(*netp, ".") != 1 {
 		return usagef("-net %q: want two octets of 127.0.0.0/8, like 127.2", *netp)
 	}
-	var re *regexp.Regexp
-	if *pattern != "" {
-		if re, err = regexp.Compile(*pattern); err != nil {
-			return usagef("-run: %v", err)
-		}
-	}
-	all, err := scenario.LoadDir(*dir)
+	// Signals from here on stop the fixture cleanly (receivers, lab, resolver).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	chosen, err := selectScenarios(*dir, *pattern, "")
 	if err != nil {
 		return err
-	}
-	var chosen []*scenario.Scenario
-	for _, s := range all {
-		if re == nil || re.MatchString(s.Name) {
-			chosen = append(chosen, s)
-		}
-	}
-	if len(chosen) == 0 {
-		return fmt.Errorf("no scenario in %s matches -run %q", *dir, *pattern)
 	}
 	if *work == "" {
 		if *work, err = os.MkdirTemp("", "danelab-fixture-"); err != nil {
@@ -167,12 +156,16 @@ func runServe(args []string) error {
 		return err
 	}
 	printGuide(stdout, f, *res, *resAddr, *work, anchor, resolvConf)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
+	select {
+	case <-sig:
+	case <-serveStop:
+	}
 	fmt.Fprintln(stderr, "danelab serve: stopping")
 	return nil
 }
+
+// serveStop, when a test sets it, ends runServe like a signal when closed.
+var serveStop chan struct{}
 
 // startResolver starts the validating resolver the MTA under test uses.
 func startResolver(kind, addr, dir string, l *lab.Lab) (func(), error) {
