@@ -267,16 +267,19 @@ func copyFile(src, dst string) (string, error) {
 func printGuide(w io.Writer, f *fixture.Fixture, res, resAddr, dir, anchor, resolvConf string) {
 	in := f.Info()
 	fmt.Fprintf(w, "danelab fixture: %d scenarios, running since %s\n\n", len(in.Scenarios), in.Started.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "  lab DNS (authoritative, every zone)  %s\n", in.DNS)
+	hw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(hw, "  lab DNS (authoritative, every zone)\t%s\n", in.DNS)
 	if res != "none" {
-		fmt.Fprintf(w, "  validating resolver (%s)             %s   <- the MTA's resolver\n", res, resAddr)
+		fmt.Fprintf(hw, "  validating resolver (%s)\t%s   <- the MTA's resolver\n", res, resAddr)
 	}
-	fmt.Fprintf(w, "  resolv.conf for the MTA             %s\n", resolvConf)
-	fmt.Fprintf(w, "  trust anchor (root DS, DNSKEY)      %s\n", anchor)
-	fmt.Fprintf(w, "  receivers                           port %d of 127.x.y.z (below)\n", in.SMTPPort)
-	fmt.Fprintf(w, "  envelope sender / DSN mailbox       %s (mbox.sender.test, %s, DANE 3 1 1)\n", in.Sender, in.Mailbox)
-	fmt.Fprintf(w, "  fixture API                         %s/scenarios, %s/observations\n", f.URL, f.URL)
-	fmt.Fprintf(w, "  lab control API (faults, records)   %s\n\n", in.Control)
+	fmt.Fprintf(hw, "  resolv.conf for the MTA\t%s\n", resolvConf)
+	fmt.Fprintf(hw, "  trust anchor (root DS, DNSKEY)\t%s\n", anchor)
+	fmt.Fprintf(hw, "  receivers\tport %d of 127.x.y.z (below)\n", in.SMTPPort)
+	fmt.Fprintf(hw, "  envelope sender / DSN mailbox\t%s (mbox.sender.test, %s, DANE 3 1 1)\n", in.Sender, in.Mailbox)
+	fmt.Fprintf(hw, "  fixture API\t%s/scenarios, %s/observations\n", f.URL, f.URL)
+	fmt.Fprintf(hw, "  lab control API (faults, records)\t%s\n", in.Control)
+	hw.Flush()
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Send one message per scenario from %s to:\n", in.Sender)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, s := range in.Scenarios {
