@@ -10,11 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -256,100 +253,13 @@ func (l *faultLab) History(name, qtype string) ([]historyEntry, error) {
 // QNAME minimisation, aggressive NSEC (RFC 8198), val-sig-skew-min/max, discard-timeout.
 // Extra lines go into the server section.
 func startFaultUnbound(l *faultLab, extra ...string) (*Unbound, error) {
-	bin, err := lookPeer("unbound")
-	if err != nil {
-		return nil, errors.New(PeerMissing("unbound"))
-	}
-	dir, cleanup, err := tempDir("unbound")
-	if err != nil {
-		return nil, err
-	}
-	u := &Unbound{Dir: dir, LogPath: filepath.Join(dir, "unbound.log"), Conf: filepath.Join(dir, "unbound.conf"), cleanup: cleanup}
-	fail := func(err error) (*Unbound, error) {
-		u.Stop()
-		return nil, err
-	}
-	if u.Port, err = FreePort(); err != nil {
-		return fail(err)
-	}
-	u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(u.Port))
-	var ta strings.Builder
+	var anchors []dns.RR
 	for _, ds := range l.Parent.DS {
-		ta.WriteString(ds.String() + "\n")
+		anchors = append(anchors, ds)
 	}
-	taFile := filepath.Join(dir, "anchors.txt")
-	if err := os.WriteFile(taFile, []byte(ta.String()), 0o644); err != nil {
-		return fail(err)
-	}
-	stub := strings.Replace(l.Srv.Addr, ":", "@", 1)
-	conf := fmt.Sprintf(`server:
-    interface: 127.0.0.1@%[1]d
-    port: %[1]d
-    do-ip4: yes
-    do-ip6: no
-    do-udp: yes
-    do-tcp: yes
-    num-threads: 1
-    username: ""
-    chroot: ""
-    directory: "%[2]s"
-    pidfile: "%[2]s/unbound.pid"
-    logfile: "%[3]s"
-    use-syslog: no
-    log-time-ascii: yes
-    verbosity: 1
-    val-log-level: 2
-    log-servfail: yes
-    ede: yes
-    do-not-query-localhost: no
-    module-config: "validator iterator"
-    trust-anchor-file: "%[4]s"
-    local-zone: "test." nodefault
-    access-control: 127.0.0.0/8 allow
-    val-bogus-ttl: 1
-    so-reuseport: no
-%[6]sremote-control:
-    control-enable: no
-stub-zone:
-    name: "example.test"
-    stub-addr: %[5]s
-stub-zone:
-    name: "signed.example.test"
-    stub-addr: %[5]s
-`, u.Port, dir, u.LogPath, taFile, stub, faultIndent(extra))
-	if err := os.WriteFile(u.Conf, []byte(conf), 0o644); err != nil {
-		return fail(err)
-	}
-	if chk, err := lookPeer("unbound-checkconf"); err == nil {
-		if out, err := exec.Command(chk, u.Conf).CombinedOutput(); err != nil {
-			return fail(fmt.Errorf("unbound-checkconf: %v\n%s\n%s", err, out, conf))
-		}
-	}
-	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
-		// see NewUnbound: Debian's AppArmor profile attaches by path
-		if cp, err := copyExecutable(bin, filepath.Join(dir, "unbound")); err == nil {
-			bin = cp
-		}
-	}
-	u.proc, err = startProcess("unbound", dir, filepath.Join(dir, "unbound.stdout"), bin, "-d", "-c", u.Conf)
-	if err != nil {
-		return fail(err)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if !u.proc.running() {
-			return fail(fmt.Errorf("unbound exited: %v\n%s\n%s", u.proc.err, tail(u.proc.log, 2000), tail(u.LogPath, 2000)))
-		}
-		// a name no test asks about, so that nothing useful is cached
-		if _, err := Query(u.Addr, "ns2.example.test.", dns.TypeAAAA, QueryOpts{RD: true, DO: true, Timeout: 2 * time.Second}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("unbound on %s did not answer within 15s\n%s", u.Addr, tail(u.LogPath, 2000)))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return u, nil
+	// The probe is a name no test asks about, so that nothing useful is cached.
+	return startUnbound(unboundSpec{Anchors: anchors, Zones: []string{"example.test", "signed.example.test"}, StubAddr: l.Srv.Addr,
+		Server: extra, Probe: "ns2.example.test.", ProbeType: dns.TypeAAAA})
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,13 +386,4 @@ func faultEDECodes(r *dns.Msg) []uint16 {
 		}
 	}
 	return out
-}
-
-// faultIndent renders extra lines of Unbound's server section.
-func faultIndent(lines []string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString("    " + l + "\n")
-	}
-	return b.String()
 }

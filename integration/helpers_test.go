@@ -588,32 +588,73 @@ func StartUnbound(tb testing.TB, stubs ...Stub) *Unbound {
 // dsset, or the KSK when there is no dsset) for every stub, starts unbound in the foreground
 // and waits until it answers.
 func NewUnbound(stubs ...Stub) (*Unbound, error) {
-	bin, err := lookPeer("unbound")
-	if err != nil {
+	probe := "example.test."
+	if len(stubs) > 0 {
+		probe = stubs[0].Anchor.Zone
+	}
+	return startUnbound(unboundSpec{Anchors: stubAnchors(stubs), Stubs: stubs, Probe: probe, ProbeType: dns.TypeSOA,
+		Server: []string{"cache-max-ttl: 60", "cache-max-negative-ttl: 10", "infra-host-ttl: 5"}})
+}
+
+// stubAnchors are the trust anchors of stubs: each one's DS records, or its KSK when it has
+// no DS.
+func stubAnchors(stubs []Stub) []dns.RR {
+	var out []dns.RR
+	for _, s := range stubs {
+		if len(s.Anchor.DS) > 0 {
+			for _, ds := range s.Anchor.DS {
+				out = append(out, ds)
+			}
+		} else {
+			out = append(out, s.Anchor.KSK)
+		}
+	}
+	return out
+}
+
+// unboundSpec is what differs between the tests' Unbound instances; everything else (a
+// private directory and log, validation with EDE, test. released, bogus answers cached for
+// a second) is the same for all.
+type unboundSpec struct {
+	IP        string   // listen address; 127.0.0.1 when empty
+	Port      int      // listen port; a free one when 0
+	Anchors   []dns.RR // trust anchors (DS or DNSKEY)
+	Stubs     []Stub   // stub-zones: zone (Anchor.Zone) at address
+	Zones     []string // more stub-zones at StubAddr, without anchors of their own
+	StubAddr  string
+	Server    []string // more lines for the server: section
+	Probe     string   // a question answered once unbound is up
+	ProbeType uint16
+}
+
+// startUnbound writes the configuration of spec, checks it with unbound-checkconf, starts
+// unbound -d and waits until it answers the probe.
+func startUnbound(spec unboundSpec) (*Unbound, error) {
+	if _, err := lookPeer("unbound"); err != nil {
 		return nil, errors.New(PeerMissing("unbound"))
 	}
 	dir, cleanup, err := tempDir("unbound")
 	if err != nil {
 		return nil, err
 	}
-	u := &Unbound{Dir: dir, LogPath: filepath.Join(dir, "unbound.log"), Conf: filepath.Join(dir, "unbound.conf"), cleanup: cleanup}
+	u := &Unbound{Dir: dir, LogPath: filepath.Join(dir, "unbound.log"), Conf: filepath.Join(dir, "unbound.conf"), cleanup: cleanup, Port: spec.Port}
 	fail := func(err error) (*Unbound, error) {
 		u.Stop()
 		return nil, err
 	}
-	if u.Port, err = FreePort(); err != nil {
-		return fail(err)
-	}
-	u.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(u.Port))
-	var ta strings.Builder
-	for _, s := range stubs {
-		if len(s.Anchor.DS) > 0 {
-			for _, ds := range s.Anchor.DS {
-				ta.WriteString(ds.String() + "\n")
-			}
-		} else {
-			ta.WriteString(s.Anchor.KSK.String() + "\n")
+	if u.Port == 0 {
+		if u.Port, err = FreePort(); err != nil {
+			return fail(err)
 		}
+	}
+	ip := spec.IP
+	if ip == "" {
+		ip = "127.0.0.1"
+	}
+	u.Addr = net.JoinHostPort(ip, strconv.Itoa(u.Port))
+	var ta strings.Builder
+	for _, rr := range spec.Anchors {
+		ta.WriteString(rr.String() + "\n")
 	}
 	taFile := filepath.Join(dir, "anchors.txt")
 	if err := os.WriteFile(taFile, []byte(ta.String()), 0o644); err != nil {
@@ -621,7 +662,7 @@ func NewUnbound(stubs ...Stub) (*Unbound, error) {
 	}
 	var conf strings.Builder
 	fmt.Fprintf(&conf, `server:
-    interface: 127.0.0.1@%[1]d
+    interface: %[5]s@%[1]d
     port: %[1]d
     do-ip4: yes
     do-ip6: no
@@ -644,17 +685,18 @@ func NewUnbound(stubs ...Stub) (*Unbound, error) {
     trust-anchor-file: "%[4]s"
     local-zone: "test." nodefault
     access-control: 127.0.0.0/8 allow
-    cache-max-ttl: 60
-    cache-max-negative-ttl: 10
     val-bogus-ttl: 1
-    infra-host-ttl: 5
     so-reuseport: no
-remote-control:
-    control-enable: no
-`, u.Port, dir, u.LogPath, taFile)
-	for _, s := range stubs {
-		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n    stub-addr: %s\n",
-			s.Anchor.Zone, strings.Replace(s.Addr, ":", "@", 1))
+`, u.Port, dir, u.LogPath, taFile, ip)
+	for _, l := range spec.Server {
+		conf.WriteString("    " + l + "\n")
+	}
+	conf.WriteString("remote-control:\n    control-enable: no\n")
+	for _, s := range spec.Stubs {
+		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n    stub-addr: %s\n", s.Anchor.Zone, strings.Replace(s.Addr, ":", "@", 1))
+	}
+	for _, z := range spec.Zones {
+		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n    stub-addr: %s\n", z, strings.Replace(spec.StubAddr, ":", "@", 1))
 	}
 	if err := os.WriteFile(u.Conf, []byte(conf.String()), 0o644); err != nil {
 		return fail(err)
@@ -664,37 +706,42 @@ remote-control:
 			return fail(fmt.Errorf("unbound-checkconf: %v\n%s\n%s", err, out, conf.String()))
 		}
 	}
+	if err := runUnbound(u, spec.Probe, spec.ProbeType); err != nil {
+		return fail(err)
+	}
+	return u, nil
+}
+
+// runUnbound starts unbound -d with u.Conf in u.Dir and waits until it answers probe at
+// u.Addr. The caller stops u, also on error.
+func runUnbound(u *Unbound, probe string, qtype uint16) error {
+	bin, err := lookPeer("unbound")
+	if err != nil {
+		return errors.New(PeerMissing("unbound"))
+	}
 	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
 		// Debian's AppArmor profile for /usr/sbin/unbound denies reading our temporary
 		// configuration; profiles attach by path, so run a private copy of the binary.
-		if cp, err := copyExecutable(bin, filepath.Join(dir, "unbound")); err == nil {
+		if cp, err := copyExecutable(bin, filepath.Join(u.Dir, "unbound")); err == nil {
 			bin = cp
 		}
 	}
-	u.proc, err = startProcess("unbound", dir, filepath.Join(dir, "unbound.stdout"), bin, "-d", "-c", u.Conf)
-	if err != nil {
-		return fail(err)
+	if u.proc, err = startProcess("unbound", u.Dir, filepath.Join(u.Dir, "unbound.stdout"), bin, "-d", "-c", u.Conf); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if !u.proc.running() {
-			return fail(fmt.Errorf("unbound exited: %v\n%s\n%s", u.proc.err, tail(u.proc.log, 2000), tail(u.LogPath, 2000)))
+			return fmt.Errorf("unbound exited: %v\n%s\n%s", u.proc.err, tail(u.proc.log, 2000), tail(u.LogPath, 2000))
 		}
-		var zone string
-		if len(stubs) > 0 {
-			zone = stubs[0].Anchor.Zone
-		} else {
-			zone = "example.test."
-		}
-		if _, err := Query(u.Addr, zone, dns.TypeSOA, QueryOpts{RD: true, DO: true, Timeout: 2 * time.Second}); err == nil {
-			break
+		if _, err := Query(u.Addr, probe, qtype, QueryOpts{RD: true, DO: true, Timeout: 2 * time.Second}); err == nil {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("unbound on %s did not answer within 15s\n%s", u.Addr, tail(u.LogPath, 2000)))
+			return fmt.Errorf("unbound on %s did not answer within 15s\n%s", u.Addr, tail(u.LogPath, 2000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return u, nil
 }
 
 func copyExecutable(src, dst string) (string, error) {

@@ -647,94 +647,26 @@ func tlStartUnboundAt(tb testing.TB, ip string, stubs ...Stub) *Unbound {
 	if msg := PeerMissing("unbound"); msg != "" {
 		tb.Skip(msg)
 	}
-	dir, cleanup, err := tempDir("unbound53")
+	u, err := startUnbound(unboundSpec{IP: ip, Port: 53, Anchors: stubAnchors(stubs), Stubs: stubs,
+		Server: []string{"cache-max-ttl: 5", "cache-max-negative-ttl: 5"}, Probe: stubs[0].Anchor.Zone, ProbeType: dns.TypeSOA})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	u := &Unbound{Dir: dir, LogPath: filepath.Join(dir, "unbound.log"), Conf: filepath.Join(dir, "unbound.conf"), cleanup: cleanup, Port: 53}
 	tb.Cleanup(u.Stop)
-	u.Addr = net.JoinHostPort(ip, "53")
-	var ta strings.Builder
-	for _, s := range stubs {
-		for _, ds := range s.Anchor.DS {
-			ta.WriteString(ds.String() + "\n")
-		}
-		if len(s.Anchor.DS) == 0 {
-			ta.WriteString(s.Anchor.KSK.String() + "\n")
-		}
-	}
-	taFile := filepath.Join(dir, "anchors.txt")
-	if err := os.WriteFile(taFile, []byte(ta.String()), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	var conf strings.Builder
-	fmt.Fprintf(&conf, `server:
-    interface: %[1]s@53
-    port: 53
-    do-ip4: yes
-    do-ip6: no
-    num-threads: 1
-    username: ""
-    chroot: ""
-    directory: "%[2]s"
-    pidfile: "%[2]s/unbound.pid"
-    logfile: "%[2]s/unbound.log"
-    use-syslog: no
-    log-time-ascii: yes
-    verbosity: 1
-    val-log-level: 2
-    ede: yes
-    do-not-query-localhost: no
-    module-config: "validator iterator"
-    trust-anchor-file: "%[3]s"
-    local-zone: "test." nodefault
-    access-control: 127.0.0.0/8 allow
-    cache-max-ttl: 5
-    cache-max-negative-ttl: 5
-    val-bogus-ttl: 1
-    so-reuseport: no
-remote-control:
-    control-enable: no
-`, ip, dir, taFile)
-	for _, s := range stubs {
-		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n    stub-addr: %s\n", s.Anchor.Zone, strings.Replace(s.Addr, ":", "@", 1))
-	}
-	if err := os.WriteFile(u.Conf, []byte(conf.String()), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	tlRunUnbound(tb, u, stubs[0].Anchor.Zone)
 	return u
 }
 
 // tlRunUnbound starts unbound -d with the configuration u.Conf (written by the caller, with
 // its logfile at u.LogPath) in u.Dir, and waits until it answers SOA queries for zone at
-// u.Addr. The caller registers u.Stop. Shared by tlStartUnboundAt and the Postfix tests,
-// whose configuration the lab writes.
+// u.Addr. The caller registers u.Stop. For the Postfix tests, whose configuration the lab
+// writes.
 func tlRunUnbound(tb testing.TB, u *Unbound, zone string) {
 	tb.Helper()
-	bin, err := lookPeer("unbound")
-	if err != nil {
-		tb.Skip(PeerMissing("unbound"))
+	if msg := PeerMissing("unbound"); msg != "" {
+		tb.Skip(msg)
 	}
-	if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
-		// AppArmor's profile for the packaged path denies our configuration (see NewUnbound).
-		if cp, err := copyExecutable(bin, filepath.Join(u.Dir, "unbound")); err == nil {
-			bin = cp
-		}
-	}
-	if u.proc, err = startProcess("unbound", u.Dir, filepath.Join(u.Dir, "unbound.stdout"), bin, "-d", "-c", u.Conf); err != nil {
+	if err := runUnbound(u, zone, dns.TypeSOA); err != nil {
 		tb.Fatal(err)
-	}
-	if msg := waitFor(15*time.Second, func() string {
-		if !u.proc.running() {
-			return fmt.Sprintf("unbound exited: %v\n%s\n%s", u.proc.err, tail(u.proc.log, 2000), tail(u.LogPath, 2000))
-		}
-		if _, err := Query(u.Addr, zone, dns.TypeSOA, QueryOpts{RD: true, DO: true, Timeout: 2 * time.Second}); err != nil {
-			return err.Error()
-		}
-		return ""
-	}); msg != "" {
-		tb.Fatalf("unbound on %s: %s\n%s", u.Addr, msg, tail(u.LogPath, 2000))
 	}
 }
 
