@@ -113,6 +113,45 @@ func TestControlFaults(t *testing.T) {
 	}
 }
 
+// TestControlFaultDurations: a fault's after, for and delay, as a string or a number of
+// seconds, are refused with 400 when negative, not finite, beyond a time.Duration, or beyond
+// what the field means; nothing is registered.
+func TestControlFaultDurations(t *testing.T) {
+	_, ts := newControl(t, "")
+	for _, tc := range []struct{ body, err string }{
+		{`{"mode":"servfail","name":"x","after":-60}`, "after: invalid duration -60 seconds: negative"},
+		{`{"mode":"servfail","name":"x","after":1e300}`, "after: invalid duration 1e300 seconds: out of range"},
+		{`{"mode":"servfail","name":"x","after":"200000d"}`, `after: invalid duration \"200000d\": out of range`},
+		{`{"mode":"servfail","name":"x","for":-1}`, "for: invalid duration -1 seconds: negative"},
+		{`{"mode":"servfail","name":"x","for":1e400}`, "for: invalid duration 1e400 seconds: out of range"},
+		{`{"mode":"servfail","name":"x","for":"200000d"}`, `for: invalid duration \"200000d\": out of range`},
+		{`{"mode":"servfail","name":"x","for":"-5m"}`, "negative"},
+		{`{"mode":"servfail","name":"x","for":"400d"}`, "for 400d is too long (at most 365d)"},
+		{`{"mode":"servfail","name":"x","after":31622400}`, "after 366d is too long (at most 365d)"},
+		{`{"mode":"delay","name":"x","delay":-0.5}`, "delay: invalid duration -0.5 seconds: negative"},
+		{`{"mode":"delay","name":"x","delay":1e300}`, "delay: invalid duration 1e300 seconds: out of range"},
+		{`{"mode":"delay","name":"x","delay":"9999999h"}`, `delay: invalid duration \"9999999h\": out of range`},
+		{`{"mode":"delay","name":"x","delay":3600}`, "delay 1h is too long (at most 1m)"},
+		{`{"mode":"delay","name":"x","delay":true}`, "a number of seconds"},
+	} {
+		if code, body := call(t, ts, "POST", "/faults", tc.body, ""); code != 400 || !strings.Contains(body, tc.err) {
+			t.Errorf("%s: want 400 %q, got %d %s", tc.body, tc.err, code, body)
+		}
+	}
+	if _, body := call(t, ts, "GET", "/faults", "", ""); strings.TrimSpace(body) != "[]" {
+		t.Fatalf("a refused fault was registered: %s", body)
+	}
+	for _, body := range []string{
+		`{"mode":"servfail","name":"x","after":30,"for":"365d"}`,
+		`{"mode":"delay","name":"x","delay":0.25}`,
+		`{"mode":"delay","name":"x","delay":"1m","after":"0s"}`,
+	} {
+		if code, resp := call(t, ts, "POST", "/faults", body, ""); code != 201 {
+			t.Errorf("%s: want 201, got %d %s", body, code, resp)
+		}
+	}
+}
+
 func TestControlRecordsAndHistory(t *testing.T) {
 	d, ts := newControl(t, "")
 	tlsa := `_25._tcp.mx9.example.test. 300 IN TLSA 3 1 1 0102030405060708091011121314151617181920212223242526272829303132`

@@ -62,12 +62,13 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
 
+	server := metrics.WithServer(ctx)
 	var f *fault.Fault
 	if d.faults != nil {
 		f = d.faults.Match(sz.origin, qname, qtype)
 	}
 	if f != nil {
-		faultsApplied.WithLabelValues(sz.origin, string(f.Mode())).Inc()
+		faultsApplied.WithLabelValues(server, sz.origin, string(f.Mode())).Inc()
 		if done, rcode := transport(ctx, f, w, r, state.Proto() == "udp"); done {
 			d.record(state, sz, f, rcode)
 			return dns.RcodeSuccess, nil
@@ -110,7 +111,6 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return dns.RcodeServerFailure, plugin.Error(d.Name(), a.err)
 	}
 
-	server := metrics.WithServer(ctx)
 	responses.WithLabelValues(server, sz.origin, kind.String()).Inc()
 	if a.hits > 0 {
 		sigCacheHits.WithLabelValues(server, sz.origin).Add(float64(a.hits))

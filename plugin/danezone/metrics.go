@@ -6,6 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
+// Every metric counted per query carries CoreDNS's server label (metrics.WithServer), as the
+// metrics of CoreDNS's own plugins do; the others (reloads, zone state, keys, certificates)
+// are not per query and carry none.
 var (
 	signaturesMade = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signatures_total",
@@ -38,7 +41,7 @@ var (
 	faultsApplied = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "faults_applied_total",
 		Help: "Counter of queries a fault was applied to, by mode.",
-	}, []string{"zone", "mode"})
+	}, []string{"server", "zone", "mode"})
 	tlsaErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_source_errors_total",
 		Help: "Counter of problems with certificate sources or staged keys (each distinct problem once); the last good TLSA records keep serving.",

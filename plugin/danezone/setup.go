@@ -2,7 +2,6 @@ package danezone
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/danelab/danelab/plugin/danezone/control"
 	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/signer"
@@ -124,14 +124,18 @@ func parse(c *caddy.Controller) (*config, error) {
 				}
 				return vals[0], nil
 			}
-			dur := func() (time.Duration, error) {
+			// dur reads the one argument as a duration in [lo, hi].
+			dur := func(lo, hi time.Duration) (time.Duration, error) {
 				v, err := one()
 				if err != nil {
 					return 0, err
 				}
-				d, err := ParseDuration(v)
+				d, err := duration.Parse(v)
 				if err != nil {
 					return 0, c.Errf("%s: %v", opt, err)
+				}
+				if err := duration.Within(d, lo, hi); err != nil {
+					return 0, c.Errf("%s %v", opt, err)
 				}
 				return d, nil
 			}
@@ -166,17 +170,20 @@ func parse(c *caddy.Controller) (*config, error) {
 					cfg.unsigned[zone.Canonical(z)] = true
 				}
 			case "validity":
-				cfg.policy.Validity, err = dur()
+				// RRSIG times are 32-bit serial times (RFC 4034 §3.1.5): see signer.MaxValidity.
+				cfg.policy.Validity, err = dur(signer.MinValidity, signer.MaxValidity)
 			case "refresh":
-				cfg.policy.Refresh, err = dur()
+				cfg.policy.Refresh, err = dur(0, signer.MaxValidity) // and below validity: policy.Check
 				refreshSet = true
 			case "jitter":
-				cfg.policy.Jitter, err = dur()
+				cfg.policy.Jitter, err = dur(0, signer.MaxValidity) // and at most validity: policy.Check
 				jitterSet = true
 			case "inception":
-				cfg.policy.Inception, err = dur()
+				cfg.policy.Inception, err = dur(0, signer.MaxInception)
 			case "reload":
-				cfg.reload, err = dur()
+				if cfg.reload, err = dur(0, maxReload); err == nil && cfg.reload != 0 && cfg.reload < minReload {
+					err = c.Errf("reload %s is too short (at least %s; 0 turns reloading off)", duration.Format(cfg.reload), duration.Format(minReload))
+				}
 			case "fault":
 				var spec fault.Spec
 				if spec, err = parseFault(vals); err == nil {
@@ -226,6 +233,25 @@ func parse(c *caddy.Controller) (*config, error) {
 // historySize is how many queries the control API's history keeps.
 const historySize = 10000
 
+// Bounds of the Corefile's durations, beside those of the signing policy (signer.MinValidity,
+// MaxValidity, MaxInception) and of faults (fault.MaxWindow, MaxDelay).
+const (
+	// reload: files are polled at most every 10ms (a busy loop below that), and at least
+	// daily, or a fixed zone file or renewed certificate would wait for days. 0 turns
+	// reloading off.
+	minReload, maxReload = 10 * time.Millisecond, 24 * time.Hour
+	// hold: how long the TLSA records of a replaced certificate stay published. Two TTLs (at
+	// most 86400 s) suffice (RFC 7671 §8); beyond a month a retired key is trusted for no
+	// reason.
+	maxHold = 30 * duration.Day
+	// interval: how often a certificate source is read; a probe re-run less than daily would
+	// miss a renewal for longer than any sender's retry patience.
+	maxInterval = 24 * time.Hour
+	// warn: how long before expiry a certificate is reported; no publicly trusted
+	// certificate lives longer than 398 days, so a year ahead is already "always".
+	maxWarn = 365 * duration.Day
+)
+
 // parseFault reads `fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [zone Z]`.
 func parseFault(args []string) (fault.Spec, error) {
 	var s fault.Spec
@@ -254,16 +280,17 @@ func parseFault(args []string) (fault.Spec, error) {
 			s.Count, err = strconv.Atoi(v)
 		case "share":
 			s.Share, err = strconv.ParseFloat(v, 64)
-		case "after", "for", "delay":
-			if d, err = fault.ParseDuration(v); err == nil {
-				switch k {
-				case "after":
-					s.After = fault.Duration(d)
-				case "for":
-					s.For = fault.Duration(d)
-				default:
-					s.Delay = fault.Duration(d)
-				}
+		case "after", "for", "delay": // bounded by fault.MaxWindow and fault.MaxDelay (Spec.compile)
+			if d, err = duration.Parse(v); err != nil {
+				return s, fmt.Errorf("%s: %v", k, err) // the error quotes v
+			}
+			switch k {
+			case "after":
+				s.After = fault.Duration(d)
+			case "for":
+				s.For = fault.Duration(d)
+			default:
+				s.Delay = fault.Duration(d)
 			}
 		case "zone":
 			s.Zone = v
@@ -277,23 +304,99 @@ func parseFault(args []string) (fault.Spec, error) {
 	return s, nil
 }
 
-// ParseDuration reads a Go duration, also accepting whole days ("14d").
-func ParseDuration(s string) (time.Duration, error) {
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(d)
-		if err != nil || n < 0 || n > math.MaxInt32/24 {
-			return 0, fmt.Errorf("invalid duration %q", s)
+// parseTLSA reads `tlsa HOST (cert FILE | probe ADDR [tls]) [ports P,..] [records 311,..]
+// [next PATH] [ttl N] [hold D] [interval D] [warn D]`.
+func parseTLSA(args []string) (tlsa.Host, error) {
+	var h tlsa.Host
+	if len(args) < 3 {
+		return h, fmt.Errorf("tlsa HOST (cert FILE | probe ADDRESS [tls]) [ports P,...] [records 311,...] [next PATH] [ttl N] [hold D] [interval D] [warn D]")
+	}
+	if _, ok := dns.IsDomainName(args[0]); !ok {
+		return h, fmt.Errorf("invalid host %q", args[0])
+	}
+	h.Name = args[0]
+	rest := args[1:]
+	for len(rest) > 0 {
+		k := rest[0]
+		if k == "tls" {
+			p, ok := h.Source.(tlsa.Probe)
+			if !ok {
+				return h, fmt.Errorf("tls goes after probe ADDRESS")
+			}
+			p.Implicit = true
+			h.Source = p
+			rest = rest[1:]
+			continue
 		}
-		return time.Duration(n) * 24 * time.Hour, nil
+		if len(rest) < 2 {
+			return h, fmt.Errorf("%q needs a value", k)
+		}
+		v := rest[1]
+		rest = rest[2:]
+		var err error
+		switch k {
+		case "cert":
+			h.Source = tlsa.File{Path: v}
+		case "probe":
+			h.Source = tlsa.Probe{Addr: v, ServerName: h.Name}
+		case "ports":
+			for _, p := range strings.Split(v, ",") {
+				n, perr := strconv.Atoi(p)
+				if perr != nil || n < 1 || n > 65535 {
+					return h, fmt.Errorf("ports: %q is not a port", p)
+				}
+				h.Ports = append(h.Ports, n)
+			}
+		case "records":
+			for _, p := range strings.Split(v, ",") {
+				var param tlsa.Param
+				if param, err = tlsa.ParseParam(p); err != nil {
+					return h, err
+				}
+				h.Params = append(h.Params, param)
+			}
+		case "next":
+			h.Next = v
+		case "ttl":
+			var n int
+			if n, err = strconv.Atoi(v); err == nil && (n < 1 || n > 86400) {
+				err = fmt.Errorf("out of range 1..86400")
+			}
+			h.TTL = uint32(n)
+		case "hold", "interval", "warn": // 0: the default
+			var d time.Duration
+			if d, err = duration.Parse(v); err != nil {
+				return h, fmt.Errorf("%s: %v", k, err) // the error quotes v
+			}
+			switch k {
+			case "hold":
+				err = duration.Within(d, 0, maxHold)
+				h.Hold = d
+			case "interval":
+				err = duration.Within(d, 0, maxInterval)
+				h.Every = d
+			default:
+				err = duration.Within(d, 0, maxWarn)
+				h.Warn = d
+			}
+			if err != nil {
+				return h, fmt.Errorf("%s %v", k, err)
+			}
+		default:
+			return h, fmt.Errorf("unknown option %q (cert, probe, tls, ports, records, next, ttl, hold, interval, warn)", k)
+		}
+		if err != nil {
+			return h, fmt.Errorf("%s %q: %v", k, v, err)
+		}
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q", s)
+	if h.Source == nil {
+		return h, fmt.Errorf("tlsa %s: a source is needed: cert FILE or probe ADDRESS", h.Name)
 	}
-	if v < 0 {
-		return 0, fmt.Errorf("negative duration %q", s)
+	if p, ok := h.Source.(tlsa.Probe); ok && h.Every == 0 {
+		h.Every = time.Hour // probes are re-run hourly; files are read at every poll
+		h.Source = p
 	}
-	return v, nil
+	return h, nil
 }
 
 // start loads keys and zones; any error here stops CoreDNS from starting.

@@ -66,6 +66,91 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+func TestStaticFaults(t *testing.T) {
+	c := caddy.NewTestController("dns", "danezone zones/ {\n fault servfail _25._tcp.mx1.example.test TLSA count 2\n fault delay *.example.test delay 2s after 1m for 10m share 0.5\n}")
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.faults) != 2 || cfg.faults[0].Count != 2 || cfg.faults[0].Type != "TLSA" || time.Duration(cfg.faults[1].Delay) != 2*time.Second ||
+		cfg.faults[1].Share != 0.5 || time.Duration(cfg.faults[1].For) != 10*time.Minute {
+		t.Fatalf("%+v", cfg.faults)
+	}
+	for _, bad := range []struct{ in, err string }{
+		{"fault explode x", "valid modes are"},
+		{"fault servfail", "needs a mode and a name"},
+		{"fault servfail x count", `"count" needs a value`},
+		{"fault servfail x colour red", `unknown option "colour"`},
+		{"fault delay x", "positive delay"},
+		{"control 0.0.0.0:8053", "set a token"},
+	} {
+		c := caddy.NewTestController("dns", "danezone zones/ {\n "+bad.in+"\n}")
+		if _, err := parse(c); err == nil || !strings.Contains(err.Error(), bad.err) {
+			t.Errorf("%s: want %q, got %v", bad.in, bad.err, err)
+		}
+	}
+}
+
+// TestParseDurationBounds checks that every duration in the Corefile is read by the one
+// parser and bounded to what it means, with an error naming the directive and its line.
+func TestParseDurationBounds(t *testing.T) {
+	const tlsaLine = "tlsa mx1.example.test cert /x.pem "
+	tests := []struct {
+		line string
+		err  string // "" for none
+	}{
+		{"validity 730d", ""},
+		{"validity 30000d", "validity 30000d is too long (at most 730d)"},
+		{"validity 200000d", `validity: invalid duration "200000d": out of range`},
+		{"validity -14d", `validity: invalid duration "-14d": negative`},
+		{"validity 14", `validity: invalid duration "14": a unit is missing`},
+		{"validity 59m", "validity 59m is too short (at least 1h)"},
+		{"refresh 9999999h", `refresh: invalid duration "9999999h": out of range`},
+		{"refresh 731d", "refresh 731d is too long (at most 730d)"},
+		{"jitter 731d", "jitter 731d is too long (at most 730d)"},
+		{"inception 7d", ""},
+		{"inception 8d", "inception 8d is too long (at most 7d)"},
+		{"reload 10ms", ""},
+		{"reload 0", ""},
+		{"reload 1ms", "reload 1ms is too short (at least 10ms; 0 turns reloading off)"},
+		{"reload 2d", "reload 2d is too long (at most 1d)"},
+		{"fault servfail x after 365d for 365d", ""},
+		{"fault delay x delay 1m", ""},
+		{"fault servfail x for 200000d", `fault: for: invalid duration "200000d": out of range (at most 106751d)`},
+		{"fault servfail x after 200000d", `fault: after: invalid duration "200000d": out of range`},
+		{"fault servfail x for 366d", "fault: for 366d is too long (at most 365d)"},
+		{"fault servfail x after 400d", "fault: after 400d is too long (at most 365d)"},
+		{"fault servfail x for -10m", `fault: for: invalid duration "-10m": negative`},
+		{"fault delay x delay 61s", "fault: delay 1m1s is too long (at most 1m)"},
+		{"fault delay x delay 9999999h", `fault: delay: invalid duration "9999999h": out of range`},
+		{tlsaLine + "hold 30d interval 1d warn 365d", ""},
+		{tlsaLine + "hold 31d", "tlsa: hold 31d is too long (at most 30d)"},
+		{tlsaLine + "hold 200000d", `tlsa: hold: invalid duration "200000d": out of range`},
+		{tlsaLine + "interval 25h", "tlsa: interval 25h is too long (at most 1d)"},
+		{tlsaLine + "warn 400d", "tlsa: warn 400d is too long (at most 365d)"},
+		{tlsaLine + "warn soon", `tlsa: warn: invalid duration "soon"`},
+	}
+	for _, tc := range tests {
+		c := caddy.NewTestController("dns", "danezone zones/ {\n "+tc.line+"\n}")
+		_, err := parse(c)
+		if tc.err == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.line, err)
+			}
+			continue
+		}
+		// c.Errf: the file and the line of the directive.
+		if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "Testfile:2 - Error during parsing") {
+			t.Errorf("%s: want an error on line 2 with %q, got %v", tc.line, tc.err, err)
+		}
+	}
+	// Jitter is random extra validity: at most the validity itself.
+	c := caddy.NewTestController("dns", "danezone zones/ {\n validity 2d\n jitter 3d\n}")
+	if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "jitter 3d must not be longer than validity 2d") {
+		t.Errorf("jitter beyond validity: %v", err)
+	}
+}
+
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.test.zone"), []byte("$ORIGIN bad.test.\n@ 60 SOA ns h 1 1 1 1 1\n@ 60 NS ns\nwww 60 A 1.2.3\n"), 0o644)

@@ -5,7 +5,9 @@
 package fault
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/miekg/dns"
 )
 
@@ -109,37 +112,39 @@ type Duration time.Duration
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// UnmarshalJSON reads a string duration or a number of seconds.
+// UnmarshalJSON reads a duration string ("90s", "2d") or a number of seconds. Negative,
+// non-finite and out-of-range values are refused (duration.Parse, duration.Seconds); how long
+// a fault's window or delay may be is checked when the fault is added.
 func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err2 := json.Unmarshal(b, &secs); err2 != nil {
-			return fmt.Errorf("duration must be a string like \"90s\" or a number of seconds")
+	var v time.Duration
+	var err error
+	if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, `"`) {
+		var str string
+		if err = json.Unmarshal(b, &str); err == nil {
+			v, err = duration.Parse(str)
 		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
+	} else if json.Valid(b) && s != "" && (s[0] == '-' || s[0] >= '0' && s[0] <= '9') {
+		v, err = duration.Seconds(s)
+	} else {
+		err = fmt.Errorf("duration must be a string like \"90s\" or a number of seconds, not %s", s)
 	}
-	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
 	*d = Duration(v)
-	return err
+	return nil
 }
 
-// ParseDuration reads a Go duration, also accepting whole days ("2d").
-func ParseDuration(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	return v, nil
-}
+// ParseDuration reads a duration as the Corefile and the control API do: duration.Parse.
+func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
+
+// The longest fault windows and delays. A window ("after", "for") of more than a year
+// belongs to no lab or test run; a delay beyond a minute is past every DNS client's timeout
+// (the drop mode is for that), and would hold a goroutine per query.
+const (
+	MaxWindow = 365 * duration.Day
+	MaxDelay  = time.Minute
+)
 
 // Spec describes a fault, as written in a Corefile or sent to the control API.
 type Spec struct {
@@ -161,6 +166,42 @@ type Spec struct {
 	Until *time.Time `json:"until,omitempty"`
 	// Delay is the wait of the delay mode.
 	Delay Duration `json:"delay,omitempty"`
+}
+
+// UnmarshalJSON reads a spec strictly (unknown fields are errors), and names the field of a
+// duration that cannot be read: "for: invalid duration ...".
+func (s *Spec) UnmarshalJSON(b []byte) error {
+	type plain Spec // the same fields, without this method
+	var v struct {
+		plain
+		After json.RawMessage `json:"after"`
+		For   json.RawMessage `json:"for"`
+		Delay json.RawMessage `json:"delay"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) { // "Go struct field Spec.count", not ".plain.count"
+			te.Struct, te.Field = "Spec", strings.TrimPrefix(te.Field, "plain.")
+		}
+		return err
+	}
+	out := Spec(v.plain)
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		to   *Duration
+	}{{"after", v.After, &out.After}, {"for", v.For, &out.For}, {"delay", v.Delay, &out.Delay}} {
+		if f.raw == nil {
+			continue
+		}
+		if err := f.to.UnmarshalJSON(f.raw); err != nil {
+			return fmt.Errorf("%s: %v", f.name, err)
+		}
+	}
+	*s = out
+	return nil
 }
 
 // Fault is a registered fault.
@@ -278,8 +319,18 @@ func (s Spec) compile(now time.Time) (*Fault, error) {
 		return nil, fmt.Errorf("the delay mode needs a positive delay")
 	case m != Delay && s.Delay != 0:
 		return nil, fmt.Errorf("delay is only for the delay mode")
-	case time.Duration(s.Delay) > time.Minute:
-		return nil, fmt.Errorf("delay of at most 1m")
+	}
+	for _, b := range []struct {
+		name string
+		d    Duration
+		max  time.Duration
+	}{{"after", s.After, MaxWindow}, {"for", s.For, MaxWindow}, {"delay", s.Delay, MaxDelay}} {
+		if err := duration.Within(time.Duration(b.d), 0, b.max); err != nil {
+			if b.d < 0 { // only a Spec made in Go can hold a negative duration
+				err = fmt.Errorf("%s must not be negative", duration.Format(time.Duration(b.d)))
+			}
+			return nil, fmt.Errorf("%s %v", b.name, err)
+		}
 	}
 	f.from = now.Add(time.Duration(s.After))
 	if s.From != nil {

@@ -151,3 +151,50 @@ func TestConcurrentRegistry(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSpecDurations: a fault's durations are bounded by what they mean, read from Go, a
+// string or a number of seconds, and a JSON error names the field.
+func TestSpecDurations(t *testing.T) {
+	r := NewRegistry()
+	for _, tc := range []struct {
+		spec Spec
+		err  string
+	}{
+		{Spec{Mode: ServFail, Name: "x.test", After: Duration(-time.Minute)}, "after -1m must not be negative"},
+		{Spec{Mode: ServFail, Name: "x.test", For: Duration(-time.Minute)}, "for -1m must not be negative"},
+		{Spec{Mode: ServFail, Name: "x.test", For: Duration(MaxWindow + time.Second)}, "for 8760h0m1s is too long (at most 365d)"},
+		{Spec{Mode: ServFail, Name: "x.test", After: Duration(400 * 24 * time.Hour)}, "after 400d is too long (at most 365d)"},
+		{Spec{Mode: Delay, Name: "x.test", Delay: Duration(MaxDelay + time.Millisecond)}, "delay 1m0.001s is too long (at most 1m)"},
+	} {
+		if _, err := r.Add(tc.spec); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%+v: want %q, got %v", tc.spec, tc.err, err)
+		}
+	}
+	if _, err := r.Add(Spec{Mode: Delay, Name: "x.test", After: Duration(MaxWindow), For: Duration(MaxWindow), Delay: Duration(MaxDelay)}); err != nil {
+		t.Errorf("the bounds themselves: %v", err)
+	}
+	for _, tc := range []struct{ in, err string }{
+		{`{"after":-60}`, "after: invalid duration -60 seconds: negative"},
+		{`{"after":1e300}`, "after: invalid duration 1e300 seconds: out of range"},
+		{`{"for":"200000d"}`, `for: invalid duration "200000d": out of range`},
+		{`{"delay":"-1s"}`, `delay: invalid duration "-1s": negative`},
+		{`{"delay":null}`, "delay: duration must be a string"},
+		{`{"count":"x"}`, "Go struct field Spec.count of type int"},
+		{`{"colour":"red"}`, `unknown field "colour"`},
+	} {
+		var s Spec
+		if err := json.Unmarshal([]byte(tc.in), &s); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: want %q, got %v", tc.in, tc.err, err)
+		}
+	}
+	var s Spec
+	in := `{"mode":"delay","name":"a.test","after":"1m","for":90,"delay":0.5,"count":2,"share":0.5,"zone":"test","type":"A"}`
+	if err := json.Unmarshal([]byte(in), &s); err != nil {
+		t.Fatal(err)
+	}
+	want := Spec{Mode: Delay, Name: "a.test", After: Duration(time.Minute), For: Duration(90 * time.Second), Delay: Duration(500 * time.Millisecond),
+		Count: 2, Share: 0.5, Zone: "test", Type: "A"}
+	if s != want {
+		t.Errorf("got %+v, want %+v", s, want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -28,15 +29,36 @@ func DefaultPolicy() Policy {
 	return Policy{Validity: 14 * 24 * time.Hour, Refresh: 7 * 24 * time.Hour, Jitter: 24 * time.Hour, Inception: time.Hour}
 }
 
-// Check reports a policy that cannot work.
+// The bounds of a policy.
+const (
+	// MinValidity leaves room for the refresh margin and the poll that renews signatures.
+	MinValidity = time.Hour
+	// MaxValidity: RRSIG inception and expiration are 32-bit serial times (RFC 4034 §3.1.5,
+	// RFC 1982 arithmetic), so nothing 2^31 s (68 years) or more from now can be expressed.
+	// Far below that, a signature is a statement anyone can replay until it expires: two
+	// years is more than any signing policy needs. Jitter is at most the validity, so an
+	// expiration is never more than 2×MaxValidity away.
+	MaxValidity = 730 * 24 * time.Hour
+	// MaxInception bounds the backdating for validators with slow clocks: a clock a week
+	// wrong is broken, not skewed.
+	MaxInception = 7 * 24 * time.Hour
+)
+
+// Check reports a policy that cannot work, or that goes beyond the bounds above.
 func (p Policy) Check() error {
 	switch {
-	case p.Validity < time.Hour:
-		return fmt.Errorf("validity %s is too short (at least 1h)", p.Validity)
+	case p.Validity < MinValidity:
+		return fmt.Errorf("validity %s is too short (at least %s)", duration.Format(p.Validity), duration.Format(MinValidity))
+	case p.Validity > MaxValidity: // RFC 4034 §3.1.5: see MaxValidity
+		return fmt.Errorf("validity %s is too long (at most %s)", duration.Format(p.Validity), duration.Format(MaxValidity))
 	case p.Refresh <= 0 || p.Refresh >= p.Validity:
-		return fmt.Errorf("refresh %s must be positive and shorter than validity %s", p.Refresh, p.Validity)
+		return fmt.Errorf("refresh %s must be positive and shorter than validity %s", duration.Format(p.Refresh), duration.Format(p.Validity))
 	case p.Jitter < 0 || p.Inception < 0:
 		return fmt.Errorf("jitter and inception must not be negative")
+	case p.Jitter > p.Validity:
+		return fmt.Errorf("jitter %s must not be longer than validity %s", duration.Format(p.Jitter), duration.Format(p.Validity))
+	case p.Inception > MaxInception:
+		return fmt.Errorf("inception %s is too long (at most %s)", duration.Format(p.Inception), duration.Format(MaxInception))
 	}
 	return nil
 }

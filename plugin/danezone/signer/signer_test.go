@@ -2,6 +2,7 @@ package signer
 
 import (
 	"crypto"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,5 +99,34 @@ func TestKSKSignsKeySets(t *testing.T) {
 	sigs, _, err = s.Sign(aSet())
 	if err != nil || len(sigs) != 1 || sigs[0].(*dns.RRSIG).KeyTag != zsk.Tag {
 		t.Fatalf("data must be signed by the ZSK %d only: %v %v", zsk.Tag, sigs, err)
+	}
+}
+
+func TestPolicyCheck(t *testing.T) {
+	day := 24 * time.Hour
+	ok := DefaultPolicy()
+	tests := []struct {
+		change func(*Policy)
+		err    string
+	}{
+		{func(p *Policy) {}, ""},
+		{func(p *Policy) { p.Validity, p.Refresh = MaxValidity, MaxValidity/2 }, ""},
+		{func(p *Policy) { p.Validity = 30 * time.Minute; p.Refresh = 10 * time.Minute }, "validity 30m is too short (at least 1h)"},
+		{func(p *Policy) { p.Validity = 30000 * day }, "validity 30000d is too long (at most 730d)"},
+		{func(p *Policy) { p.Validity = -day }, "too short"},
+		{func(p *Policy) { p.Refresh = p.Validity }, "refresh 14d must be positive and shorter than validity 14d"},
+		{func(p *Policy) { p.Refresh = 0 }, "must be positive"},
+		{func(p *Policy) { p.Jitter = -time.Hour }, "must not be negative"},
+		{func(p *Policy) { p.Jitter = 15 * day }, "jitter 15d must not be longer than validity 14d"},
+		{func(p *Policy) { p.Inception = MaxInception }, ""},
+		{func(p *Policy) { p.Inception = 8 * day }, "inception 8d is too long (at most 7d)"},
+	}
+	for i, tc := range tests {
+		p := ok
+		tc.change(&p)
+		err := p.Check()
+		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%d: %+v: want %q, got %v", i, p, tc.err, err)
+		}
 	}
 }

@@ -1,5 +1,9 @@
 package danezone
 
+// Fault application: what the faults of package fault do to a response. Transport and rcode
+// faults decide whether and how an answer is sent; data faults serve an alternate snapshot;
+// DNSSEC faults damage the signatures and proofs of the finished response.
+
 import (
 	"context"
 	"crypto"

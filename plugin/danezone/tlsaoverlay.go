@@ -1,10 +1,13 @@
 package danezone
 
+// The TLSA overlay: the records that follow the certificates of the `tlsa` lines (computed by
+// package tlsa) are published as managed RRsets over the zone data, replacing what the zone
+// file has at those owners. The `tlsa` lines themselves are read in setup.go.
+
 import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,94 +15,6 @@ import (
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
-
-// parseTLSA reads `tlsa HOST (cert FILE | probe ADDR [tls]) [ports P,..] [records 311,..]
-// [next PATH] [ttl N] [hold D] [interval D] [warn D]`.
-func parseTLSA(args []string) (tlsa.Host, error) {
-	var h tlsa.Host
-	if len(args) < 3 {
-		return h, fmt.Errorf("tlsa HOST (cert FILE | probe ADDRESS [tls]) [ports P,...] [records 311,...] [next PATH] [ttl N] [hold D] [interval D] [warn D]")
-	}
-	if _, ok := dns.IsDomainName(args[0]); !ok {
-		return h, fmt.Errorf("invalid host %q", args[0])
-	}
-	h.Name = args[0]
-	rest := args[1:]
-	for len(rest) > 0 {
-		k := rest[0]
-		if k == "tls" {
-			p, ok := h.Source.(tlsa.Probe)
-			if !ok {
-				return h, fmt.Errorf("tls goes after probe ADDRESS")
-			}
-			p.Implicit = true
-			h.Source = p
-			rest = rest[1:]
-			continue
-		}
-		if len(rest) < 2 {
-			return h, fmt.Errorf("%q needs a value", k)
-		}
-		v := rest[1]
-		rest = rest[2:]
-		var err error
-		switch k {
-		case "cert":
-			h.Source = tlsa.File{Path: v}
-		case "probe":
-			h.Source = tlsa.Probe{Addr: v, ServerName: h.Name}
-		case "ports":
-			for _, p := range strings.Split(v, ",") {
-				n, perr := strconv.Atoi(p)
-				if perr != nil || n < 1 || n > 65535 {
-					return h, fmt.Errorf("ports: %q is not a port", p)
-				}
-				h.Ports = append(h.Ports, n)
-			}
-		case "records":
-			for _, p := range strings.Split(v, ",") {
-				var param tlsa.Param
-				if param, err = tlsa.ParseParam(p); err != nil {
-					return h, err
-				}
-				h.Params = append(h.Params, param)
-			}
-		case "next":
-			h.Next = v
-		case "ttl":
-			var n int
-			if n, err = strconv.Atoi(v); err == nil && (n < 1 || n > 86400) {
-				err = fmt.Errorf("out of range 1..86400")
-			}
-			h.TTL = uint32(n)
-		case "hold", "interval", "warn":
-			var d time.Duration
-			if d, err = ParseDuration(v); err == nil {
-				switch k {
-				case "hold":
-					h.Hold = d
-				case "interval":
-					h.Every = d
-				default:
-					h.Warn = d
-				}
-			}
-		default:
-			return h, fmt.Errorf("unknown option %q (cert, probe, tls, ports, records, next, ttl, hold, interval, warn)", k)
-		}
-		if err != nil {
-			return h, fmt.Errorf("%s %q: %v", k, v, err)
-		}
-	}
-	if h.Source == nil {
-		return h, fmt.Errorf("tlsa %s: a source is needed: cert FILE or probe ADDRESS", h.Name)
-	}
-	if p, ok := h.Source.(tlsa.Probe); ok && h.Every == 0 {
-		h.Every = time.Hour // probes are re-run hourly; files are read at every poll
-		h.Source = p
-	}
-	return h, nil
-}
 
 // startTLSA checks that every TLSA owner is in a served zone, restores the publication times
 // and reads every source once, so the records are there from the first query.

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coredns/caddy"
 	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/miekg/dns"
@@ -97,31 +96,6 @@ func TestFaultShapes(t *testing.T) {
 				judge(t, d, md, n, serve(t, d, n))
 			}
 		})
-	}
-}
-
-func TestStaticFaults(t *testing.T) {
-	c := caddy.NewTestController("dns", "danezone zones/ {\n fault servfail _25._tcp.mx1.example.test TLSA count 2\n fault delay *.example.test delay 2s after 1m for 10m share 0.5\n}")
-	cfg, err := parse(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cfg.faults) != 2 || cfg.faults[0].Count != 2 || cfg.faults[0].Type != "TLSA" || time.Duration(cfg.faults[1].Delay) != 2*time.Second ||
-		cfg.faults[1].Share != 0.5 || time.Duration(cfg.faults[1].For) != 10*time.Minute {
-		t.Fatalf("%+v", cfg.faults)
-	}
-	for _, bad := range []struct{ in, err string }{
-		{"fault explode x", "valid modes are"},
-		{"fault servfail", "needs a mode and a name"},
-		{"fault servfail x count", `"count" needs a value`},
-		{"fault servfail x colour red", `unknown option "colour"`},
-		{"fault delay x", "positive delay"},
-		{"control 0.0.0.0:8053", "set a token"},
-	} {
-		c := caddy.NewTestController("dns", "danezone zones/ {\n "+bad.in+"\n}")
-		if _, err := parse(c); err == nil || !strings.Contains(err.Error(), bad.err) {
-			t.Errorf("%s: want %q, got %v", bad.in, bad.err, err)
-		}
 	}
 }
 
