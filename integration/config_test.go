@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // keyFiles lists the K*.key files of dir.
@@ -32,10 +34,7 @@ func keyFiles(t *testing.T, dir string) []string {
 // dnssecKeygen makes a BIND key for zone in dir (ksk: flags 257) and returns its base name.
 func dnssecKeygen(t *testing.T, dir, zone, alg string, ksk bool) string {
 	t.Helper()
-	bin, err := lookPeer("dnssec-keygen")
-	if err != nil {
-		t.Skip(`peer "dnssec-keygen" is not installed; CI installs it via .ci/run (bind9-utils)`)
-	}
+	bin := peer.Need(t, "dnssec-keygen")
 	args := []string{"-q", "-a", alg, "-K", dir}
 	if ksk {
 		args = append(args, "-f", "KSK")

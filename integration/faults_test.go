@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // faultProbe is one question and what the validators must conclude about it.
@@ -513,9 +515,7 @@ type faultResult struct {
 
 func TestFaultModes(t *testing.T) {
 	for _, p := range []string{"unbound", "delv"} {
-		if msg := PeerMissing(p); msg != "" {
-			t.Skip(msg)
-		}
+		peer.Need(t, p)
 	}
 	cases := faultCases()
 	covered := map[string]bool{}

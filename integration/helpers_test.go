@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -548,34 +550,21 @@ type Unbound struct {
 	cleanup func()
 }
 
-// PeerMissing returns a message when program is not installed (for t.Skip), else "".
+// PeerMissing returns a message when program is not installed (for peer.Absent, which skips
+// the test, or fails it under CI=true), else "".
 func PeerMissing(program string) string {
-	if _, err := lookPeer(program); err != nil {
-		return fmt.Sprintf("peer %q is not installed (%v); CI installs it via .ci/run (apt-get install unbound bind9-dnsutils)", program, err)
-	}
-	return ""
+	return peer.Missing(program)
 }
 
 func lookPeer(program string) (string, error) {
-	if p, err := exec.LookPath(program); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(d, program)
-		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", exec.ErrNotFound
+	return peer.Look(program)
 }
 
 // StartUnbound starts an Unbound for stubs and stops it when the test ends. It skips the
-// test if unbound is not installed.
+// test if unbound is not installed (fails it under CI=true).
 func StartUnbound(tb testing.TB, stubs ...Stub) *Unbound {
 	tb.Helper()
-	if msg := PeerMissing("unbound"); msg != "" {
-		tb.Skip(msg)
-	}
+	peer.Need(tb, "unbound")
 	u, err := NewUnbound(stubs...)
 	if err != nil {
 		tb.Fatal(err)
@@ -803,12 +792,11 @@ type Delv struct {
 	AnchorsFile string
 }
 
-// NewDelv writes the anchors file into dir. It skips the test if delv is not installed.
+// NewDelv writes the anchors file into dir. It skips the test if delv is not installed (fails
+// it under CI=true).
 func NewDelv(tb testing.TB, srv *Server, dir string, anchors ...*Anchor) *Delv {
 	tb.Helper()
-	if msg := PeerMissing("delv"); msg != "" {
-		tb.Skip(msg)
-	}
+	peer.Need(tb, "delv")
 	d, err := newDelv(srv, dir, anchors...)
 	if err != nil {
 		tb.Fatal(err)
@@ -916,20 +904,20 @@ func (l *Lab) ModeFor(zone string) string {
 	return ServerConfig{Denial: l.Denial}.ModeFor(zone)
 }
 
-// NeedUnbound returns the lab's Unbound or skips the test.
+// NeedUnbound returns the lab's Unbound or skips the test (fails it under CI=true).
 func (l *Lab) NeedUnbound(tb testing.TB) *Unbound {
 	tb.Helper()
 	if l.Unbound == nil {
-		tb.Skip(l.UnboundMissing)
+		peer.Absent(tb, l.UnboundMissing)
 	}
 	return l.Unbound
 }
 
-// NeedDelv returns the lab's delv or skips the test.
+// NeedDelv returns the lab's delv or skips the test (fails it under CI=true).
 func (l *Lab) NeedDelv(tb testing.TB) *Delv {
 	tb.Helper()
 	if l.Delv == nil {
-		tb.Skip(l.DelvMissing)
+		peer.Absent(tb, l.DelvMissing)
 	}
 	return l.Delv
 }

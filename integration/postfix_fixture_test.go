@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/danelab/danelab/harness/fixture"
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // realTimeScenario says whether a real sender can play a scenario in real time (the fixture
@@ -34,9 +35,7 @@ func realTimeScenario(si fixture.ScenarioInfo) bool {
 
 func TestPostfixFixture(t *testing.T) {
 	for _, p := range []string{"postfix", "unbound", "unshare", "mount"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s is missing (Debian packages postfix, unbound, util-linux): %v", p, err)
-		}
+		peer.Need(t, p)
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root: receivers on port 25, mount namespaces (CI runs as root)")

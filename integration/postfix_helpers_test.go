@@ -74,6 +74,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // postfixOptions describe one Postfix instance.
@@ -96,7 +98,7 @@ type postfixOptions struct {
 }
 
 // postfixDefaults are the main.cf settings every instance gets (before Settings): a DANE
-// sender with short retries (see /work/shared/notes/real-peers.md).
+// sender with short retries (see docs/real-peers.md).
 func postfixDefaults() map[string]string {
 	return map[string]string{
 		"compatibility_level": "3.6",
@@ -182,11 +184,7 @@ func startPostfix(t *testing.T, o postfixOptions) *postfixMTA {
 	t.Helper()
 	bins := map[string]string{}
 	for _, p := range []string{"postfix", "postqueue", "postconf", "unshare", "mount"} {
-		bin, err := lookPeer(p)
-		if err != nil {
-			t.Skip(PeerMissing(p) + " (Debian packages postfix, util-linux, mount)")
-		}
-		bins[p] = bin
+		bins[p] = peer.Need(t, p)
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("startPostfix needs root (as in CI): a private mount namespace for resolv.conf and Postfix's set-gid queue directories")

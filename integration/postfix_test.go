@@ -19,6 +19,7 @@ import (
 
 	"github.com/danelab/danelab/harness/lab"
 	"github.com/danelab/danelab/harness/receiver"
+	"github.com/danelab/danelab/internal/peer"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/miekg/dns"
 )
@@ -80,9 +81,7 @@ func pfMessageID(data []byte) string {
 // maximal_queue_lifetime (30s here) is over, its DSN (Status: 4.7.5) arrives at sender.test.
 func TestPostfixSmoke(t *testing.T) {
 	for _, p := range []string{"postfix", "unbound", "unshare"} {
-		if msg := PeerMissing(p); msg != "" {
-			t.Skip(msg + " (Debian packages postfix, unbound, util-linux)")
-		}
+		peer.Need(t, p)
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (as in CI): receivers on port 25, Unbound on port 53, a private mount namespace for Postfix")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/danelab/danelab/harness/lab"
 	"github.com/danelab/danelab/harness/resolver"
+	"github.com/danelab/danelab/internal/peer"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/miekg/dns"
 )
@@ -39,10 +40,7 @@ var diffDomains = []lab.Domain{
 // unboundFor starts an Unbound with the lab's configuration (fresh cache).
 func unboundFor(t *testing.T, l *lab.Lab) string {
 	t.Helper()
-	bin, err := lookPeer("unbound")
-	if err != nil {
-		t.Skip("unbound not installed")
-	}
+	bin := peer.Need(t, "unbound")
 	dir := t.TempDir()
 	anchor := filepath.Join(dir, "root.anchor")
 	if err := l.WriteAnchor(anchor); err != nil {
@@ -185,9 +183,7 @@ func TestResolverDifferentialAnswers(t *testing.T) {
 
 // TestResolverDifferentialFaults: every fault mode, each on a lab of its own.
 func TestResolverDifferentialFaults(t *testing.T) {
-	if _, err := lookPeer("unbound"); err != nil {
-		t.Skip("unbound not installed")
-	}
+	peer.Need(t, "unbound")
 	type faultRun struct {
 		spec fault.Spec
 		qs   []diffQ

@@ -42,6 +42,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // ---------------------------------------------------------------------------------------------
@@ -195,9 +197,7 @@ func tlOpenSSLKeySPKI(tb testing.TB, keyFile string) string {
 
 func tlOpenSSL(tb testing.TB, pipeline, file string) string {
 	tb.Helper()
-	if msg := PeerMissing("openssl"); msg != "" {
-		tb.Skip(msg)
-	}
+	peer.Need(tb, "openssl")
 	cmd := exec.Command("bash", "-o", "pipefail", "-c", pipeline, "bash", file)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -644,9 +644,7 @@ func tlSpareLoopback(port int, udp bool, candidates ...string) (string, error) {
 // takes a free port on 127.0.0.1); stopped at test end.
 func tlStartUnboundAt(tb testing.TB, ip string, stubs ...Stub) *Unbound {
 	tb.Helper()
-	if msg := PeerMissing("unbound"); msg != "" {
-		tb.Skip(msg)
-	}
+	peer.Need(tb, "unbound")
 	u, err := startUnbound(unboundSpec{IP: ip, Port: 53, Anchors: stubAnchors(stubs), Stubs: stubs,
 		Server: []string{"cache-max-ttl: 5", "cache-max-negative-ttl: 5"}, Probe: stubs[0].Anchor.Zone, ProbeType: dns.TypeSOA})
 	if err != nil {
@@ -662,9 +660,7 @@ func tlStartUnboundAt(tb testing.TB, ip string, stubs ...Stub) *Unbound {
 // writes.
 func tlRunUnbound(tb testing.TB, u *Unbound, zone string) {
 	tb.Helper()
-	if msg := PeerMissing("unbound"); msg != "" {
-		tb.Skip(msg)
-	}
+	peer.Need(tb, "unbound")
 	if err := runUnbound(u, zone, dns.TypeSOA); err != nil {
 		tb.Fatal(err)
 	}
@@ -675,9 +671,7 @@ func tlRunUnbound(tb testing.TB, u *Unbound, zone string) {
 func tlInLabResolver(tb testing.TB, dir, resolverIP string, argv ...string) *exec.Cmd {
 	tb.Helper()
 	for _, p := range []string{"unshare", "mount"} {
-		if msg := PeerMissing(p); msg != "" {
-			tb.Skip(msg)
-		}
+		peer.Need(tb, p)
 	}
 	rc := filepath.Join(dir, "lab-resolv.conf")
 	if err := os.WriteFile(rc, []byte("nameserver "+resolverIP+"\noptions edns0 trust-ad attempts:1 timeout:5\n"), 0o644); err != nil {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 const tlMX1 = "_25._tcp.mx1.example.test."
@@ -45,9 +47,7 @@ func TestTLSACertFile(t *testing.T) {
 
 	// Other independent tools, when installed, must agree with openssl.
 	t.Run("ldns-dane", func(t *testing.T) {
-		if msg := PeerMissing("ldns-dane"); msg != "" {
-			t.Skip(msg)
-		}
+		peer.Need(t, "ldns-dane")
 		for _, c := range []struct {
 			file, host, usage, want string
 		}{{full, "mx1.example.test", "3", want1[1]}, {full, "mx1.example.test", "2", want1[0]}, {selfFile, "mx2.example.test", "3", want2[0]}} {
@@ -60,9 +60,7 @@ func TestTLSACertFile(t *testing.T) {
 		}
 	})
 	t.Run("hash-slinger", func(t *testing.T) {
-		if msg := PeerMissing("tlsa"); msg != "" {
-			t.Skip(msg + " (Debian package hash-slinger)")
-		}
+		peer.Need(t, "tlsa")
 		// hash-slinger's default selector is 0: ask for 3 1 1. For the CA's 2 1 1 data, hand
 		// it the CA certificate alone (its usage-2 mode asks which certificate interactively).
 		for _, c := range []struct{ file, want string }{{full, leafData}, {caFile, caData}, {selfFile, selfData}} {
@@ -506,9 +504,7 @@ func TestTLSABadInput(t *testing.T) {
 // matched record posttls-finger prints must carry openssl's digest.
 func TestTLSAPosttlsFinger(t *testing.T) {
 	for _, p := range []string{"posttls-finger", "unbound", "unshare"} {
-		if msg := PeerMissing(p); msg != "" {
-			t.Skip(msg + " (posttls-finger: Debian package postfix)")
-		}
+		peer.Need(t, p)
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root (as in CI): a receiver on port 25 and a private mount namespace for resolv.conf")
@@ -672,9 +668,7 @@ func TestTLSAProbe(t *testing.T) {
 // danezone follows every file lego writes.
 func TestTLSAACMERenewal(t *testing.T) {
 	for _, p := range []string{"pebble", "lego"} {
-		if msg := PeerMissing(p); msg != "" {
-			t.Skip(msg + " (Debian packages pebble, lego)")
-		}
+		peer.Need(t, p)
 	}
 	t.Parallel()
 	dir := t.TempDir()

@@ -30,6 +30,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 type tlsaTestCert struct {
@@ -81,9 +83,7 @@ func tlsaMakeCert(t *testing.T, cn string, ca bool, issuer *tlsaTestCert, rsaKey
 // tlsaOpenSSL computes the SPKI SHA-256 of the first certificate of a PEM file with openssl.
 func tlsaOpenSSL(t *testing.T, file string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("peer \"openssl\" is not installed; CI installs it via .ci/run")
-	}
+	peer.Need(t, "openssl")
 	out, err := exec.Command("bash", "-o", "pipefail", "-c",
 		`openssl x509 -noout -pubkey -in "$1" | openssl pkey -pubin -outform DER | openssl dgst -sha256`, "bash", file).CombinedOutput()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/danelab/danelab/internal/peer"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/miekg/dns"
 )
@@ -78,10 +79,7 @@ func TestLabServesChainOfTrust(t *testing.T) {
 
 // TestLabJudgedByDelv validates the lab from its root anchor with BIND's delv.
 func TestLabJudgedByDelv(t *testing.T) {
-	delv, err := exec.LookPath("delv")
-	if err != nil {
-		t.Skip("delv not installed (bind9-dnsutils)")
-	}
+	delv := peer.Need(t, "delv")
 	l := startLab(t)
 	anchors := filepath.Join(t.TempDir(), "anchors.conf")
 	if err := l.WriteDelvAnchors(anchors); err != nil {
@@ -106,13 +104,7 @@ func TestLabJudgedByDelv(t *testing.T) {
 
 // TestLabJudgedByUnbound starts Unbound with the configuration the lab writes.
 func TestLabJudgedByUnbound(t *testing.T) {
-	unbound, err := exec.LookPath("unbound")
-	if err != nil {
-		if _, err2 := os.Stat("/usr/sbin/unbound"); err2 != nil {
-			t.Skip("unbound not installed")
-		}
-		unbound = "/usr/sbin/unbound"
-	}
+	unbound := peer.Need(t, "unbound")
 	l := startLab(t)
 	dir := t.TempDir()
 	anchor := filepath.Join(dir, "root.anchor")
@@ -185,10 +177,7 @@ func tail(path string) string {
 }
 
 func TestLabFaults(t *testing.T) {
-	delv, err := exec.LookPath("delv")
-	if err != nil {
-		t.Skip("delv not installed (bind9-dnsutils)")
-	}
+	delv := peer.Need(t, "delv")
 	l := startLab(t)
 	anchors := filepath.Join(t.TempDir(), "anchors.conf")
 	l.WriteDelvAnchors(anchors)

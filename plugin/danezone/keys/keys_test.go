@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 const zone = "example.test."
@@ -733,7 +735,7 @@ func bindTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skip(name + " not installed")
+		peer.Absent(t, name+" not installed")
 	}
 	return p
 }

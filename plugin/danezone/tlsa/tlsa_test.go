@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/danelab/danelab/internal/peer"
 )
 
 // cert makes a certificate for name signed by parent (self-signed when parent is nil).
@@ -57,7 +59,7 @@ func writeKey(t *testing.T, path string, key *ecdsa.PrivateKey) {
 func openssl(t *testing.T, pemFile string, selector, matching int) string {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
+		peer.Absent(t, "openssl not installed")
 	}
 	extract := "openssl x509 -in " + pemFile + " -outform DER"
 	if selector == 1 {
