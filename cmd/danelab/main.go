@@ -1,11 +1,16 @@
-// Command danelab is danelab's helper CLI. It works on the state that the
-// danezone plugin keeps on disk, for example printing the DS records to hand
-// to a parent zone.
+// Command danelab is the command line of the danelab DANE lab. It runs every DANE
+// scenario end to end in an in-process lab (run); serves the scenarios as a fixture for
+// another MTA, then judges what that MTA did (serve, expect); serves a validating resolver
+// for the lab (resolver); and has operator tools for danezone, the DNSSEC-signing CoreDNS
+// plugin (ds, tlsa, status).
 //
 // Usage:
 //
 //	danelab <command> [arguments]
 //	danelab help [command]
+//
+// Each command lives in a file of its own, named after it (run.go, serve.go, ...), which
+// registers it from an init function.
 package main
 
 import (
@@ -14,15 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
-
-	"github.com/miekg/dns"
-
-	"github.com/danelab/danelab/plugin/danezone/keys"
 )
-
-// defaultKeyDir is where danezone keeps its keys unless configured otherwise.
-const defaultKeyDir = ".state/keys"
 
 // Output streams, replaceable in tests.
 var (
@@ -32,33 +29,33 @@ var (
 
 // command is one subcommand.
 type command struct {
+	group   string // its section of the command list (groupLab, ...)
 	usage   string // argument synopsis, after the command name
 	summary string // one line for the command list
 	help    string // longer description for "danelab help <command>"
 	run     func(args []string) error
 }
 
-// commands maps subcommand names to their implementations. To add a
-// subcommand, add an entry here.
-var commands map[string]command
+// The sections of the command list, in the order "danelab help" prints them.
+const (
+	groupLab      = "Lab commands"
+	groupOperator = "danezone operator commands"
+	groupOther    = "Other commands"
+)
 
-func init() {
-	commands = map[string]command{
-		"ds": {
-			usage:   "[-keys DIR] ZONE",
-			summary: "print the DS records of a zone's KSKs, for the parent zone",
-			help: "Prints one DS record (SHA-256) per KSK of ZONE, read from the key directory,\n" +
-				"followed by each KSK's DNSKEY as a trust anchor comment. It never generates\n" +
-				"keys: start danezone once to create them.\n\n" +
-				"Flags:\n\t-keys DIR\tdanezone's key directory (default " + defaultKeyDir + ")",
-			run: runDS,
-		},
-		"help": {
-			usage:   "[COMMAND]",
-			summary: "show help for danelab or one of its commands",
-			run:     runHelp,
-		},
+var groups = []string{groupLab, groupOperator, groupOther}
+
+// commands maps subcommand names to their implementations. It is filled by register, from
+// the init function of each command's file; being initialized here, before any init function
+// runs, it does not depend on the order in which the files' init functions run.
+var commands = map[string]command{}
+
+// register adds the command name; every command's file calls it from its init function.
+func register(name string, cmd command) {
+	if _, dup := commands[name]; dup {
+		panic("danelab: command " + name + " registered twice")
 	}
+	commands[name] = cmd
 }
 
 // usageError marks errors caused by bad command-line usage (exit status 2).
@@ -108,38 +105,6 @@ func run(args []string) int {
 	return 1
 }
 
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, "danelab is a helper for danezone's on-disk state.\n\nUsage:\n\n\tdanelab <command> [arguments]\n\nCommands:\n\n")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "\t%-8s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprint(w, "\nRun \"danelab help <command>\" for more about a command.\n")
-}
-
-func runHelp(args []string) error {
-	if len(args) == 0 {
-		printUsage(stdout)
-		return nil
-	}
-	if len(args) > 1 {
-		return usagef("too many arguments")
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		return usagef("unknown command %q", args[0])
-	}
-	fmt.Fprintf(stdout, "usage: danelab %s %s\n\n%s\n", args[0], cmd.usage, cmd.summary)
-	if cmd.help != "" {
-		fmt.Fprintf(stdout, "\n%s\n", cmd.help)
-	}
-	return nil
-}
-
 // parseArgs parses args with fs, allowing flags after positional arguments
 // ("danelab ds example.test -keys dir"), and returns the positional ones.
 // Everything after "--" is positional.
@@ -163,39 +128,4 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
-}
-
-// runDS implements "danelab ds [-keys DIR] ZONE".
-func runDS(args []string) error {
-	fs := flag.NewFlagSet("ds", flag.ContinueOnError)
-	dir := fs.String("keys", defaultKeyDir, "danezone's key directory")
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return runHelp([]string{"ds"})
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usagef("want exactly one ZONE, got %d arguments", len(pos))
-	}
-	zone := pos[0]
-	set, err := keys.Load(*dir, zone)
-	if err != nil {
-		return err
-	}
-	ksks := set.KSKs()
-	if len(ksks) == 0 {
-		return fmt.Errorf("no keys for %s in %s: start danezone once to generate them", zone, *dir)
-	}
-	for _, k := range ksks {
-		ds := k.DNSKEY.ToDS(dns.SHA256)
-		if ds == nil {
-			return fmt.Errorf("%s: cannot compute DS", k.File)
-		}
-		fmt.Fprintln(stdout, ds.String())
-		fmt.Fprintf(stdout, "; trust anchor (%s, key id %d): %s\n",
-			dns.AlgorithmToString[k.DNSKEY.Algorithm], k.Tag, k.DNSKEY.String())
-	}
-	return nil
 }

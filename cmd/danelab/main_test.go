@@ -3,7 +3,8 @@ package main
 import (
 	"bytes"
 	"os"
-	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,92 +23,6 @@ func capture(t *testing.T) (out, errOut *bytes.Buffer) {
 	return out, errOut
 }
 
-func TestDS(t *testing.T) {
-	dir := t.TempDir()
-	ksk, err := keys.Generate(dir, "example.test", dns.ECDSAP256SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A second zone in the same directory must not show up.
-	if _, err := keys.Generate(dir, "other.test", dns.ED25519); err != nil {
-		t.Fatal(err)
-	}
-
-	for _, args := range [][]string{
-		{"-keys", dir, "example.test"},
-		{"-keys=" + dir, "EXAMPLE.test."},
-		{"example.test", "-keys", dir},
-	} {
-		out, _ := capture(t)
-		if err := commands["ds"].run(args); err != nil {
-			t.Fatalf("ds %v: %v", args, err)
-		}
-		var ds []*dns.DS
-		var anchors []string
-		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			if strings.HasPrefix(line, ";") {
-				anchors = append(anchors, line)
-				continue
-			}
-			rr, err := dns.NewRR(line)
-			if err != nil {
-				t.Fatalf("parsing %q: %v", line, err)
-			}
-			d, ok := rr.(*dns.DS)
-			if !ok {
-				t.Fatalf("not a DS: %q", line)
-			}
-			ds = append(ds, d)
-		}
-		want := ksk.DNSKEY.ToDS(dns.SHA256)
-		if len(ds) != 1 || ds[0].String() != want.String() {
-			t.Errorf("ds %v printed %v, want %v", args, ds, want)
-		}
-		if len(anchors) != 1 || !strings.Contains(anchors[0], ksk.DNSKEY.PublicKey) ||
-			!strings.Contains(anchors[0], "DNSKEY\t257 3 13") {
-			t.Errorf("trust anchor lines %q", anchors)
-		}
-		// The DNSKEY in the comment is a parseable record.
-		_, rest, _ := strings.Cut(anchors[0], "): ")
-		if rr, err := dns.NewRR(rest); err != nil || rr.String() != ksk.DNSKEY.String() {
-			t.Errorf("trust anchor %q: %v", rest, err)
-		}
-	}
-}
-
-func TestDSNoKeys(t *testing.T) {
-	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "missing")} {
-		capture(t)
-		err := commands["ds"].run([]string{"-keys", dir, "example.test"})
-		want := "no keys for example.test in " + dir + ": start danezone once to generate them"
-		if err == nil || err.Error() != want {
-			t.Errorf("err = %v, want %q", err, want)
-		}
-		// ds must never generate keys, nor create the directory.
-		ents, err := os.ReadDir(dir)
-		if filepath.Base(dir) == "missing" && !os.IsNotExist(err) {
-			t.Errorf("ds created %s", dir)
-		}
-		if len(ents) != 0 {
-			t.Errorf("ds wrote %d files to %s", len(ents), dir)
-		}
-	}
-}
-
-func TestDSBadKeys(t *testing.T) {
-	dir := t.TempDir()
-	k, err := keys.Generate(dir, "example.test", dns.ED25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(strings.TrimSuffix(k.File, ".key") + ".private")
-	capture(t)
-	err = commands["ds"].run([]string{"-keys", dir, "example.test"})
-	if err == nil || !strings.Contains(err.Error(), strings.TrimSuffix(filepath.Base(k.File), ".key")+".private") {
-		t.Errorf("err = %v, want one naming the key file", err)
-	}
-}
-
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := keys.Generate(dir, "example.test", dns.ED25519); err != nil {
@@ -118,9 +33,9 @@ func TestRun(t *testing.T) {
 		code             int
 		wantOut, wantErr string
 	}{
-		{nil, 2, "", "Commands:"},
+		{nil, 2, "", "Lab commands:"},
 		{[]string{"help"}, 0, "ds ", ""},
-		{[]string{"-h"}, 0, "Commands:", ""},
+		{[]string{"-h"}, 0, "Lab commands:", ""},
 		{[]string{"help", "ds"}, 0, "-keys DIR", ""},
 		{[]string{"help", "nope"}, 2, "", "unknown command"},
 		{[]string{"nope"}, 2, "", `unknown command "nope"`},
@@ -143,4 +58,104 @@ func TestRun(t *testing.T) {
 			t.Errorf("run(%q) stderr %q lacks %q", tc.args, errOut, tc.wantErr)
 		}
 	}
+}
+
+// TestCommands checks the registry: every command has a usage, a summary, a run function and
+// a section of the command list, lives in a file named after it, and is listed by "danelab
+// help" in its section and explained by "danelab help NAME". (ds.go, expect.go and help.go
+// register commands and sort before main.go: that the package starts at all shows the
+// registry does not depend on the order of the files.)
+func TestCommands(t *testing.T) {
+	if len(commands) < 2 {
+		t.Fatalf("only %d commands registered", len(commands))
+	}
+	for name, cmd := range commands {
+		if cmd.usage == "" || cmd.summary == "" || cmd.run == nil {
+			t.Errorf("command %s: usage %q, summary %q, run set %v: want all three", name, cmd.usage, cmd.summary, cmd.run != nil)
+		}
+		if strings.Contains(cmd.summary, "\n") {
+			t.Errorf("command %s: summary %q is more than one line", name, cmd.summary)
+		}
+		if !slices.Contains(groups, cmd.group) {
+			t.Errorf("command %s: group %q is none of %q", name, cmd.group, groups)
+		}
+		src, err := os.ReadFile(name + ".go")
+		if err != nil || !strings.Contains(string(src), `register("`+name+`", command{`) {
+			t.Errorf("command %s is not registered by %s.go (%v)", name, name, err)
+		}
+	}
+	// Conversely, a file registers the command named after it, and no other.
+	files, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	registers := regexp.MustCompile(`register\("([^"]+)"`)
+	for _, f := range files {
+		if !strings.HasSuffix(f.Name(), ".go") || strings.HasSuffix(f.Name(), "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range registers.FindAllStringSubmatch(string(src), -1) {
+			if m[1]+".go" != f.Name() {
+				t.Errorf("%s registers the command %s: each command has a file of its own, %s.go", f.Name(), m[1], m[1])
+			}
+		}
+	}
+
+	// "danelab help" lists every command once, under its section's heading.
+	out, errOut := capture(t)
+	if code := run([]string{"help"}); code != 0 {
+		t.Fatalf("danelab help: exit %d; stderr:\n%s", code, errOut)
+	}
+	listed := map[string]string{} // command -> section
+	section := ""
+	line := regexp.MustCompile(`^\t(\S+) +(.+)$`)
+	for _, l := range strings.Split(out.String(), "\n") {
+		if h, ok := strings.CutSuffix(l, ":"); ok && slices.Contains(groups, h) {
+			section = h
+			continue
+		}
+		m := line.FindStringSubmatch(l)
+		if m == nil || section == "" {
+			continue
+		}
+		if cmd, ok := commands[m[1]]; !ok || m[2] != cmd.summary {
+			t.Errorf("danelab help lists %q, which is not a command with that summary", l)
+		}
+		if _, dup := listed[m[1]]; dup {
+			t.Errorf("danelab help lists %s twice", m[1])
+		}
+		listed[m[1]] = section
+	}
+	for name, cmd := range commands {
+		if got, ok := listed[name]; !ok || got != cmd.group {
+			t.Errorf("danelab help lists %s under %q, want under %q; output:\n%s", name, got, cmd.group, out)
+		}
+	}
+
+	// "danelab help NAME" and "danelab NAME -h" print its usage and summary.
+	for name, cmd := range commands {
+		want := "usage: danelab " + name + " " + cmd.usage + "\n\n" + cmd.summary + "\n"
+		for _, args := range [][]string{{"help", name}, {name, "-h"}} {
+			if name == "help" && args[0] == "help" && args[1] == "-h" {
+				continue
+			}
+			out, errOut := capture(t)
+			if code := run(args); code != 0 || !strings.HasPrefix(out.String(), want) {
+				t.Errorf("danelab %s: exit %d, stdout %q, want it to begin with %q; stderr:\n%s", strings.Join(args, " "), code, out, want, errOut)
+			}
+		}
+	}
+}
+
+func TestRegisterTwice(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "ds registered twice") {
+			t.Errorf("registering ds again: recovered %v, want a panic", r)
+		}
+	}()
+	register("ds", commands["ds"])
 }

@@ -17,7 +17,8 @@ import (
 )
 
 func init() {
-	commands["resolver"] = command{
+	register("resolver", command{
+		group:   groupLab,
 		usage:   "-anchor FILE -root HOST:PORT [-listen ADDR] [-port N] [-timeout D]",
 		summary: "serve the lab's validating resolver (with the AD bit) for an external MTA",
 		help: "Serves the Go validating resolver of harness/resolver on -listen (default\n" +
@@ -28,7 +29,7 @@ func init() {
 			"-port N contacts every name server on port N (a lab serves all zones on one port;\n" +
 			"default: the port of -root).",
 		run: runResolver,
-	}
+	})
 }
 
 func runResolver(args []string) error {

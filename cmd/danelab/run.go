@@ -19,6 +19,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 
 	"github.com/danelab/danelab/harness/report"
+	"github.com/danelab/danelab/harness/runner"
 	"github.com/danelab/danelab/harness/scenario"
 )
 
@@ -26,7 +27,8 @@ import (
 const defaultScenarios = "harness/scenarios"
 
 func init() {
-	commands["run"] = command{
+	register("run", command{
+		group:   groupLab,
 		usage:   "[-scenarios DIR] [-run PATTERN] [-profile NAME] [-json FILE] [-junit FILE] [-parallel N] [-v]",
 		summary: "run DANE scenarios end to end in an in-process lab and print the matrix",
 		help: "Builds, per scenario, a lab DNS world (danezone), SMTP receivers, a validating resolver\n" +
@@ -41,7 +43,7 @@ func init() {
 			"\t-parallel N\tscenarios at once (default: the number of CPUs, at least 2)\n" +
 			"\t-v\t\tprint the transcript of each scenario (world, faults, attempts) and the lab's logs",
 		run: runRun,
-	}
+	})
 }
 
 // errMismatch is returned when a scenario did not go as expected; the matrix says which.
@@ -160,11 +162,11 @@ func runScenarios(ss []*scenario.Scenario, parallel int, verbose bool) []scenari
 			label := s.Name + "/" + s.Profile
 			p.start(label)
 			var transcript lockedBuffer
-			opt := scenario.Options{}
+			opt := runner.Options{}
 			if verbose {
 				opt.Log = &transcript
 			}
-			r := scenario.Run(context.Background(), s, opt)
+			r := runner.Run(context.Background(), s, opt)
 			results[i] = r
 			p.finish(label, r, transcript.String())
 		}()

@@ -349,6 +349,9 @@ func (r *Receiver) Stop() {
 		close(r.done)
 	}
 	r.srv.Close()
+	// Serve may not have taken the listener yet (Stop right after Start), so Close alone
+	// would leave it accepting: close it here too.
+	r.ln.Close()
 	<-r.serve
 	waited := make(chan struct{})
 	go func() { r.conns.Wait(); close(waited) }()

@@ -240,9 +240,9 @@ func (f Final) describe2() string {
 	return s
 }
 
-// summarizeObserved is the observation in one line, runs of equal attempts folded:
+// SummarizeObserved is the observation in one line, runs of equal attempts folded:
 // "4.7.323@0..23h45m ×27 ⇒ NDR 5.7.323@24h".
-func summarizeObserved(r Result) string {
+func SummarizeObserved(r Result) string {
 	var parts []string
 	obs := r.Attempts
 	for i := 0; i < len(obs); {

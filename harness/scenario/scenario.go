@@ -39,16 +39,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/danelab/danelab/harness/queue"
 	"github.com/danelab/danelab/harness/receiver"
+	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/miekg/dns"
@@ -127,16 +128,16 @@ type DNS struct {
 
 // Host is one MX host and its receiver.
 type Host struct {
-	Host        string   `json:"host"`
-	Zone        string   `json:"zone,omitempty"`
-	Preference  int      `json:"preference,omitempty"`
-	Personality string   `json:"personality,omitempty"`
-	TLSA        []string `json:"tlsa,omitempty"`
-	TLSAOwner   string   `json:"tlsa_owner,omitempty"`
-	NoReceiver  bool     `json:"no_receiver,omitempty"`
-	NoMX        bool     `json:"no_mx,omitempty"`
-	TLSATTL     uint32   `json:"tlsa_ttl,omitempty"`
-	Renew       *Renewal `json:"renew,omitempty"`
+	Host        string      `json:"host"`
+	Zone        string      `json:"zone,omitempty"`
+	Preference  int         `json:"preference,omitempty"`
+	Personality string      `json:"personality,omitempty"`
+	TLSA        []TLSAEntry `json:"tlsa,omitempty"`
+	TLSAOwner   string      `json:"tlsa_owner,omitempty"`
+	NoReceiver  bool        `json:"no_receiver,omitempty"`
+	NoMX        bool        `json:"no_mx,omitempty"`
+	TLSATTL     uint32      `json:"tlsa_ttl,omitempty"`
+	Renew       *Renewal    `json:"renew,omitempty"`
 }
 
 // Zone is an extra lab domain.
@@ -201,22 +202,32 @@ const (
 // string ("90s", "66m40s", "2d").
 type Minutes time.Duration
 
+// MaxTime bounds every scenario time: far past the longest queue lifetime (Postfix, 5 days).
+const MaxTime = 30 * 24 * time.Hour
+
 // UnmarshalJSON reads a number of minutes or a duration string.
 func (m *Minutes) UnmarshalJSON(b []byte) error {
 	s := strings.TrimSpace(string(b))
+	var d time.Duration
 	if strings.HasPrefix(s, `"`) {
-		d, err := fault.ParseDuration(strings.Trim(s, `"`))
-		if err != nil {
-			return fmt.Errorf("%s is not a duration (like \"15m\" or \"66m40s\")", s)
+		var err error
+		if d, err = duration.Parse(strings.Trim(s, `"`)); err != nil {
+			return fmt.Errorf("%s is not a duration (like \"15m\" or \"66m40s\"): %v", s, err)
 		}
-		*m = Minutes(d)
-		return nil
+	} else {
+		var f float64
+		if _, err := fmt.Sscan(s, &f); err != nil || f < 0 || math.IsNaN(f) {
+			return fmt.Errorf("%s is not a number of minutes or a duration string", s)
+		}
+		if f > MaxTime.Minutes() {
+			return fmt.Errorf("%s minutes is later than %s", s, FormatAge(MaxTime))
+		}
+		d = time.Duration(f * float64(time.Minute))
 	}
-	var f float64
-	if _, err := fmt.Sscan(s, &f); err != nil || f < 0 {
-		return fmt.Errorf("%s is not a number of minutes or a duration string", s)
+	if d > MaxTime {
+		return fmt.Errorf("%s is later than %s", s, FormatAge(MaxTime))
 	}
-	*m = Minutes(time.Duration(f * float64(time.Minute)))
+	*m = Minutes(d)
 	return nil
 }
 
@@ -457,10 +468,7 @@ func (s *Scenario) validate() error {
 			bad(f+".preference", "%d is not 0..65535", h.Preference)
 		}
 		for j, t := range h.TLSA {
-			if _, _, err := ParseTLSA(t); err != nil {
-				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%v", err)
-			}
-			if h.NoReceiver && !strings.Contains(t, "wrong") && len(strings.Fields(t)) <= 3 {
+			if h.NoReceiver && t.Kind == Computed {
 				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%q is computed from the receiver's certificate, but no_receiver is set", t)
 			}
 		}
@@ -708,17 +716,6 @@ func underMailbox(name string) bool {
 	return name == MailboxDomain || strings.HasSuffix(name, "."+MailboxDomain)
 }
 
-// HasComputed reports whether entries hold a record computed from the receiver's
-// certificate with the given usage.
-func HasComputed(entries []string, usage uint8) bool {
-	for _, t := range entries {
-		if p, data, err := ParseTLSA(t); err == nil && data == "" && p.Usage == usage {
-			return true
-		}
-	}
-	return false
-}
-
 func hasMX(records []string) bool {
 	for _, r := range records {
 		for _, f := range strings.Fields(r) {
@@ -741,38 +738,4 @@ func checkRecord(r, origin string) error {
 		return fmt.Errorf("%q: no record", r)
 	}
 	return nil
-}
-
-// ParseTLSA reads a tlsa entry of a host: "3 1 1" (computed), "3 1 1 wrong" or "wrong"
-// (an unrelated key), "3 1 1 <hex>" (as given). data is "", "wrong" or the hex.
-func ParseTLSA(s string) (p tlsa.Param, data string, err error) {
-	f := strings.Fields(s)
-	if len(f) == 1 && f[0] == "wrong" {
-		return tlsa.Param{Usage: 3, Selector: 1, Matching: 1}, "wrong", nil
-	}
-	if len(f) != 3 && len(f) != 4 {
-		return p, "", fmt.Errorf("%q: want \"U S M\", \"U S M wrong\" or \"U S M <hex>\"", s)
-	}
-	if len(f) == 4 && f[3] != "wrong" { // published as given: any parameters
-		var v [3]uint8
-		for i, x := range f[:3] {
-			n, err := strconv.Atoi(x)
-			if err != nil || n < 0 || n > 255 {
-				return p, "", fmt.Errorf("%q: %q is not a number 0..255", s, x)
-			}
-			v[i] = uint8(n)
-		}
-		if _, err := hex.DecodeString(f[3]); err != nil {
-			return p, "", fmt.Errorf("%q: %q is not hex", s, f[3])
-		}
-		return tlsa.Param{Usage: v[0], Selector: v[1], Matching: v[2]}, f[3], nil
-	}
-	p, err = tlsa.ParseParam(strings.Join(f[:3], " "))
-	if err != nil {
-		return p, "", err
-	}
-	if len(f) == 4 {
-		data = "wrong"
-	}
-	return p, data, nil
 }

@@ -135,8 +135,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// ParseDuration reads a duration as the Corefile and the control API do: duration.Parse.
-func ParseDuration(s string) (time.Duration, error) { return duration.Parse(s) }
 
 // The longest fault windows and delays. A window ("after", "for") of more than a year
 // belongs to no lab or test run; a delay beyond a minute is past every DNS client's timeout

@@ -1,10 +1,12 @@
-package scenario
+package runner
 
 import (
 	"context"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/danelab/danelab/harness/scenario"
 )
 
 // syncBuffer is a transcript written from several goroutines.
@@ -29,13 +31,13 @@ func (s *syncBuffer) String() string {
 // their verdicts, what the lab answered and which fault it applied, the SMTP dialogue, the TLS
 // session and the matched record. (Every shipped scenario runs in cmd/danelab's tests.)
 func TestTranscript(t *testing.T) {
-	s, err := Load("../scenarios/retry-heals.json")
+	s, err := scenario.Load("../scenarios/retry-heals.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var log syncBuffer
 	r := Run(context.Background(), s, Options{Log: &log})
-	if r.Verdict != Pass {
+	if r.Verdict != scenario.Pass {
 		t.Fatalf("%s: %v %s", r.Verdict, r.Diffs, r.Err)
 	}
 	tr := log.String()
