@@ -53,10 +53,11 @@ const (
 )
 
 // codeTable maps every failure class (Outcome.Result) to each profile's code and words. It is
-// the only place where codes are chosen. Sources: ../shared/spec/dane-behaviour.md §2 (Exchange
-// Online 4/5.7.321-324, 4/5.4.312), §3 (Postfix DANE log words and codes); the rfc profile uses
-// the RFC 3463 generic codes (X.7.4 security features not supported, X.7.5 cryptographic
-// failure, X.4.3 directory server failure, X.4.1 no answer from host, X.1.10 null MX / RFC 7505).
+// the only place where codes are chosen. Sources: docs/sender-behaviour.md, "Exchange Online as a
+// sender" (4/5.7.321-324, 4/5.4.312) and "Postfix as a sender" (DANE log words and codes); the
+// rfc profile uses the RFC 3463 generic codes (X.7.4 security features not supported, X.7.5
+// cryptographic failure, X.4.3 directory server failure, X.4.1 no answer from host, X.1.10 null
+// MX / RFC 7505).
 var codeTable = map[string][numColumns]CodeEntry{
 	ResultSTARTTLSNotSupported: {
 		{"4.7.321", "starttls-not-supported: Destination mail server must support TLS to receive mail"},

@@ -312,8 +312,9 @@ func TestRemoteReplyPassthrough(t *testing.T) {
 }
 
 func TestCodeTable(t *testing.T) {
-	// The exchange column of ../shared/spec/scenarios.md and the Postfix words of
-	// dane-behaviour.md §3; Postfix's null MX code as real Postfix 3.7 gave it.
+	// The exchange column of docs/scenario-matrix.md and the Postfix words of
+	// docs/sender-behaviour.md ("Postfix as a sender"); Postfix's null MX code as real Postfix
+	// 3.7 gave it.
 	cases := []struct{ result, exchange, postfix, rfc string }{
 		{ResultSTARTTLSNotSupported, "4.7.321", "4.7.4", "4.7.4"},
 		{ResultCertificateExpired, "4.7.322", "4.7.5", "4.7.5"},

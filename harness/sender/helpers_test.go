@@ -3,7 +3,7 @@ package sender_test
 // The test bed: per scenario a lab (signed DNS world served by danezone), SMTP receivers with
 // chosen personalities on their own loopback addresses (127.M.N.x, one subnet per scenario),
 // a validating resolver on the lab and a sender. Expectations come from RFC 7672 and
-// ../shared/spec/scenarios.md, never from the sender's own output.
+// docs/scenario-matrix.md, never from the sender's own output.
 
 import (
 	"context"
