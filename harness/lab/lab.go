@@ -1,7 +1,9 @@
 // Package lab builds a DNS world in which DANE can succeed and fail for real: a lab root zone,
 // the TLD test., and mail domains under it, each with its own keys, DS records linking them,
-// all served by one in-process CoreDNS with danezone (unsigned domains without DNSSEC). It writes what outside tools need to use it: the root trust anchor, an Unbound
-// configuration, a delv anchors file and a resolv.conf.
+// all served by one in-process CoreDNS with danezone (an unsigned domain through danezone's
+// `unsigned` option: no DNSSEC, and no DS in its parent). It writes what outside tools need to
+// use it: the root trust anchor, an Unbound configuration, a delv anchors file and a
+// resolv.conf.
 package lab
 
 import (
@@ -27,8 +29,8 @@ type Domain struct {
 	// Records in zone file syntax, relative to the domain or absolute: "mx1 A 127.0.0.11".
 	// The SOA, the apex NS and the name server's address are added by the lab.
 	Records []string
-	// Unsigned serves the domain without DNSSEC (stock file plugin); its parent then holds no
-	// DS, so validators see it as provably insecure.
+	// Unsigned serves the domain without DNSSEC (danezone's unsigned option); its parent then
+	// holds no DS, so validators see it as provably insecure.
 	Unsigned bool
 	// Algorithm of generated keys (dns.ECDSAP256SHA256 by default).
 	Algorithm uint8

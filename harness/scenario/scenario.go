@@ -1,7 +1,7 @@
-// Package scenario owns danelab's scenario files: the format, loading them with errors that
-// name the file and the field, running one scenario end to end (a lab DNS world, SMTP
-// receivers, the validating resolver, the DANE sender and a queue on a virtual clock) and
-// comparing what happened with what the file expects.
+// Package scenario owns danelab's scenario files: the format, loading and validating them with
+// errors that name the file and the field, the result of a run, and comparing it with what the
+// file expects. Turning a scenario into a running world is harness/world's; running it is
+// harness/runner's (in process) and harness/fixture's (for another MTA).
 //
 // # Format
 //
