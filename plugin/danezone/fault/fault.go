@@ -135,7 +135,6 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-
 // The longest fault windows and delays. A window ("after", "for") of more than a year
 // belongs to no lab or test run; a delay beyond a minute is past every DNS client's timeout
 // (the drop mode is for that), and would hold a goroutine per query.
