@@ -107,6 +107,18 @@ func check(file, path string, raw any, t reflect.Type) error {
 			}
 		}
 		return errors.Join(sortErrs(errs)...)
+	case reflect.Map:
+		obj, ok := raw.(map[string]any)
+		if !ok {
+			return bad("want an object, got %s", describe(raw))
+		}
+		var errs []error
+		for k, v := range obj {
+			if err := check(file, join(path, k), v, t.Elem()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(sortErrs(errs)...)
 	case reflect.Slice:
 		arr, ok := raw.([]any)
 		if !ok {
