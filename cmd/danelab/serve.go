@@ -45,7 +45,7 @@ func init() {
 			"\t-net A.B\tthe receivers' loopback prefix (default 127.2)\n" +
 			"\t-listen ADDR\tthe fixture API (default 127.0.0.1:8054)\n" +
 			"\t-minute D\treal time per scenario minute, for faults that heal (default 1m)\n" +
-			"\t-v\t\tlog faults, renewals and the lab server's messages",
+			"\t-v\t\tlog each world as built (zone records, receivers), faults, renewals and\n\t\t\tthe lab server's messages",
 		run: runServe,
 	})
 }

@@ -59,8 +59,8 @@ func ReadDSN(data []byte) DSNFields {
 				d.Recipient = strings.ToLower(strings.Trim(strings.TrimSpace(addr), "<>"))
 			}
 		case "status":
-			if d.Status == "" {
-				d.Status = strings.Fields(v + " ")[0]
+			if f := strings.Fields(v); d.Status == "" && len(f) > 0 {
+				d.Status = f[0] // "5.7.323 (comment)"
 			}
 		case "action":
 			if d.Action == "" {

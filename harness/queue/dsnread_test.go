@@ -25,4 +25,16 @@ func TestReadDSN(t *testing.T) {
 	if plain != want {
 		t.Errorf("plain report: %+v, want %+v", plain, want)
 	}
+	if got := ReadDSN([]byte("Status:\r\nAction: failed\r\nStatus: 4.4.1\r\n")); got.Status != "4.4.1" || got.Action != "failed" {
+		t.Errorf("an empty Status: then a good one: %+v", got)
+	}
+}
+
+// FuzzReadDSN: a DSN comes from the MTA under test in fixture mode, so any bytes must read
+// without a panic.
+func FuzzReadDSN(f *testing.F) {
+	f.Add([]byte("Status:\r\n"))
+	f.Add([]byte("Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.7.323\r\nAction: failed\r\n--b--\r\n"))
+	f.Add([]byte("Final-Recipient: rfc822\r\nDiagnostic-Code:\r\n \r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) { ReadDSN(b) })
 }

@@ -71,6 +71,16 @@ var Personalities = []Personality{SelfSigned, CAChain, CAChainLeafOnly, Expired,
 	NameMXHost, NameRecipientDomain, NameUnrelated, NoSTARTTLS, HandshakeFails, TLS10Only, SlowGreeting,
 	RejectRCPT4xx, RejectRCPT5xx, RejectDATA4xx, RejectDATA5xx, DropAfterSTARTTLS}
 
+// CAIssued reports whether the personality serves a certificate issued by the receiver's CA
+// (so that a usage 2, DANE-TA, record can name that CA); the others serve a self-signed one.
+func (p Personality) CAIssued() bool {
+	switch p {
+	case CAChain, CAChainLeafOnly, Expired, NotYetValid, NameMXHost, NameRecipientDomain, NameUnrelated:
+		return true
+	}
+	return false
+}
+
 // DefaultSlowGreeting is SlowGreeting's delay when Config.GreetingDelay is zero.
 const DefaultSlowGreeting = 10 * time.Second
 

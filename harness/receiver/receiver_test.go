@@ -585,3 +585,17 @@ func TestLoopbackAddresses(t *testing.T) {
 	}
 	wantDelivered(t, r25, send(t, r25.Addr(), anyCfg()), true)
 }
+
+// TestCAIssued: CAIssued says which personalities have a CA, as Start makes them.
+func TestCAIssued(t *testing.T) {
+	for _, p := range Personalities {
+		r, err := Start(Config{Personality: p, RecipientDomain: "example.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Stop()
+		if got := r.CA() != nil; got != p.CAIssued() {
+			t.Errorf("%s: Start made a CA: %v, CAIssued: %v", p, got, p.CAIssued())
+		}
+	}
+}

@@ -24,8 +24,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Horizon is how far in virtual time a scenario runs at most: past the longest lifetime of
-// every profile (Postfix, 5 days).
+// Horizon is how far in virtual time after its submission a message is followed at most: past
+// the longest lifetime of every profile (Postfix, 5 days).
 const Horizon = 6 * 24 * time.Hour
 
 // Options tune Run.
@@ -136,6 +136,9 @@ func build(s *scenario.Scenario, opt Options, log io.Writer) (*scene, error) {
 		return sc, err
 	}
 	sc.mailbox = mb
+	for _, r := range mdom.Records {
+		sc.logf("zone %s: %s", mdom.Name, r)
+	}
 	labStart.Lock()
 	l, err := lab.Start(lab.Config{Domains: append(w.Domains(), mdom)})
 	labStart.Unlock()
@@ -303,7 +306,7 @@ func (sc *scene) run(ctx context.Context, s *scenario.Scenario, res *scenario.Re
 	if err != nil {
 		return err
 	}
-	if err := q.Run(ctx, sc.start.Add(Horizon)); err != nil {
+	if err := q.Run(ctx, msg.Submitted.Add(Horizon)); err != nil {
 		return err
 	}
 	if tl.err != nil {

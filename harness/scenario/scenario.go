@@ -468,8 +468,12 @@ func (s *Scenario) validate() error {
 			bad(f+".preference", "%d is not 0..65535", h.Preference)
 		}
 		for j, t := range h.TLSA {
-			if h.NoReceiver && t.Kind == Computed {
+			switch {
+			case t.Kind != Computed:
+			case h.NoReceiver:
 				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%q is computed from the receiver's certificate, but no_receiver is set", t)
+			case t.Usage == 2 && knownPersonality(s.DNS.MX[i].Personality) && !receiver.Personality(s.DNS.MX[i].Personality).CAIssued():
+				bad(fmt.Sprintf("%s.tlsa[%d]", f, j), "%q names the issuing CA, but the %s personality has none: use a CA-issued one (ca-chain, ...)", t, s.DNS.MX[i].Personality)
 			}
 		}
 		if r := h.Renew; r != nil {

@@ -53,6 +53,8 @@ func TestParseErrors(t *testing.T) {
 			`x.json: dns.mx[0].tlsa[0]: "3 1 1 zz": "zz" is not hex`},
 		{"unknown field in a profile", `{"name": "x", "dns": {"mx": [{"host": "mx1"}]}, "expect": [{"status": "delivered"}], "final": {"state": "delivered"}, "profiles": {"postfix": {"expect": [{"status": "delivered", "colour": "red"}], "final": {"state": "delivered"}}}}`,
 			`x.json: profiles.postfix.expect[0].colour: unknown field`},
+		{"usage 2 without a CA", `{"name": "x", "dns": {"mx": [{"host": "mx1", "tlsa": ["2 0 1"]}]}, "expect": [{"status": "delivered"}], "final": {"state": "delivered"}}`,
+			`x.json: dns.mx[0].tlsa[0]: "2 0 1" names the issuing CA, but the self-signed personality has none`},
 		{"syntax", "{\n  \"name\": \"x\",,\n}", `x.json:2:15: invalid JSON`},
 		{"personality", `{"name": "x", "dns": {"mx": [{"host": "mx1", "personality": "grumpy"}]}, "expect": [{"status": "delivered"}], "final": {"state": "delivered"}}`,
 			`x.json: dns.mx[0].personality: "grumpy" is not a personality: self-signed, ca-chain`},

@@ -80,18 +80,21 @@ type published struct {
 
 // Build starts the world of a validated scenario: its receivers, and the lab domains (Domains)
 // with its MX hosts, their addresses and TLSA records. On error, what was started is stopped.
-func Build(s *scenario.Scenario, p Plan) (w *World, err error) {
+func Build(s *scenario.Scenario, p Plan) (*World, error) {
 	if p.Timeout == 0 {
 		p.Timeout = 10 * time.Second
 	}
-	w = &World{Scenario: s, rename: func(n string) string { return n }, labels: map[string]string{}, log: p.Log,
+	w := &World{Scenario: s, rename: func(n string) string { return n }, labels: map[string]string{}, log: p.Log,
 		faultIDs: make([]string, len(s.Faults))}
-	defer func() {
-		if err != nil {
-			w.Stop()
-			w = nil
-		}
-	}()
+	if err := w.build(p); err != nil {
+		w.Stop() // the receivers started so far
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *World) build(p Plan) (err error) {
+	s := w.Scenario
 	bases := []string{s.DNS.Domain}
 	for _, z := range s.DNS.Zones {
 		bases = append(bases, z.Name)
@@ -104,7 +107,7 @@ func Build(s *scenario.Scenario, p Plan) (w *World, err error) {
 		w.Zones = append(w.Zones, strings.ToLower(w.rename(dns.Fqdn(b))))
 	}
 	if err := w.renameFaults(bases); err != nil {
-		return nil, err
+		return err
 	}
 
 	ips := make([]string, len(s.DNS.MX))
@@ -114,7 +117,7 @@ func Build(s *scenario.Scenario, p Plan) (w *World, err error) {
 	w.Port = p.Port
 	if w.Port == 0 {
 		if w.Port, err = receiver.FreePort(append(append([]string(nil), ips...), p.Reserve...)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	records := map[string][]string{} // zone -> records the hosts add
@@ -143,7 +146,7 @@ func Build(s *scenario.Scenario, p Plan) (w *World, err error) {
 		}
 		recs, err := w.startHost(j, hs, p.Timeout)
 		if err != nil {
-			return nil, fmt.Errorf("dns.mx[%d]: %v", j, err)
+			return fmt.Errorf("dns.mx[%d]: %v", j, err)
 		}
 		hs.published = []published{{recs: recs}}
 		records[zone] = append(records[zone], recs...)
@@ -172,7 +175,7 @@ func Build(s *scenario.Scenario, p Plan) (w *World, err error) {
 			w.logf("zone %s: %s", d.Name, r)
 		}
 	}
-	return w, nil
+	return nil
 }
 
 // startHost starts the receiver of host j (unless no_receiver), makes its renewal's
@@ -280,6 +283,9 @@ func (w *World) Owns(name string) bool {
 
 // Stop stops the receivers.
 func (w *World) Stop() {
+	if w == nil {
+		return
+	}
 	for _, h := range w.Hosts {
 		if h.Receiver != nil {
 			h.Receiver.Stop()

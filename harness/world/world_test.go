@@ -3,6 +3,7 @@ package world_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -162,10 +163,12 @@ func TestTLSAOwner(t *testing.T) {
 
 // fakeLab records what the timeline asks of the lab; it refuses once when told to.
 type fakeLab struct {
-	faults   map[string]fault.Spec
-	n        int
-	replaced [][]string
-	failNext bool
+	faults      map[string]fault.Spec
+	n           int
+	replaced    [][]string
+	failNext    bool
+	failReplace bool   // refuse the next ReplaceRecords
+	onReplace   func() // called when records are replaced
 }
 
 func (l *fakeLab) AddFault(s fault.Spec) (string, error) {
@@ -188,6 +191,13 @@ func (l *fakeLab) RemoveFault(id string) error {
 }
 
 func (l *fakeLab) ReplaceRecords(rs ...string) error {
+	if l.failReplace {
+		l.failReplace = false
+		return errors.New("refused")
+	}
+	if l.onReplace != nil {
+		l.onReplace()
+	}
 	l.replaced = append(l.replaced, rs)
 	return nil
 }
@@ -241,8 +251,22 @@ func TestSync(t *testing.T) {
 	if err := w.Sync(mins(9), l); err != nil || len(l.replaced) != 0 || h.Receiver.Identity() != old {
 		t.Fatalf("+9m: renewed too early (%v, %d replaced)", err, len(l.replaced))
 	}
+	// Publishing fails: nothing is renewed, and the next Sync tries again.
+	l.failReplace = true
+	if err := w.Sync(mins(10), l); err == nil || !strings.Contains(err.Error(), "dns.mx[0].renew") {
+		t.Fatalf("+10m with the lab refusing the records: %v", err)
+	}
+	if h.Receiver.Identity() != old || len(l.replaced) != 0 {
+		t.Fatal("+10m: the certificate changed although its records were not published")
+	}
+	// The records go out while the old certificate is still served.
+	servedOld := false
+	l.onReplace = func() { servedOld = h.Receiver.Identity() == old }
 	if err := w.Sync(mins(10), l); err != nil {
 		t.Fatal(err)
+	}
+	if !servedOld {
+		t.Error("the new certificate was served before its records were published")
 	}
 	if h.Receiver.Identity() == old || len(l.replaced) != 1 || len(l.replaced[0]) != 1 {
 		t.Fatalf("+10m: identity changed %v, replaced %q", h.Receiver.Identity() != old, l.replaced)
@@ -257,4 +281,31 @@ func TestSync(t *testing.T) {
 	if err := w.Sync(mins(20), l); err != nil || len(l.replaced) != 1 {
 		t.Errorf("+20m: renewed twice (%v, %d)", err, len(l.replaced))
 	}
+}
+
+// TestBuildError: a world that cannot start (its port taken on the second host's address)
+// is an error naming the host, and the receivers already started are stopped.
+func TestBuildError(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.9.4.12:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, port, _ := net.SplitHostPort(taken.Addr().String())
+	var p int
+	fmt.Sscan(port, &p)
+	s, err := scenario.Parse("e.json", []byte(`{"name": "e", "dns": {"mx": [{"host": "mx1"}, {"host": "mx2"}]},
+		"expect": [{"status": "delivered"}], "final": {"state": "delivered"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := world.Build(s, world.Plan{Net: "127.9.4.", Port: p})
+	if err == nil || w != nil || !strings.Contains(err.Error(), "dns.mx[1]") {
+		t.Fatalf("Build = %v, %v; want an error for dns.mx[1]", w, err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.9.4.11", port))
+	if err != nil {
+		t.Fatalf("mx1's receiver was left running: %v", err)
+	}
+	ln.Close()
 }
