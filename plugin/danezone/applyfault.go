@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/zone"
@@ -29,18 +31,25 @@ var rcodeFaults = map[fault.Mode]int{
 	fault.FormErr:  dns.RcodeFormatError,
 }
 
-// transport applies the faults that decide whether and how an answer is sent at all. It
-// returns true when it has dealt with the query, and the rcode sent (-1: nothing sent).
-func transport(ctx context.Context, f *fault.Fault, w dns.ResponseWriter, r *dns.Msg, udp bool) (bool, int) {
+// transport applies the faults that decide whether and how an answer is sent at all, to a
+// query of zone. It returns true when it has dealt with the query, and the rcode sent (-1:
+// nothing sent).
+func transport(ctx context.Context, zone string, f *fault.Fault, w dns.ResponseWriter, r *dns.Msg, udp bool) (bool, int) {
 	switch f.Mode() {
 	case fault.Drop:
 		return true, -1
 	case fault.Delay:
-		t := time.NewTimer(time.Duration(f.Spec.Delay))
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
+		// Answered after the delay, or at once when the fault is removed; dropped when too
+		// many queries are already held (see fault.Hold).
+		answer, dropped := f.Hold(ctx)
+		if dropped > 0 {
+			faultDelayDropped.WithLabelValues(metrics.WithServer(ctx), zone).Inc()
+			if dropped == 1 { // once per fault: a flood must not flood the log too
+				log.Warningf("Fault %s (delay %s): the most queries delayed at once are waiting; dropping the others",
+					f.ID, duration.Format(time.Duration(f.Spec.Delay)))
+			}
+		}
+		if !answer {
 			return true, -1
 		}
 		return false, 0

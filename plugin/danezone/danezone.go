@@ -5,6 +5,8 @@ package danezone
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -46,7 +48,16 @@ func (d *DaneZone) Name() string { return "danezone" }
 // ServeDNS implements plugin.Handler.
 func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	state := request.Request{W: w, Req: r}
-	if len(r.Question) != 1 || state.QClass() != dns.ClassINET {
+	// The request itself is checked before any lookup. CoreDNS's server has already answered
+	// what miekg/dns cannot unpack (FORMERR), opcodes other than QUERY and NOTIFY (NOTIMP), and
+	// a header without a question (SERVFAIL: see the README).
+	if rcode := malformed(r); rcode != dns.RcodeSuccess {
+		m := new(dns.Msg)
+		m.SetRcode(r, rcode)
+		w.WriteMsg(m)
+		return dns.RcodeSuccess, nil // written: the server must not answer a second time
+	}
+	if state.QClass() != dns.ClassINET {
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
 	qname, qtype := state.Name(), state.QType()
@@ -61,6 +72,16 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		}
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
+	if r.Opcode != dns.OpcodeQuery {
+		// NOTIFY (RFC 1996) tells a secondary to transfer, and danezone has no secondaries yet;
+		// an opcode another plugin let through (UPDATE) is not implemented either. Never answer
+		// them as queries (RFC 1035 §4.1.1: NOTIMP).
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeNotImplemented)
+		w.WriteMsg(m)
+		d.record(state, sz, nil, dns.RcodeNotImplemented)
+		return dns.RcodeSuccess, nil
+	}
 
 	server := metrics.WithServer(ctx)
 	var f *fault.Fault
@@ -69,7 +90,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	if f != nil {
 		faultsApplied.WithLabelValues(server, sz.origin, string(f.Mode())).Inc()
-		if done, rcode := transport(ctx, f, w, r, state.Proto() == "udp"); done {
+		if done, rcode := transport(ctx, sz.origin, f, w, r, state.Proto() == "udp"); done {
 			d.record(state, sz, f, rcode)
 			return dns.RcodeSuccess, nil
 		}
@@ -108,7 +129,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		a.err = d.damage(m, f, sz)
 	}
 	if a.err != nil {
-		return dns.RcodeServerFailure, plugin.Error(d.Name(), a.err)
+		return d.serverFailure(w, r, state, sz, f, "the answer could not be signed", a.err)
 	}
 
 	responses.WithLabelValues(server, sz.origin, kind.String()).Inc()
@@ -128,10 +149,81 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP) - dns.Len(opt)
 		}
 		truncate(m, size)
+	} else if tooLarge(m, opt) {
+		// Truncating over TCP would leave a partial, unverifiable answer with no bigger
+		// transport to retry on. Zones are loaded so that this does not happen (zone.Limits).
+		return d.serverFailure(w, r, state, sz, f, "the answer does not fit a DNS message", errTooLarge)
 	}
-	w.WriteMsg(m)
+	if err := w.WriteMsg(m); err != nil {
+		// miekg/dns packs when writing: a record that cannot be encoded would otherwise
+		// mean no reply at all.
+		return d.serverFailure(w, r, state, sz, f, "the answer could not be encoded", err)
+	}
 	d.record(state, sz, f, m.Rcode)
 	return dns.RcodeSuccess, nil
+}
+
+var errTooLarge = errors.New("the answer does not fit 65535 octets")
+
+// tooLarge reports a TCP response that does not fit one DNS message (RFC 1035 §4.2.2: 65535
+// octets), compressed, with room for the OPT record the server adds.
+func tooLarge(m *dns.Msg, opt *dns.OPT) bool {
+	room := dns.MaxMsgSize
+	if opt != nil {
+		room -= dns.Len(opt)
+	}
+	if m.Len() <= room {
+		return false
+	}
+	m.Compress = true
+	return m.Len() > room
+}
+
+// serverFailure answers SERVFAIL for a response danezone could not build or encode, never
+// nothing (a client can only time out on silence), with an extended error (RFC 8914 §4.1,
+// Other, and what went wrong) when the query has EDNS to carry it. err goes to the errors
+// plugin; the response is written, so the rcode returned says so.
+func (d *DaneZone) serverFailure(w dns.ResponseWriter, r *dns.Msg, state request.Request, sz *servedZone, f *fault.Fault, why string, err error) (int, error) {
+	m := new(dns.Msg)
+	m.SetRcode(r, dns.RcodeServerFailure)
+	if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(maxUDP, opt.Do())
+		o := m.IsEdns0()
+		o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther, ExtraText: why})
+	}
+	err = fmt.Errorf("%s %s: %s: %w", r.Question[0].Name, dns.TypeToString[r.Question[0].Qtype], why, err)
+	if werr := w.WriteMsg(m); werr != nil {
+		return dns.RcodeServerFailure, plugin.Error(d.Name(), fmt.Errorf("%w; and the SERVFAIL: %v", err, werr))
+	}
+	d.record(state, sz, f, dns.RcodeServerFailure)
+	return dns.RcodeSuccess, plugin.Error(d.Name(), err)
+}
+
+// malformed returns FORMERR for a request that cannot be interpreted, RcodeSuccess otherwise.
+func malformed(r *dns.Msg) int {
+	// One question: RFC 9619 for QUERY; with none there is nothing to answer (RFC 1035 §4.1.1).
+	if len(r.Question) != 1 {
+		return dns.RcodeFormatError
+	}
+	// RFC 6891 §6.1.1: more than one OPT RR is a FORMERR, and the OPT RR belongs in the
+	// additional section.
+	opts := 0
+	for _, rr := range r.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			opts++
+		}
+	}
+	if opts > 1 {
+		return dns.RcodeFormatError
+	}
+	for _, section := range [][]dns.RR{r.Answer, r.Ns} {
+		for _, rr := range section {
+			if rr.Header().Rrtype == dns.TypeOPT {
+				return dns.RcodeFormatError
+			}
+		}
+	}
+	return dns.RcodeSuccess
 }
 
 // record adds the query to the control API's history, when there is one.

@@ -42,6 +42,10 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "faults_applied_total",
 		Help: "Counter of queries a fault was applied to, by mode.",
 	}, []string{"server", "zone", "mode"})
+	faultDelayDropped = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "fault_delays_dropped_total",
+		Help: "Counter of queries a delay fault dropped instead of delaying, because the most queries delayed at once were waiting.",
+	}, []string{"server", "zone"})
 	tlsaErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_source_errors_total",
 		Help: "Counter of problems with certificate sources or staged keys (each distinct problem once); the last good TLSA records keep serving.",
@@ -58,4 +62,12 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "tlsa_certificate_expiry_timestamp_seconds",
 		Help: "Unix time when the host's current certificate expires.",
 	}, []string{"host"})
+	keysMissing = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "keys_missing",
+		Help: "1 when the key directory has no keys for a zone whose state shows it had keys: the zone is not served, or still signed with the keys in memory.",
+	}, []string{"zone"})
+	keysGenerated = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "keys_generated_total",
+		Help: "Counter of keys generated: for a zone that never had keys, or replacing lost ones (regenerate).",
+	}, []string{"zone"})
 )

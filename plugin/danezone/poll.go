@@ -2,12 +2,15 @@ package danezone
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/danelab/danelab/plugin/danezone/zone"
@@ -67,78 +70,115 @@ func (d *DaneZone) check(cfg *config, failed map[string]string) {
 		}
 		failed[key] = err.Error()
 	}
+	now := time.Now()
 	set := d.zones.Load()
 	next := set
-	files, err := zoneFiles(cfg.path, cfg.origins)
-	report(cfg.path, err)
-	if err == nil && !sameZones(set, files) {
-		var served []*servedZone
-		for origin, file := range files {
-			if sz := set.byName[origin]; sz != nil && sz.file == file {
-				served = append(served, sz)
-				continue
-			}
-			sz, err := cfg.open(origin, file)
-			report(file, err)
-			if err == nil {
-				served = append(served, sz)
-			}
+	files, err := zoneFiles(cfg.path, cfg.origins, cfg.dir)
+	if cfg.dir { // a single file is listed without reading anything: its problems are its own
+		report(cfg.path, err) // an unreadable directory drops nothing
+	}
+	if err == nil {
+		if served, changed := d.checkZones(cfg, set, files, now, report); changed {
+			next = newZoneSet(served)
+			d.zones.Store(next)
 		}
-		for origin := range set.byName {
-			if files[origin] == "" {
-				log.Infof("Zone file for %s is gone: no longer serving %s", origin, origin)
-			}
-		}
-		next = newZoneSet(served)
-		d.zones.Store(next)
 	}
 	for _, sz := range next.byName {
-		keyStamp := keyFilesStamp(cfg.keyDir, sz.origin)
-		if keyStamp != sz.keyStamp && !sz.unsigned {
-			ks, err := keys.Load(cfg.keyDir, sz.origin)
-			if err == nil && len(ks.Keys) == 0 {
-				err = fmt.Errorf("%s: no keys left for %s", cfg.keyDir, sz.origin)
-			}
-			report(cfg.keyDir+" "+sz.origin, err)
-			if err != nil {
-				continue
-			}
-			// The new DNSKEY set is published by the same snapshot swap that starts using the
-			// keys; if that version does not load, the old keys and data keep serving.
-			if err := sz.reloadWithKeys(ks); err != nil {
-				report(sz.file, err)
-				continue
-			}
-			report(sz.file, nil)
-			sz.keyStamp = keyStamp
-			if _, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
-				log.Errorf("Writing the DS set of %s: %v", sz.origin, err)
-			}
-			log.Infof("Keys of %s changed: %d keys, re-signed", sz.origin, len(ks.Keys))
+		if !sz.unsigned && d.checkKeys(cfg, sz, failed, report) {
 			continue
 		}
-		st, err := stampOf(sz.file)
-		if err != nil || st == sz.stamp {
-			continue
-		}
-		err = sz.reload()
-		report(sz.file, err)
-		if err == nil {
-			log.Infof("Reloaded %s from %s: serial %d", sz.origin, sz.file, sz.cur.Load().z.Serial)
-		}
+		d.checkFile(cfg, sz, now, report)
 	}
 }
 
-func sameZones(set *zoneSet, files map[string]string) bool {
-	if len(files) != len(set.byName) {
-		return false
+// checkZones returns the zones to serve now, and whether they changed. A zone whose file is
+// missing keeps serving, with the records added over the control API, until the file has been
+// gone for the grace period: tools that delete a file and write it again must not drop it. A
+// zone file that appears is loaded at once (a new inode: see settled).
+func (d *DaneZone) checkZones(cfg *config, set *zoneSet, files map[string]string, now time.Time, report func(string, error)) ([]*servedZone, bool) {
+	var served []*servedZone
+	changed := false
+	replaced := map[string]*servedZone{}
+	for origin, sz := range set.byName {
+		if files[origin] != sz.file && files[origin] != "" {
+			replaced[origin] = sz // served from another file now: opened below
+			continue
+		}
+		_, err := stampOf(sz.file) // a path that is not a regular file is not missing: checkFile
+		if files[origin] == "" || errors.Is(err, fs.ErrNotExist) {
+			if sz.missingSince.IsZero() {
+				sz.missingSince = now
+				log.Warningf("Zone file %s of %s is gone; the last good version keeps serving, and stops after %s unless the file returns",
+					sz.file, origin, duration.Format(cfg.grace))
+			}
+			if now.Sub(sz.missingSince) >= cfg.grace {
+				log.Warningf("Zone file %s of %s has been gone for %s: no longer serving %s", sz.file, origin, duration.Format(cfg.grace), origin)
+				changed = true
+				continue
+			}
+		} else if !sz.missingSince.IsZero() {
+			sz.missingSince = time.Time{}
+			if err == nil {
+				log.Infof("Zone file %s of %s is back", sz.file, origin)
+			}
+		}
+		served = append(served, sz)
 	}
 	for origin, file := range files {
-		if sz := set.byName[origin]; sz == nil || sz.file != file {
-			return false
+		if sz := set.byName[origin]; sz != nil && sz.file == file {
+			continue
+		}
+		if _, err := stampOf(file); err != nil { // before open, which makes keys for the zone
+			if !errors.Is(err, fs.ErrNotExist) {
+				report(file, fileError(file, err))
+			}
+			if replaced[origin] != nil {
+				served = append(served, replaced[origin])
+			}
+			continue
+		}
+		sz, err := cfg.open(origin, file)
+		report(file, err)
+		switch {
+		case err == nil:
+			served = append(served, sz)
+			changed = true
+		case replaced[origin] != nil: // the last good version keeps serving
+			served = append(served, replaced[origin])
 		}
 	}
-	return true
+	return served, changed
+}
+
+// checkFile reloads the zone file of sz when it changed and has settled. A path that is not a
+// regular file (a directory put in its place) is an error, and the last good version keeps
+// serving; a missing file is checkZones' business.
+func (d *DaneZone) checkFile(cfg *config, sz *servedZone, now time.Time, report func(string, error)) {
+	st, err := stampOf(sz.file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return
+	case err != nil:
+		sz.notRegular = true
+		report(sz.file, fileError(sz.file, err))
+		return
+	case sz.notRegular:
+		sz.notRegular = false
+		if st == sz.stamp { // the loaded version is back: nothing to reload to say so
+			report(sz.file, nil)
+		}
+	}
+	if st == sz.stamp || !sz.settled(st, now, settleFor(cfg.reload)) {
+		return
+	}
+	err = sz.reload()
+	if errors.Is(err, errUnsettled) {
+		return
+	}
+	report(sz.file, err)
+	if err == nil {
+		log.Infof("Reloaded %s from %s: serial %d", sz.origin, sz.file, sz.cur.Load().z.Serial)
+	}
 }
 
 // keyFilesStamp summarises the key files of a zone (names, sizes, times).

@@ -35,8 +35,12 @@ type config struct {
 	mode      denial.Mode
 	modes     map[string]denial.Mode // per zone
 	unsigned  map[string]bool        // zones served without DNSSEC
+	regen     map[string]bool        // zones whose lost keys may be replaced (regenerate)
 	policy    signer.Policy
 	reload    time.Duration
+	grace     time.Duration // how long a zone file may be missing before its zone is dropped
+	records   int           // the most records per zone (zone.Limits.MaxRecords)
+	dir       bool          // path is a directory of zone files (decided at start)
 	faults    []fault.Spec
 	control   string // address of the control API, "" for none
 	token     string
@@ -96,6 +100,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		unsigned:  map[string]bool{},
 		policy:    signer.DefaultPolicy(),
 		reload:    time.Second,
+		grace:     defaultGrace,
 	}
 	refreshSet, jitterSet := false, false
 	i := 0
@@ -109,6 +114,9 @@ func parse(c *caddy.Controller) (*config, error) {
 			return nil, c.ArgErr()
 		}
 		cfg.path = args[0]
+		if cfg.path == "" { // `danezone ""`
+			return nil, c.Errf("danezone needs a PATH: a zone file or a directory of zone files, not an empty string")
+		}
 		for _, o := range args[1:] {
 			if _, ok := dns.IsDomainName(o); !ok {
 				return nil, c.Errf("invalid zone name %q", o)
@@ -142,7 +150,9 @@ func parse(c *caddy.Controller) (*config, error) {
 			var err error
 			switch opt {
 			case "keys":
-				cfg.keyDir, err = one()
+				if cfg.keyDir, err = one(); err == nil && cfg.keyDir == "" {
+					err = c.Errf("keys needs a directory, not an empty string")
+				}
 			case "algorithm":
 				var v string
 				if v, err = one(); err == nil {
@@ -169,6 +179,21 @@ func parse(c *caddy.Controller) (*config, error) {
 				for _, z := range vals {
 					cfg.unsigned[zone.Canonical(z)] = true
 				}
+			case "regenerate":
+				// Deliberately per zone, with no "all": replacing keys breaks the chain of trust
+				// until the parent publishes the new DS.
+				if len(vals) == 0 {
+					return nil, c.Errf("regenerate needs the zones whose lost keys may be replaced by new ones")
+				}
+				if cfg.regen == nil {
+					cfg.regen = map[string]bool{}
+				}
+				for _, z := range vals {
+					if _, ok := dns.IsDomainName(z); !ok {
+						return nil, c.Errf("regenerate: invalid zone name %q", z)
+					}
+					cfg.regen[zone.Canonical(z)] = true
+				}
 			case "validity":
 				// RRSIG times are 32-bit serial times (RFC 4034 §3.1.5): see signer.MaxValidity.
 				cfg.policy.Validity, err = dur(signer.MinValidity, signer.MaxValidity)
@@ -183,6 +208,17 @@ func parse(c *caddy.Controller) (*config, error) {
 			case "reload":
 				if cfg.reload, err = dur(0, maxReload); err == nil && cfg.reload != 0 && cfg.reload < minReload {
 					err = c.Errf("reload %s is too short (at least %s; 0 turns reloading off)", duration.Format(cfg.reload), duration.Format(minReload))
+				}
+			case "grace":
+				cfg.grace, err = dur(0, maxGrace)
+			case "max_records":
+				var v string
+				if v, err = one(); err == nil {
+					n, perr := strconv.Atoi(v)
+					if perr != nil || n < 1 || n > maxMaxRecords {
+						return nil, c.Errf("max_records %q: want a number of records from 1 to %d", v, maxMaxRecords)
+					}
+					cfg.records = n
 				}
 			case "fault":
 				var spec fault.Spec
@@ -250,7 +286,14 @@ const (
 	// warn: how long before expiry a certificate is reported; no publicly trusted
 	// certificate lives longer than 398 days, so a year ahead is already "always".
 	maxWarn = 365 * duration.Day
+	// grace: how long a zone file may be missing before its zone is dropped. A file is
+	// missing for a moment when a tool deletes and writes it again; dropping the zone then
+	// would also drop the records added over the control API. A day is past any edit.
+	defaultGrace, maxGrace = 30 * time.Second, 24 * time.Hour
 )
+
+// maxMaxRecords bounds max_records: a hundred million records take some 200 GB.
+const maxMaxRecords = 100_000_000
 
 // parseFault reads `fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [zone Z]`.
 func parseFault(args []string) (fault.Spec, error) {
@@ -401,7 +444,7 @@ func parseTLSA(args []string) (tlsa.Host, error) {
 
 // start loads keys and zones; any error here stops CoreDNS from starting.
 func start(cfg *config) (*DaneZone, error) {
-	files, err := zoneFiles(cfg.path, cfg.origins)
+	files, err := cfg.startFiles()
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +482,7 @@ func start(cfg *config) (*DaneZone, error) {
 func (cfg *config) open(origin, file string) (*servedZone, error) {
 	if cfg.unsigned[origin] {
 		sz := &servedZone{origin: origin, file: file, mode: denial.NSEC, unsigned: true,
-			signer: signer.New(origin, &keys.Set{Zone: origin}, cfg.policy)}
+			signer: signer.New(origin, &keys.Set{Zone: origin}, cfg.policy), maxRecords: cfg.records}
 		snap, fz, st, err := sz.load()
 		if err != nil {
 			reloads.WithLabelValues(origin, "failed").Inc()
@@ -449,12 +492,9 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 		log.Infof("Serving %s from %s unsigned: serial %d, %d names", origin, file, snap.z.Serial, snap.z.Nodes())
 		return sz, nil
 	}
-	ks, generated, err := keys.LoadOrGenerate(cfg.keyDir, origin, cfg.algorithm)
+	ks, err := cfg.openKeys(origin)
 	if err != nil {
 		return nil, err
-	}
-	if generated {
-		log.Infof("Generated a key (CSK, %s) for %s in %s", dns.AlgorithmToString[cfg.algorithm], origin, cfg.keyDir)
 	}
 	dsFile, err := keys.WriteDSSet(cfg.keyDir, ks)
 	if err != nil {
@@ -468,7 +508,7 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 		mode = m
 	}
 	sz := &servedZone{origin: origin, file: file, mode: mode, signer: signer.New(origin, ks, cfg.policy),
-		keyStamp: keyFilesStamp(cfg.keyDir, origin)}
+		keyStamp: keyFilesStamp(cfg.keyDir, origin), maxRecords: cfg.records}
 	snap, fz, st, err := sz.load()
 	if err != nil {
 		reloads.WithLabelValues(origin, "failed").Inc()

@@ -1,8 +1,12 @@
 package danezone
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,10 +41,17 @@ type servedZone struct {
 	stamp    fileStamp // of the file behind cur
 	keyStamp string    // of the key files behind the signer
 
-	mu       sync.Mutex  // serialises loads and edits
-	fileZone *zone.Zone  // the file's data, before edits
-	edits    []zone.Edit // runtime record changes, re-applied after every reload
-	managed  []zone.Edit // TLSA records that follow certificates, applied before edits
+	mu         sync.Mutex  // serialises loads and edits
+	fileZone   *zone.Zone  // the file's data, before edits
+	edits      zone.Log    // runtime record changes, their net effect, re-applied after every reload
+	managed    []zone.Edit // TLSA records that follow certificates, applied before edits
+	maxRecords int         // zone.Limits.MaxRecords
+
+	// The poll's view of the file; only the poll goroutine touches these.
+	seen         fileStamp // a changed version of the file, waiting to settle
+	seenAt       time.Time // when seen was first seen
+	missingSince time.Time // when the file was found missing (zero: it is there)
+	notRegular   bool      // the path was last found to be something other than a regular file
 
 	alts      alternates // snapshots served by data faults
 	wrongOnce sync.Once
@@ -94,18 +105,88 @@ func (s *zoneSet) match(qname string, qtype uint16) *servedZone {
 	return s.byName[o]
 }
 
-// fileStamp identifies a version of a file cheaply for polling.
+// fileStamp identifies a version of a file cheaply for polling: its size and time, and its
+// inode, which a file renamed into place changes.
 type fileStamp struct {
-	mod  time.Time
-	size int64
+	mod      time.Time
+	size     int64
+	dev, ino uint64
 }
 
+// stampOf returns the stamp of the regular file at path; a missing file is an error for which
+// errors.Is(err, fs.ErrNotExist) holds, and anything but a regular file is an error naming it.
 func stampOf(path string) (fileStamp, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{fi.ModTime(), fi.Size()}, nil
+	if err := zone.Regular(path, fi); err != nil {
+		return fileStamp{}, err
+	}
+	dev, ino := zone.FileID(fi)
+	return fileStamp{fi.ModTime(), fi.Size(), dev, ino}, nil
+}
+
+// errUnsettled is a zone file that changed while it was read: it is tried again at the next
+// poll, not reported as broken.
+var errUnsettled = errors.New("changed while it was read; trying again at the next poll")
+
+// maxSettle bounds settleFor: with slow polls, two polls apart is quiet enough.
+const maxSettle = 5 * time.Second
+
+// settleFor is how long a zone file written in place must stay unchanged before it is loaded:
+// three poll intervals (3 s at the default 1 s), at most maxSettle. A half-written file is
+// usually a valid zone that lacks its end (a TLSA name would get a validly signed NXDOMAIN),
+// so a change is not loaded while it may still be going on.
+func settleFor(reload time.Duration) time.Duration { return min(3*reload, maxSettle) }
+
+// settled reports whether the version st of the zone file may be loaded now. A new inode was
+// renamed into place, which is complete by construction (the safe way to edit, README). A
+// file written in place may be half done: it is loaded once it has not changed for settle,
+// counted from its modification time, or from when the poll first saw this version if that
+// is earlier (a clock ahead, a time set by hand). The caller is the poll goroutine.
+func (sz *servedZone) settled(st fileStamp, now time.Time, settle time.Duration) bool {
+	if st.ino != sz.stamp.ino || st.dev != sz.stamp.dev {
+		return true
+	}
+	if st != sz.seen {
+		sz.seen, sz.seenAt = st, now
+	}
+	quiet := sz.seenAt
+	if st.mod.Before(quiet) {
+		quiet = st.mod
+	}
+	return now.Sub(quiet) >= settle
+}
+
+// limits returns the bounds of the zone signed with ks: each RRset must fit one DNS message
+// with the RRSIGs of every key that signs it (the zone signing keys; the DNSKEY, CDS and
+// CDNSKEY sets that the KSKs sign are danezone's own).
+func (sz *servedZone) limits(ks *keys.Set) zone.Limits {
+	lim := zone.Limits{MaxRecords: sz.maxRecords}
+	if sz.unsigned || ks == nil {
+		return lim
+	}
+	for _, k := range ks.ZSKs() {
+		lim.SigSize += zone.RRSIGSize(sz.origin, signatureLen(k))
+	}
+	return lim
+}
+
+// signatureLen is the length of a signature by k: the modulus for RSA (RFC 3110 §3), r and s
+// for ECDSA (RFC 6605 §4), 64 octets for Ed25519 (RFC 8080 §4).
+func signatureLen(k *keys.Key) int {
+	if k.Signer != nil {
+		switch pub := k.Signer.Public().(type) {
+		case *rsa.PublicKey:
+			return pub.Size()
+		case *ecdsa.PublicKey:
+			return 2 * ((pub.Curve.Params().BitSize + 7) / 8)
+		case ed25519.PublicKey:
+			return ed25519.SignatureSize
+		}
+	}
+	return 512 // as long as RSA-4096's
 }
 
 // apexSets returns the DNSKEY, CDS and CDNSKEY RRsets danezone adds at the apex.
@@ -121,16 +202,23 @@ func apexSets(ks *keys.Set) []*zone.RRset {
 
 // load reads the zone file and builds a new snapshot with the runtime edits applied,
 // keeping what did not change from the current one. It does not install it. The caller holds
-// sz.mu.
-func (sz *servedZone) load() (*snapshot, *zone.Zone, fileStamp, error) {
-	return sz.loadWith(sz.signer.Keys())
+// sz.mu. A file that changes while it is read is read again (at start there is no poll to
+// wait for).
+func (sz *servedZone) load() (snap *snapshot, fz *zone.Zone, st fileStamp, err error) {
+	for range 3 {
+		if snap, fz, st, err = sz.loadWith(sz.signer.Keys()); !errors.Is(err, errUnsettled) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return snap, fz, st, err
 }
 
-// loadWith is load with the apex key sets of ks.
+// loadWith is load with the apex key sets of ks, once.
 func (sz *servedZone) loadWith(ks *keys.Set) (*snapshot, *zone.Zone, fileStamp, error) {
 	st, err := stampOf(sz.file)
 	if err != nil {
-		return nil, nil, st, &zone.Error{File: sz.file, Msg: err.Error()}
+		return nil, nil, st, fileError(sz.file, err)
 	}
 	prev := sz.cur.Load()
 	var prevZone *zone.Zone
@@ -138,11 +226,15 @@ func (sz *servedZone) loadWith(ks *keys.Set) (*snapshot, *zone.Zone, fileStamp, 
 	if prev != nil {
 		prevZone, prevDenial = prev.z, prev.d
 	}
-	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, apexSets(ks)...)
+	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, sz.limits(ks), apexSets(ks)...)
 	if err != nil {
 		return nil, nil, st, err
 	}
-	all := append(append([]zone.Edit{}, sz.managed...), sz.edits...)
+	// Written while it was read, the data may mix two versions.
+	if after, err := stampOf(sz.file); err != nil || after != st {
+		return nil, nil, st, fmt.Errorf("%s: %w", sz.file, errUnsettled)
+	}
+	all := append(append([]zone.Edit{}, sz.managed...), sz.edits.Edits()...)
 	z, err := fz.Apply(all, len(all))
 	if err != nil {
 		return nil, nil, st, fmt.Errorf("%s: the runtime record changes no longer apply to the new version: %v", sz.file, err)
@@ -150,13 +242,28 @@ func (sz *servedZone) loadWith(ks *keys.Set) (*snapshot, *zone.Zone, fileStamp, 
 	return &snapshot{z: z, d: denial.New(sz.mode, z, prevDenial)}, fz, st, nil
 }
 
+// fileError is err of a stat of file as a zone.Error, without the path twice.
+func fileError(file string, err error) error {
+	var ze *zone.Error
+	if errors.As(err, &ze) {
+		return err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &zone.Error{File: file, Msg: err.Error()}
+}
+
 // reload loads and installs a new version; on failure the current one keeps serving.
 func (sz *servedZone) reload() error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	snap, fz, st, err := sz.load()
+	snap, fz, st, err := sz.loadWith(sz.signer.Keys())
 	if err != nil {
-		reloads.WithLabelValues(sz.origin, "failed").Inc()
+		if !errors.Is(err, errUnsettled) {
+			reloads.WithLabelValues(sz.origin, "failed").Inc()
+		}
 		return err
 	}
 	sz.install(snap, fz, st)
@@ -170,7 +277,9 @@ func (sz *servedZone) reloadWithKeys(ks *keys.Set) error {
 	defer sz.mu.Unlock()
 	snap, fz, st, err := sz.loadWith(ks)
 	if err != nil {
-		reloads.WithLabelValues(sz.origin, "failed").Inc()
+		if !errors.Is(err, errUnsettled) {
+			reloads.WithLabelValues(sz.origin, "failed").Inc()
+		}
 		return err
 	}
 	sz.install(snap, fz, st)
@@ -186,18 +295,27 @@ func (sz *servedZone) install(snap *snapshot, fz *zone.Zone, st fileStamp) {
 	serial.WithLabelValues(sz.origin).Set(float64(snap.z.Serial))
 }
 
-// edit applies runtime record changes on top of the file's data and serves the result.
+// edit applies runtime record changes on top of the data being served and serves the result.
+// The served snapshot is the file's data with the managed records and every edit so far, so
+// the new edits apply to it directly: a change costs the same however many came before it.
+// The log kept for reloads holds the net effect of the changes (zone.Log), not their history.
 func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	all := append(append([]zone.Edit{}, sz.edits...), edits...)
 	if reset {
-		all = nil
+		if err := sz.rebuild(sz.managed, nil, len(sz.managed)); err != nil {
+			return err
+		}
+		sz.edits = zone.Log{}
+		return nil
 	}
-	if err := sz.rebuild(sz.managed, all, len(sz.managed)+len(sz.edits)); err != nil {
+	prev := sz.cur.Load()
+	z, err := prev.z.Apply(edits, 0)
+	if err != nil {
 		return err
 	}
-	sz.edits = all
+	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prev.d)})
+	sz.edits.Append(edits)
 	return nil
 }
 
@@ -205,7 +323,8 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 func (sz *servedZone) setManaged(managed []zone.Edit) error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	if err := sz.rebuild(managed, sz.edits, len(managed)+len(sz.edits)); err != nil {
+	edits := sz.edits.Edits()
+	if err := sz.rebuild(managed, edits, len(managed)+len(edits)); err != nil {
 		return err
 	}
 	sz.managed = managed
@@ -226,14 +345,39 @@ func (sz *servedZone) rebuild(managed, edits []zone.Edit, strict int) error {
 	return nil
 }
 
-// zoneFiles lists the zones of path: a directory of <origin>.zone files, or one file.
-func zoneFiles(path string, origins []string) (map[string]string, error) {
-	fi, err := os.Stat(path)
+// startFiles lists the zones to serve at start, and decides for good whether the path is a
+// directory of zone files or one file: a path that changes kind later is an error to report,
+// not a new configuration (a directory put in place of the zone file must not drop the zone).
+func (cfg *config) startFiles() (map[string]string, error) {
+	fi, err := os.Stat(cfg.path)
 	if err != nil {
 		return nil, err
 	}
+	cfg.dir = fi.IsDir()
+	files, err := zoneFiles(cfg.path, cfg.origins, cfg.dir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.dir {
+		for _, o := range cfg.origins {
+			if files[o] == "" {
+				return nil, fmt.Errorf("%s: no zone file %s.zone for zone %s", cfg.path, strings.TrimSuffix(o, "."), o)
+			}
+		}
+	}
+	for _, file := range files { // before keys are made for a zone that is not a file
+		if _, err := stampOf(file); err != nil {
+			return nil, fileError(file, err)
+		}
+	}
+	return files, nil
+}
+
+// zoneFiles lists the zones of path: the <origin>.zone entries of a directory (whatever they
+// are: one that is not a regular file is reported when it is loaded), or the one file.
+func zoneFiles(path string, origins []string, dir bool) (map[string]string, error) {
 	files := map[string]string{}
-	if !fi.IsDir() {
+	if !dir {
 		origin := originOf(filepath.Base(path))
 		if len(origins) > 0 {
 			origin = zone.Canonical(origins[0])
@@ -250,7 +394,7 @@ func zoneFiles(path string, origins []string) (map[string]string, error) {
 		want[zone.Canonical(o)] = true
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".zone") {
+		if !strings.HasSuffix(e.Name(), ".zone") {
 			continue
 		}
 		origin := originOf(e.Name())
@@ -261,11 +405,6 @@ func zoneFiles(path string, origins []string) (map[string]string, error) {
 			continue
 		}
 		files[origin] = filepath.Join(path, e.Name())
-	}
-	for o := range want {
-		if files[o] == "" {
-			return nil, fmt.Errorf("%s: no zone file %s.zone for zone %s", path, strings.TrimSuffix(o, "."), o)
-		}
 	}
 	return files, nil
 }

@@ -1,7 +1,9 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -49,12 +51,13 @@ type Backend struct {
 type Server struct {
 	backend atomic.Pointer[Backend]
 	srv     *http.Server
-	ln      net.Listener
+	ln      *limitListener
+	limits  limits
 }
 
 // NewServer returns a server for b.
 func NewServer(b Backend) *Server {
-	s := &Server{}
+	s := &Server{limits: defaultLimits}
 	s.backend.Store(&b)
 	return s
 }
@@ -137,9 +140,11 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return err
 	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go s.srv.Serve(ln)
+	l := s.limits
+	s.ln = newLimitListener(ln, l.maxConns)
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: l.readHeaderTimeout, ReadTimeout: l.readTimeout,
+		WriteTimeout: l.writeTimeout, IdleTimeout: l.idleTimeout, MaxHeaderBytes: l.maxHeaderBytes}
+	go s.srv.Serve(s.ln)
 	return nil
 }
 
@@ -181,17 +186,32 @@ func (s *Server) Handler() http.Handler {
 	return s.auth(mux)
 }
 
+// auth lets a request through only with the token, when there is one. A refused client's
+// connection is closed, so that it holds no connection slot (limits.maxConns) once answered.
 func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token := s.b().Token; token != "" {
-			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN")
-				return
-			}
+		if token := s.b().Token; token != "" && !bearerMatches(r.Header.Get("Authorization"), token) {
+			// RFC 9110 §15.5.2: a 401 carries a challenge; RFC 6750 §3 names the scheme.
+			w.Header().Set("WWW-Authenticate", `Bearer realm="danezone"`)
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN")
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerMatches reports whether the Authorization header h carries token. RFC 6750 §2.1:
+// credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1). The
+// digests are compared so that the time taken says nothing of the token, not even its length.
+func bearerMatches(h, token string) bool {
+	scheme, got, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got = strings.TrimLeft(got, " ")
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
+	return got != "" && subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -206,17 +226,47 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
-// decode reads a JSON body strictly: unknown fields are errors, so typos are not ignored.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+// errTooLarge refuses a body over maxBody.
+var errTooLarge = fmt.Errorf("body too large: at most %d bytes", maxBody)
+
+// decode reads a JSON body strictly: one object and nothing after it but white space, no
+// unknown fields (so typos are not ignored), at most maxBody bytes. It returns the body, for
+// the checks that need to know which fields were sent. Errors are for the client: write them
+// with refuse.
+func decode(w http.ResponseWriter, r *http.Request, v any) ([]byte, error) {
+	if r.ContentLength > maxBody {
+		return nil, errTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, errTooLarge
+		}
+		return nil, fmt.Errorf("reading the body: %v", err)
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 {
+		return nil, fmt.Errorf("empty body: send a JSON object")
+	} else if t[0] != '{' {
+		return nil, fmt.Errorf("bad JSON: send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("empty body: send a JSON object")
-		}
-		return fmt.Errorf("bad JSON: %v", err)
+		return nil, fmt.Errorf("bad JSON: %v", err)
 	}
-	return nil
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("bad JSON: data after the object, at byte %d", dec.InputOffset())
+	}
+	return body, nil
+}
+
+// refuse answers err: 413 for a body too large, 400 for anything else.
+func refuse(w http.ResponseWriter, err error) {
+	if errors.Is(err, errTooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -237,16 +287,47 @@ func (s *Server) modes(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) addFault(w http.ResponseWriter, r *http.Request) {
 	var spec fault.Spec
-	if err := decode(r, &spec); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	body, err := decode(w, r, &spec)
+	if err == nil {
+		err = checkLimits(body, spec)
+	}
+	if err != nil {
+		refuse(w, err)
 		return
 	}
 	f, err := s.b().Faults.Add(spec)
+	if errors.Is(err, fault.ErrTooMany) {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, f)
+}
+
+// checkLimits refuses a limit sent with a value that is no limit. In a Spec, share 0, count 0
+// and for 0 mean "no limit", the same as a field left out, so "share":0 would apply the fault
+// to every query. Sent, share must be in (0, 1], count at least 1 and for positive; null is
+// the same as left out.
+func checkLimits(body []byte, spec fault.Spec) error {
+	var sent struct {
+		Share, Count, For json.RawMessage
+	}
+	if err := json.Unmarshal(body, &sent); err != nil { // decoded as spec already
+		return fmt.Errorf("bad JSON: %v", err)
+	}
+	given := func(raw json.RawMessage) bool { return raw != nil && string(raw) != "null" }
+	switch {
+	case given(sent.Share) && !(spec.Share > 0 && spec.Share <= 1):
+		return fmt.Errorf("share %s is not in (0, 1]: leave share out to apply the fault to every query", sent.Share)
+	case given(sent.Count) && spec.Count == 0:
+		return fmt.Errorf("count 0 is no limit: give at least 1, or leave count out for every query")
+	case given(sent.For) && spec.For == 0:
+		return fmt.Errorf("for %s is an empty window: give a positive duration, or leave for out for no end", sent.For)
+	}
+	return nil
 }
 
 func (s *Server) removeFault(w http.ResponseWriter, r *http.Request) {
@@ -309,6 +390,9 @@ func (b *recordsBody) nameType(rrs []dns.RR, typeRequired bool) (string, uint16,
 	if name == "" {
 		return "", 0, fmt.Errorf("name is required (or records)")
 	}
+	if _, ok := dns.IsDomainName(name); !ok {
+		return "", 0, fmt.Errorf("invalid name %q", name)
+	}
 	if typeRequired && t == 0 {
 		return "", 0, fmt.Errorf("type is required (or records)")
 	}
@@ -322,7 +406,7 @@ func (b *recordsBody) nameType(rrs []dns.RR, typeRequired bool) (string, uint16,
 
 func (s *Server) addRecords(w http.ResponseWriter, r *http.Request) {
 	var b recordsBody
-	err := decode(r, &b)
+	_, err := decode(w, r, &b)
 	var rrs []dns.RR
 	if err == nil {
 		rrs, err = b.parse()
@@ -334,7 +418,7 @@ func (s *Server) addRecords(w http.ResponseWriter, r *http.Request) {
 		err = s.b().Records.AddRecords(rrs)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		refuse(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"added": len(rrs), "zones": s.b().Records.Zones()})
@@ -355,7 +439,7 @@ func (s *Server) removeRecords(w http.ResponseWriter, r *http.Request) {
 // changeRecords reads a body naming one RRset (by records, or name and type) and applies do.
 func (s *Server) changeRecords(w http.ResponseWriter, r *http.Request, typeRequired bool, do func(string, uint16, []dns.RR) (map[string]any, error)) {
 	var b recordsBody
-	err := decode(r, &b)
+	_, err := decode(w, r, &b)
 	var rrs []dns.RR
 	var name string
 	var t uint16
@@ -370,7 +454,7 @@ func (s *Server) changeRecords(w http.ResponseWriter, r *http.Request, typeRequi
 		out, err = do(name, t, rrs)
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		refuse(w, err)
 		return
 	}
 	out["zones"] = s.b().Records.Zones()

@@ -6,10 +6,12 @@ package fault
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,10 +213,16 @@ type Fault struct {
 	zone        string
 	name        string // canonical name or pattern
 	pattern     bool
+	head, tail  string // of a pattern: the text before its first '*' and after its last
 	from, until time.Time
+
+	seq  int           // order of addition: the first fault added wins when several match
+	reg  *Registry     // where it is registered (nil for a spec only checked); see Hold
+	done chan struct{} // closed when the fault is removed: releases the queries it delays
 
 	matched atomic.Int64 // queries in scope (name, type, window)
 	applied atomic.Int64
+	dropped atomic.Int64 // delayed queries dropped because MaxDelayed were waiting
 }
 
 // View is the state of a fault for the API.
@@ -222,6 +230,7 @@ type View struct {
 	*Fault
 	Matched int64 `json:"matched"`
 	Applied int64 `json:"applied"`
+	Dropped int64 `json:"dropped,omitempty"`
 	Active  bool  `json:"active"`
 }
 
@@ -233,15 +242,27 @@ func (f *Fault) Mode() Mode { return f.Spec.Mode }
 
 // MatchName reports whether name (any case) is in the fault's scope.
 func (f *Fault) MatchName(name string) bool {
-	name = strings.ToLower(dns.Fqdn(name))
+	return f.matchCanonical(strings.ToLower(dns.Fqdn(name)))
+}
+
+// matchCanonical is MatchName for a name already lower case and fully qualified.
+func (f *Fault) matchCanonical(name string) bool {
 	if !f.pattern {
 		return name == f.name
 	}
-	return glob(f.name, name)
+	// Most patterns fail on their fixed ends, in a few nanoseconds instead of a glob's
+	// backtracking: this keeps a long list of patterns cheap.
+	return len(name) >= len(f.head)+len(f.tail) && strings.HasPrefix(name, f.head) &&
+		strings.HasSuffix(name, f.tail) && glob(f.name, name)
 }
 
 // Zone returns the zone the fault is limited to, "" for any.
 func (f *Fault) Zone() string { return f.zone }
+
+// ends returns the fixed text of a pattern before its first '*' and after its last.
+func ends(pattern string) (head, tail string) {
+	return pattern[:strings.IndexByte(pattern, '*')], pattern[strings.LastIndexByte(pattern, '*')+1:]
+}
 
 // glob matches s against a pattern in which '*' stands for any run of characters.
 func glob(pattern, s string) bool {
@@ -270,7 +291,7 @@ func glob(pattern, s string) bool {
 
 // check validates spec and returns the fault it describes.
 func (s Spec) compile(now time.Time) (*Fault, error) {
-	f := &Fault{Spec: s, Created: now}
+	f := &Fault{Spec: s, Created: now, done: make(chan struct{})}
 	if s.Mode == "" {
 		return nil, fmt.Errorf("mode is required")
 	}
@@ -284,10 +305,10 @@ func (s Spec) compile(now time.Time) (*Fault, error) {
 	}
 	f.name = strings.ToLower(dns.Fqdn(s.Name))
 	f.pattern = strings.Contains(f.name, "*")
-	if !f.pattern {
-		if _, ok := dns.IsDomainName(f.name); !ok {
-			return nil, fmt.Errorf("invalid name %q", s.Name)
-		}
+	if f.pattern {
+		f.head, f.tail = ends(f.name)
+	} else if _, ok := dns.IsDomainName(f.name); !ok {
+		return nil, fmt.Errorf("invalid name %q", s.Name)
 	}
 	if s.Zone != "" {
 		if _, ok := dns.IsDomainName(s.Zone); !ok {
@@ -310,7 +331,7 @@ func (s Spec) compile(now time.Time) (*Fault, error) {
 	switch {
 	case s.Count < 0:
 		return nil, fmt.Errorf("count must not be negative")
-	case s.Share < 0 || s.Share > 1:
+	case !(s.Share >= 0 && s.Share <= 1): // NaN too
 		return nil, fmt.Errorf("share must be between 0 and 1")
 	case m == Delay && s.Delay <= 0:
 		return nil, fmt.Errorf("the delay mode needs a positive delay")
@@ -345,61 +366,158 @@ func (s Spec) compile(now time.Time) (*Fault, error) {
 	return f, nil
 }
 
+// The default limits of a registry. A lab or a test run uses a handful of faults, a generated
+// scenario a few hundred; beyond that a fault list is a mistake or an attack on the control
+// API, and List, alternates and memory grow with it. A delayed query holds a goroutine and
+// its request (235 MB for 20.8k of them, about 11 KB each): a thousand is 1000 queries per
+// second delayed by a second, more than a test of a client's timeout needs, in about 11 MB.
+const (
+	DefaultMaxFaults  = 1000
+	DefaultMaxDelayed = 1000
+)
+
+// ErrTooMany is returned (wrapped) by Add when the registry holds MaxFaults faults.
+var ErrTooMany = errors.New("too many faults")
+
 // Registry holds the faults of one danezone instance; safe for concurrent use.
+//
+// Faults are indexed so that a query costs the same with 10 faults or 1000: faults on an
+// exact name are found by that name, patterns (a short list in practice) by their zone.
+// Wherever several faults match, the first one added wins, as if they were scanned in order.
 type Registry struct {
 	mu     sync.RWMutex
-	faults []*Fault
-	next   int
-	count  atomic.Int32 // len(faults), read without the lock on the hot path
+	faults []*Fault            // in the order they were added
+	exact  map[string][]*Fault // by canonical name; each list in the order added
+	globs  map[string][]*Fault // patterns by zone, "" for any zone; in the order added
+	// DS data faults the referrals carry (DataFor): by name, and the patterns.
+	dsExact map[string][]*Fault
+	dsGlobs []*Fault
+	next    int
+	count   atomic.Int32   // len(faults), read without the lock on the hot path
+	dsCount atomic.Int32   // faults in dsExact and dsGlobs, likewise
+	delayed atomic.Int64   // queries waiting in Hold
+	rnd     func() float64 // the draws of share (a seeded source in tests)
+
 	// Now is the clock of the time windows.
 	Now func() time.Time
 	// OnChange, if set, is called after every change (the handler drops cached alternates).
 	OnChange func()
+	// MaxFaults is the most faults registered at once (0: DefaultMaxFaults), and MaxDelayed
+	// the most queries a delay fault holds at once (0: DefaultMaxDelayed); set before use.
+	MaxFaults, MaxDelayed int
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{Now: time.Now} }
+func NewRegistry() *Registry { return &Registry{Now: time.Now, rnd: rand.Float64} }
 
-// Add registers a fault.
+// Add registers a fault; beyond MaxFaults it refuses with ErrTooMany.
 func (r *Registry) Add(s Spec) (*Fault, error) {
 	f, err := s.compile(r.Now())
 	if err != nil {
 		return nil, err
 	}
+	limit := r.MaxFaults
+	if limit <= 0 {
+		limit = DefaultMaxFaults
+	}
 	r.mu.Lock()
+	if len(r.faults) >= limit {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("%w: at most %d at once; remove some first", ErrTooMany, limit)
+	}
 	r.next++
-	f.ID = strconv.Itoa(r.next)
+	f.ID, f.seq, f.reg = strconv.Itoa(r.next), r.next, r
 	r.faults = append(r.faults, f)
+	r.index(f, true)
 	r.count.Store(int32(len(r.faults)))
 	r.mu.Unlock()
 	r.changed()
 	return f, nil
 }
 
-// Remove deletes a fault by ID.
+// dataDS reports whether DataFor considers f: a DS fault, not limited to a share (share 1
+// is every query, as no share is).
+func (f *Fault) dataDS() bool {
+	return f.Spec.Mode.Data() && f.Spec.Mode.DataType() == dns.TypeDS && (f.Spec.Share == 0 || f.Spec.Share >= 1)
+}
+
+// index adds f to the lookup maps, or removes it; r.mu must be held for writing.
+func (r *Registry) index(f *Fault, add bool) {
+	if r.exact == nil {
+		r.exact, r.globs, r.dsExact = map[string][]*Fault{}, map[string][]*Fault{}, map[string][]*Fault{}
+	}
+	m, key := r.exact, f.name
+	if f.pattern {
+		m, key = r.globs, f.zone
+	}
+	update(m, key, f, add)
+	if !f.dataDS() {
+		return
+	}
+	if f.pattern {
+		r.dsGlobs = edit(r.dsGlobs, f, add)
+	} else {
+		update(r.dsExact, f.name, f, add)
+	}
+	if add {
+		r.dsCount.Add(1)
+	} else {
+		r.dsCount.Add(-1)
+	}
+}
+
+func update(m map[string][]*Fault, key string, f *Fault, add bool) {
+	if l := edit(m[key], f, add); len(l) > 0 {
+		m[key] = l
+	} else {
+		delete(m, key)
+	}
+}
+
+// edit appends f to l, or removes it keeping the order. Readers never hold l outside the
+// registry's lock, so it is changed in place.
+func edit(l []*Fault, f *Fault, add bool) []*Fault {
+	if add {
+		return append(l, f)
+	}
+	if i := slices.Index(l, f); i >= 0 {
+		return slices.Delete(l, i, i+1)
+	}
+	return l
+}
+
+// Remove deletes a fault by ID. The queries it is delaying are answered at once (Hold).
 func (r *Registry) Remove(id string) bool {
 	r.mu.Lock()
-	found := false
+	var found *Fault
 	for i, f := range r.faults {
 		if f.ID == id {
 			r.faults = append(r.faults[:i:i], r.faults[i+1:]...)
-			found = true
+			found = f
 			break
 		}
 	}
+	if found != nil {
+		r.index(found, false)
+		close(found.done)
+	}
 	r.count.Store(int32(len(r.faults)))
 	r.mu.Unlock()
-	if found {
+	if found != nil {
 		r.changed()
 	}
-	return found
+	return found != nil
 }
 
-// Reset removes every fault.
+// Reset removes every fault, releasing the queries they delay.
 func (r *Registry) Reset() {
 	r.mu.Lock()
-	r.faults = nil
+	for _, f := range r.faults {
+		close(f.done)
+	}
+	r.faults, r.exact, r.globs, r.dsExact, r.dsGlobs = nil, nil, nil, nil, nil
 	r.count.Store(0)
+	r.dsCount.Store(0)
 	r.mu.Unlock()
 	r.changed()
 }
@@ -417,17 +535,38 @@ func (r *Registry) List() []View {
 	defer r.mu.RUnlock()
 	out := make([]View, len(r.faults))
 	for i, f := range r.faults {
-		out[i] = View{Fault: f, Matched: f.matched.Load(), Applied: f.applied.Load(), Active: f.live(now)}
+		out[i] = View{Fault: f, Matched: f.matched.Load(), Applied: f.applied.Load(), Dropped: f.dropped.Load(), Active: f.live(now)}
 	}
 	return out
 }
 
+// Delayed returns the number of queries the delay faults hold now.
+func (r *Registry) Delayed() int { return int(r.delayed.Load()) }
+
 // live reports whether the fault can still apply: inside its window, count not used up.
 func (f *Fault) live(now time.Time) bool {
-	if now.Before(f.from) || (!f.until.IsZero() && !now.Before(f.until)) {
+	if !f.inWindow(now) {
 		return false
 	}
 	return f.Spec.Count == 0 || f.matched.Load() < int64(f.Spec.Count)
+}
+
+func (f *Fault) inWindow(now time.Time) bool {
+	return !now.Before(f.from) && (f.until.IsZero() || now.Before(f.until))
+}
+
+// clock reads r.Now once per query, and only for a query some fault could apply to.
+type clock struct {
+	r   *Registry
+	now time.Time
+	set bool
+}
+
+func (c *clock) get() time.Time {
+	if !c.set {
+		c.now, c.set = c.r.Now(), true
+	}
+	return c.now
 }
 
 // DataFor returns a live DS fault (ds-mismatch, insecure) whose DS appears in the answer for
@@ -435,56 +574,134 @@ func (f *Fault) live(now time.Time) bool {
 // query is not counted; share-limited faults are left out. TLSA faults change only the
 // answers to TLSA questions: other types at the name answer as before.
 func (r *Registry) DataFor(zone, qname string) *Fault {
-	if r.count.Load() == 0 {
+	if r.dsCount.Load() == 0 {
 		return nil
 	}
-	now := r.Now()
+	name, zone := strings.ToLower(dns.Fqdn(qname)), strings.ToLower(zone)
+	c := clock{r: r}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, f := range r.faults {
-		if !f.Spec.Mode.Data() || f.Spec.Mode.DataType() != dns.TypeDS || f.Spec.Share > 0 ||
-			(f.zone != "" && !strings.EqualFold(f.zone, zone)) || !f.live(now) {
+	// The first added of the faults on any of the names from qname up, or patterns matching one.
+	var best *Fault
+	better := func(f *Fault) bool {
+		return (best == nil || f.seq < best.seq) && (f.zone == "" || f.zone == zone) && f.live(c.get())
+	}
+	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+		for _, f := range r.dsExact[name[off:]] {
+			if best != nil && f.seq > best.seq {
+				break
+			}
+			if better(f) {
+				best = f
+				break
+			}
+		}
+	}
+	for _, f := range r.dsGlobs {
+		if best != nil && f.seq > best.seq {
+			break
+		}
+		if !better(f) {
 			continue
 		}
-		for off, end := 0, false; !end; off, end = dns.NextLabel(qname, off) {
-			if f.MatchName(qname[off:]) {
+		for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+			if f.matchCanonical(name[off:]) {
 				return f
 			}
 		}
 	}
-	return nil
+	return best
 }
 
-// Match returns the first fault that applies to this query, counting it, or nil.
+// Match returns the first fault that applies to this query, counting it, or nil. Every fault
+// added before it whose scope and window hold the query counts it too (matched), as when the
+// faults were scanned in the order they were added.
 func (r *Registry) Match(zone, qname string, qtype uint16) *Fault {
 	if r.count.Load() == 0 {
 		return nil
 	}
-	now := r.Now()
+	name, zone := strings.ToLower(dns.Fqdn(qname)), strings.ToLower(zone)
+	c := clock{r: r}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, f := range r.faults {
-		if f.zone != "" && !strings.EqualFold(f.zone, zone) {
+	// The candidates: faults on the name, patterns of any zone, patterns of this zone.
+	a, b, z := r.exact[name], r.globs[""], []*Fault(nil)
+	if zone != "" {
+		z = r.globs[zone]
+	}
+	for {
+		f := first(&a, &b, &z)
+		if f == nil {
+			return nil
+		}
+		if f.zone != "" && f.zone != zone {
 			continue
 		}
 		if f.qtype != 0 && f.qtype != qtype {
 			continue
 		}
-		if !f.MatchName(qname) {
+		if !f.matchCanonical(name) {
 			continue
 		}
-		if now.Before(f.from) || (!f.until.IsZero() && !now.Before(f.until)) {
+		if !f.inWindow(c.get()) {
 			continue
 		}
 		n := f.matched.Add(1)
 		if f.Spec.Count > 0 && n > int64(f.Spec.Count) {
 			continue
 		}
-		if f.Spec.Share > 0 && f.Spec.Share < 1 && rand.Float64() >= f.Spec.Share {
+		if f.Spec.Share > 0 && f.Spec.Share < 1 && r.rnd() >= f.Spec.Share {
 			continue
 		}
 		f.applied.Add(1)
 		return f
 	}
-	return nil
+}
+
+// first takes the earliest added fault off the heads of three lists, each in the order added.
+func first(a, b, c *[]*Fault) *Fault {
+	p := a
+	if len(*p) == 0 || len(*b) > 0 && (*b)[0].seq < (*p)[0].seq {
+		p = b
+	}
+	if len(*p) == 0 || len(*c) > 0 && (*c)[0].seq < (*p)[0].seq {
+		p = c
+	}
+	if len(*p) == 0 {
+		return nil
+	}
+	f := (*p)[0]
+	*p = (*p)[1:]
+	return f
+}
+
+// Hold waits out the delay of a delay fault for one query, and reports whether to answer it.
+// It answers when the delay has passed, and at once when the fault is removed: a removed
+// fault delays nothing, and the clients still waiting get the answer they would get now. It
+// drops the query when the client's context ends, or when MaxDelayed queries are already
+// held: a delayed answer looks like no answer to the client anyway, and a flood of queries
+// must not pile up goroutines. Then dropped is the fault's count of such drops, this one
+// included (0: not dropped for the limit).
+func (f *Fault) Hold(ctx context.Context) (answer bool, dropped int64) {
+	if r := f.reg; r != nil {
+		limit := r.MaxDelayed
+		if limit <= 0 {
+			limit = DefaultMaxDelayed
+		}
+		if r.delayed.Add(1) > int64(limit) {
+			r.delayed.Add(-1)
+			return false, f.dropped.Add(1)
+		}
+		defer r.delayed.Add(-1)
+	}
+	t := time.NewTimer(time.Duration(f.Spec.Delay))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true, 0
+	case <-f.done:
+		return true, 0
+	case <-ctx.Done():
+		return false, 0
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,9 @@ func (k *Key) IsKSK() bool { return k.DNSKEY.Flags&dns.SEP != 0 }
 type Set struct {
 	Zone string // lowercase FQDN
 	Keys []*Key
+	// Warnings are problems that do not stop the keys from being used (a private key file
+	// others can read, a weak RSA key), each naming its file, for the caller to log.
+	Warnings []string
 }
 
 // KSKs returns the keys that sign the DNSKEY, CDS and CDNSKEY RRsets: the
@@ -285,11 +289,12 @@ func Load(dir, zone string) (*Set, error) {
 		if !ok {
 			continue
 		}
-		k, err := loadKey(dir, name, z, alg, tag)
+		k, warnings, err := loadKey(dir, name, z, alg, tag)
 		if err != nil {
 			return nil, err
 		}
 		set.Keys = append(set.Keys, k)
+		set.Warnings = append(set.Warnings, warnings...)
 	}
 	sort.SliceStable(set.Keys, func(i, j int) bool {
 		a, b := set.Keys[i], set.Keys[j]
@@ -301,28 +306,92 @@ func Load(dir, zone string) (*Set, error) {
 	return set, nil
 }
 
+// RSA key sizes. Below MinRSABits a key is refused: such a modulus can be factored with modest
+// means, and Go's crypto/rsa (since Go 1.24) refuses to sign with it, so every signed answer
+// would fail. Below WeakRSABits a key is used with a warning: NIST SP 800-131A Rev. 2 disallows
+// RSA signature keys under 2048 bits since 2014 (RFC 6781 §3.4.2 on key sizes), and
+// dnssec-keygen's default is 2048.
+const (
+	MinRSABits  = 1024
+	WeakRSABits = 2048
+)
+
 // loadKey reads one .key/.private pair. name is the .key file name in dir;
-// alg and tag come from that name.
-func loadKey(dir, name, zone string, alg uint8, tag uint16) (*Key, error) {
+// alg and tag come from that name. warnings are problems that do not stop the
+// key from being used.
+func loadKey(dir, name, zone string, alg uint8, tag uint16) (k *Key, warnings []string, err error) {
 	keyPath := filepath.Join(dir, name)
 	privPath := strings.TrimSuffix(keyPath, filepath.Ext(keyPath)) + ".private"
 
 	dnskey, err := readKeyFile(keyPath, zone)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if dnskey.Algorithm != alg {
-		return nil, fmt.Errorf("%s: algorithm mismatch: file name says %d, DNSKEY has %d", keyPath, alg, dnskey.Algorithm)
+		return nil, nil, fmt.Errorf("%s: algorithm mismatch: file name says %d, DNSKEY has %d", keyPath, alg, dnskey.Algorithm)
 	}
 	if t := dnskey.KeyTag(); t != tag {
-		return nil, fmt.Errorf("%s: key tag mismatch: file name says %d, DNSKEY has %d", keyPath, tag, t)
+		return nil, nil, fmt.Errorf("%s: key tag mismatch: file name says %d, DNSKEY has %d", keyPath, tag, t)
+	}
+	if isRSA(dnskey.Algorithm) {
+		switch bits := rsaBits(dnskey); {
+		case bits < MinRSABits:
+			return nil, nil, fmt.Errorf("%s: RSA key of %d bits refused: under %d bits it can be factored and cannot sign; replace it with a new key (ECDSAP256SHA256, or RSASHA256 of 2048 bits)", keyPath, bits, MinRSABits)
+		case bits < WeakRSABits:
+			warnings = append(warnings, fmt.Sprintf("%s: RSA key of only %d bits: under %d bits it is too weak for a signing key (NIST SP 800-131A); roll to a new key (ECDSAP256SHA256, or RSASHA256 of 2048 bits)", keyPath, bits, WeakRSABits))
+		}
 	}
 
 	signer, err := readPrivateFile(privPath, dnskey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath}, nil
+	if w := privateModeWarning(privPath, zone); w != "" {
+		warnings = append(warnings, w)
+	}
+	return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath}, warnings, nil
+}
+
+// privateModeWarning returns a warning when the private key file at path grants any permission
+// to group or others: whoever can read it can sign for the zone (dnssec-keygen and Generate
+// write mode 0600).
+func privateModeWarning(path, zone string) string {
+	if runtime.GOOS == "windows" { // no Unix permission bits
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: private key file has mode %04o: group or others can read or change it, and anyone who reads it can sign for %s; run chmod 600 %s", path, fi.Mode().Perm(), zone, path)
+}
+
+func isRSA(alg uint8) bool {
+	switch alg {
+	case dns.RSASHA1, dns.RSASHA1NSEC3SHA1, dns.RSASHA256, dns.RSASHA512:
+		return true
+	}
+	return false
+}
+
+// rsaBits returns the modulus size of an RSA DNSKEY (RFC 3110 §2: exponent length in one
+// octet, or zero and two octets, then the exponent, then the modulus), 0 if it is malformed.
+func rsaBits(k *dns.DNSKEY) int {
+	pub, err := base64.StdEncoding.DecodeString(k.PublicKey)
+	if err != nil || len(pub) < 1 {
+		return 0
+	}
+	expLen, off := int(pub[0]), 1
+	if expLen == 0 {
+		if len(pub) < 3 {
+			return 0
+		}
+		expLen, off = int(pub[1])<<8|int(pub[2]), 3
+	}
+	if len(pub) <= off+expLen {
+		return 0
+	}
+	return new(big.Int).SetBytes(pub[off+expLen:]).BitLen()
 }
 
 // readKeyFile parses a BIND .key file holding one DNSKEY of zone.

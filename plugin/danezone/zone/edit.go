@@ -34,6 +34,7 @@ func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 	}
 	sets := z.allSets()
 	touched := map[string]bool{}
+	chk := newChecker(z.limits)
 	for i, e := range edits {
 		name := Canonical(e.Name)
 		if !dns.IsSubDomain(z.Origin, name) {
@@ -52,6 +53,10 @@ func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 			}
 			if h.Name != name || h.Rrtype != e.Type && e.Type != 0 {
 				return nil, fmt.Errorf("%s is not %s %s", rr, name, dns.TypeToString[e.Type])
+			}
+			// Checked before canonicalRdata, which would turn a missing name into the root.
+			if _, err := chk.record(c); err != nil {
+				return nil, err
 			}
 			canonicalRdata(c)
 			rrs = append(rrs, c)
@@ -81,7 +86,7 @@ func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 			if len(rrs) == 0 {
 				delete(byType, e.Type)
 			} else {
-				byType[e.Type] = NewRRset(rrs)
+				byType[e.Type] = NewRRset(dedup(rrs)) // an RRset holds each record once (RFC 2181 §5)
 			}
 		case Remove:
 			switch {
@@ -124,7 +129,25 @@ func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 	if err := validateSets(z.Origin, sets, touched); err != nil {
 		return nil, err
 	}
-	nz := build(z.Origin, z.File, sets)
+	for name := range touched {
+		old := z.nodes[Key(name)]
+		for t, s := range sets[name] {
+			if old != nil && old.Sets[t] == s {
+				continue // unchanged, so checked before; and shared with answers: not to be packed here (PackRR sets Rdlength)
+			}
+			size, err := chk.setSize(s)
+			if err == nil {
+				err = chk.setTooLarge(name, t, size)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	nz := build(z.Origin, z.File, z.limits, sets)
+	if nz.records > z.limits.maxRecords() && nz.records > z.records {
+		return nil, chk.tooMany()
+	}
 	// Rules that an edit can break far from the names it touches: a new delegation or DNAME
 	// hides the data below it.
 	for _, n := range nz.nodes {

@@ -74,20 +74,47 @@ func AppendOctets(dst []byte, label string) []byte {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // Canonical returns the canonical presentation form of name: fully qualified, lowercase
-// (RFC 4034 §6.2), with escapes normalised by a round trip through the wire format.
+// (RFC 4034 §6.2), with escapes normalised by a round trip through the wire format. Raw octets
+// outside printable ASCII come back as \DDD escapes, so that one name has one spelling. Only
+// ASCII letters are lowered, octet by octet: a name is octets, not UTF-8 (RFC 2181 §11), and
+// a rune-wise lowercase (strings.ToLower, dns.CanonicalName) turns an invalid byte into U+FFFD.
 func Canonical(name string) string {
-	name = dns.CanonicalName(name)
-	if strings.IndexByte(name, '\\') < 0 {
-		return name
+	name = dns.Fqdn(name)
+	if needsRoundTrip(name) {
+		buf := make([]byte, 256)
+		if off, err := dns.PackDomainName(name, buf, 0, nil, false); err == nil {
+			if out, _, err := dns.UnpackDomainName(buf[:off], 0); err == nil {
+				name = out
+			}
+		}
 	}
-	buf := make([]byte, 256)
-	off, err := dns.PackDomainName(name, buf, 0, nil, false)
-	if err != nil {
-		return name
+	return lowerASCII(name)
+}
+
+// needsRoundTrip reports an escape or an octet outside printable ASCII.
+func needsRoundTrip(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '\\' || c < '!' || c > '~' {
+			return true
+		}
 	}
-	out, _, err := dns.UnpackDomainName(buf[:off], 0)
-	if err != nil {
-		return name
+	return false
+}
+
+// lowerASCII lowercases the ASCII letters of s and leaves every other octet alone.
+func lowerASCII(s string) string {
+	i := 0
+	for i < len(s) && (s[i] < 'A' || s[i] > 'Z') {
+		i++
 	}
-	return strings.ToLower(out)
+	if i == len(s) {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -82,6 +82,8 @@ type Zone struct {
 	// (RFC 9077).
 	NegTTL uint32
 
+	limits       Limits // what loaded it; runtime edits are held to the same
+	records      int    // records and empty non-terminals, as Limits.MaxRecords counts them
 	originKey    string
 	originLabels int
 	nodes        map[string]*Node // by Key(name): every owner, ENT and occluded name
@@ -93,6 +95,10 @@ type Zone struct {
 
 // Nodes returns the number of names in the zone (owners and empty non-terminals).
 func (z *Zone) Nodes() int { return len(z.nodes) }
+
+// Records returns the number of records in the zone, each empty non-terminal counted as one
+// (what Limits.MaxRecords bounds).
+func (z *Zone) Records() int { return z.records }
 
 // Chain returns the authoritative names in canonical order.
 func (z *Zone) Chain() []*Node { return z.chain }
@@ -161,8 +167,8 @@ func (z *Zone) Index(n *Node) int {
 }
 
 // build makes a snapshot from validated RRsets (owner -> type -> set).
-func build(origin, file string, sets map[string]map[uint16]*RRset) *Zone {
-	z := &Zone{Origin: origin, File: file, nodes: make(map[string]*Node, len(sets)*2)}
+func build(origin, file string, lim Limits, sets map[string]map[uint16]*RRset) *Zone {
+	z := &Zone{Origin: origin, File: file, limits: lim, nodes: make(map[string]*Node, len(sets)*2)}
 	z.originKey, _ = keyBounds(origin)
 	z.originLabels = dns.CountLabel(origin)
 	for name, byType := range sets {
@@ -192,6 +198,12 @@ func build(origin, file string, sets map[string]map[uint16]*RRset) *Zone {
 		}
 	}
 	for k, n := range z.nodes {
+		if n.ENT() {
+			z.records++
+		}
+		for _, s := range n.Sets {
+			z.records += len(s.RRs)
+		}
 		if n.Occluded || n.ENT() {
 			continue
 		}
@@ -241,7 +253,7 @@ func (z *Zone) WithSets(changes map[string]map[uint16]*RRset) *Zone {
 		}
 		sets[name] = byType
 	}
-	return build(z.Origin, z.File, sets)
+	return build(z.Origin, z.File, z.limits, sets)
 }
 
 func (z *Zone) allSets() map[string]map[uint16]*RRset {

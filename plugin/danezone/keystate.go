@@ -1,0 +1,142 @@
+package danezone
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/miekg/dns"
+)
+
+// openKeys loads the keys of a signed zone, or generates one when it never had any. Keys that
+// the state file says the zone had but the key directory lacks are not replaced (the parent's
+// DS names them) unless `regenerate` names the zone: the zone is then not served, with an
+// error that says what to do.
+func (cfg *config) openKeys(origin string) (*keys.Set, error) {
+	o, err := keys.Open(cfg.keyDir, origin, cfg.algorithm, cfg.regen[origin])
+	countKeyFailure(cfg.keyDir, origin, err)
+	if err != nil {
+		var lost *keys.LostError
+		if errors.As(err, &lost) {
+			keysMissing.WithLabelValues(origin).Set(1)
+		}
+		return nil, err
+	}
+	keysMissing.WithLabelValues(origin).Set(0)
+	ks := o.Set
+	for _, w := range ks.Warnings {
+		log.Warning(w)
+	}
+	switch {
+	case o.Replaced != nil:
+		keysGenerated.WithLabelValues(origin).Inc()
+		log.Warningf("Replaced the lost keys of %s (%s; DS %s) with a new key %s in %s, as `regenerate` says: validators "+
+			"that trust the old DS reject %s until the parent publishes the new DS (below, and in the dsset file). "+
+			"Remove `regenerate` for %s from the Corefile now", origin, strings.Join(o.Replaced.Keys, ", "),
+			strings.Join(o.Replaced.DS, ", "), baseName(o.Generated), cfg.keyDir, origin, origin)
+	case o.Generated != nil:
+		keysGenerated.WithLabelValues(origin).Inc()
+		log.Infof("Generated a key (CSK, %s) for %s in %s", dns.AlgorithmToString[cfg.algorithm], origin, cfg.keyDir)
+	case cfg.regen[origin]:
+		log.Warningf("`regenerate` names %s, whose keys are in %s: remove it from the Corefile, or the next time "+
+			"these keys go missing they are replaced without asking", origin, cfg.keyDir)
+	}
+	return ks, nil
+}
+
+// baseName is the key's file name without directory and extension.
+func baseName(k *keys.Key) string { return strings.TrimSuffix(filepath.Base(k.File), ".key") }
+
+// keyFailures is the last key error counted per key directory and zone. A zone kept down by its
+// keys is opened again at every poll: each distinct failure is counted once.
+var keyFailures = struct {
+	sync.Mutex
+	last map[string]string
+}{last: map[string]string{}}
+
+// countKeyFailure counts err in reloads_total{result="failed"} unless it repeats the last one
+// counted for the zone; a success forgets it.
+func countKeyFailure(dir, origin string, err error) {
+	keyFailures.Lock()
+	defer keyFailures.Unlock()
+	id := dir + "\x00" + origin
+	if err == nil {
+		delete(keyFailures.last, id)
+		return
+	}
+	if keyFailures.last[id] == err.Error() {
+		return
+	}
+	keyFailures.last[id] = err.Error()
+	reloads.WithLabelValues(origin, "failed").Inc()
+}
+
+// checkKeys reloads the keys of sz when its key files changed, and reports whether the poll is
+// done with sz: the zone was reloaded with the new keys, or that failed on the zone file.
+//
+// A version of the key files that does not load is logged and counted in
+// reloads_total{result="failed"} once, and not tried again until the files change; meanwhile
+// the keys in use keep signing and changes of the zone file still load. When the key files
+// return to the version in use, the failure is forgotten, so a broken file that is removed and
+// added again is a new failure, logged and counted again.
+func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]string, report func(string, error)) bool {
+	id := "keys\x00" + sz.origin // cannot collide with report's keys, which are paths
+	stamp := keyFilesStamp(cfg.keyDir, sz.origin)
+	if stamp == sz.keyStamp {
+		if _, ok := failed[id]; ok {
+			delete(failed, id)
+			keysMissing.WithLabelValues(sz.origin).Set(0)
+			log.Infof("The key files of %s in %s are back to the ones in use", sz.origin, cfg.keyDir)
+		}
+		return false
+	}
+	fst, _ := stampOf(sz.file)
+	keyTry, zoneTry := "keys "+stamp, fmt.Sprintf("zone %s %v", stamp, fst)
+	switch failed[id] {
+	case keyTry: // these key files failed: the zone file may still change, with the keys in use
+		return false
+	case zoneTry: // the zone did not load with these keys and this zone file
+		return true
+	}
+	ks, err := keys.Load(cfg.keyDir, sz.origin)
+	lost := err == nil && len(ks.Keys) == 0
+	if lost {
+		err = keys.Missing(cfg.keyDir, sz.origin)
+		keysMissing.WithLabelValues(sz.origin).Set(1)
+	}
+	if err != nil {
+		failed[id] = keyTry
+		reloads.WithLabelValues(sz.origin, "failed").Inc()
+		if lost {
+			log.Errorf("Keys of %s lost: the keys in memory keep signing, but CoreDNS will not start or reload with them missing. %v", sz.origin, err)
+		} else {
+			log.Errorf("Not using the key files of %s, the keys in use keep signing: %v", sz.origin, err)
+		}
+		return false
+	}
+	// The new DNSKEY set is published by the same snapshot swap that starts using the keys; if
+	// that version does not load, the old keys and data keep serving.
+	if err := sz.reloadWithKeys(ks); err != nil { // counted by reloadWithKeys
+		failed[id] = zoneTry
+		report(sz.file, err)
+		return true
+	}
+	delete(failed, id)
+	keysMissing.WithLabelValues(sz.origin).Set(0)
+	report(sz.file, nil)
+	sz.keyStamp = stamp
+	for _, w := range ks.Warnings {
+		log.Warning(w)
+	}
+	if _, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
+		log.Errorf("Writing the DS set of %s: %v", sz.origin, err)
+	}
+	if err := keys.Remember(cfg.keyDir, ks); err != nil {
+		log.Warningf("%v; danezone cannot tell later whether these keys were lost", err)
+	}
+	log.Infof("Keys of %s changed: %d keys, re-signed", sz.origin, len(ks.Keys))
+	return true
+}
