@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -300,11 +302,30 @@ func TestHalfWrittenZoneFile(t *testing.T) {
 		{Qname: "www.a.test.", Qtype: dns.TypeA, Answer: []dns.RR{test.A("www.a.test. 300 IN A 127.0.0.80")}},
 	})
 
-	// The safe way: write elsewhere, rename into place. Loaded at the next poll.
+	// Deleted and written again (a new inode, as rm and cp, install or a checkout make it):
+	// half of it is not served either. The old inode is kept by a link, so the new file
+	// cannot reuse its number.
+	if err := os.Link(zf, zf+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(zf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(zf, []byte(half), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		d.check(cfg, failed)
+	}
+	checkCases(t, d, []test.Case{{Qname: "www.a.test.", Qtype: dns.TypeA, Answer: []dns.RR{test.A("www.a.test. 300 IN A 127.0.0.80")}}})
+
+	// The safe way: write elsewhere, rename into place. Loaded at the next poll. (The
+	// rename must come after the write's clock tick, or it cannot be told from a write.)
 	tmp := zf + ".new"
 	if err := os.WriteFile(tmp, []byte(badZoneText(3)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(20 * time.Millisecond)
 	if err := os.Rename(tmp, zf); err != nil {
 		t.Fatal(err)
 	}
@@ -529,4 +550,48 @@ func TestRawOctetOwnerServed(t *testing.T) {
 			test.NSEC(`caf\233.a.test. 300 IN NSEC mx1.a.test. A RRSIG NSEC`),
 			test.RRSIG(`caf\233.a.test. 300 IN RRSIG NSEC 13 3 300 0 0 0 a.test. x`)}},
 	})
+}
+
+// failingWriter is a client gone away: every write fails, after packing as miekg/dns does.
+type failingWriter struct {
+	test.ResponseWriter
+	writes int
+}
+
+func (w *failingWriter) WriteMsg(m *dns.Msg) error {
+	w.writes++
+	if _, err := m.Pack(); err != nil {
+		return err
+	}
+	return &net.OpError{Op: "write", Net: "tcp", Err: syscall.ECONNRESET}
+}
+
+// TestWriteErrorIsNotServfail: a response that packs but cannot be written (the client reset
+// the connection) is not followed by a SERVFAIL "could not be encoded": one write, no error for
+// the errors plugin to log.
+func TestWriteErrorIsNotServfail(t *testing.T) {
+	d, _, _ := startBad(t, false, nil)
+	w := &failingWriter{}
+	m := new(dns.Msg)
+	m.SetQuestion("a.test.", dns.TypeSOA)
+	rcode, err := d.ServeDNS(context.Background(), w, m)
+	if w.writes != 1 || err != nil || rcode != dns.RcodeSuccess {
+		t.Errorf("writes %d, rcode %s, err %v; want one write and no error", w.writes, dns.RcodeToString[rcode], err)
+	}
+}
+
+// TestDirectoryEntryNotAFileAtStart: a <name>.zone entry of the zone directory that is not a
+// regular file (a backup.zone/ directory) is skipped at start with a warning, as it always
+// was, instead of keeping every other zone from being served.
+func TestDirectoryEntryNotAFileAtStart(t *testing.T) {
+	d, cfg, _ := startBad(t, false, func(c *config) {
+		if err := os.Mkdir(filepath.Join(c.path, "backup.zone"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	failed := map[string]string{}
+	for range 2 {
+		d.check(cfg, failed)
+	}
+	checkCases(t, d, lastGood)
 }

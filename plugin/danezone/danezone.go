@@ -156,8 +156,13 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	if err := w.WriteMsg(m); err != nil {
 		// miekg/dns packs when writing: a record that cannot be encoded would otherwise
-		// mean no reply at all.
-		return d.serverFailure(w, r, state, sz, f, "the answer could not be encoded", err)
+		// mean no reply at all. Any other error is the transport's (a TCP client gone): a
+		// second write would not reach it either, and might corrupt a half-written stream.
+		// (Packing again only on this path keeps the query path at one pack.)
+		if _, perr := m.Pack(); perr != nil {
+			return d.serverFailure(w, r, state, sz, f, "the answer could not be encoded", perr)
+		}
+		return dns.RcodeSuccess, nil
 	}
 	d.record(state, sz, f, m.Rcode)
 	return dns.RcodeSuccess, nil

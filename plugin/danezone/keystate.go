@@ -135,7 +135,7 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 		log.Errorf("Writing the DS set of %s: %v", sz.origin, err)
 	}
 	if err := keys.Remember(cfg.keyDir, ks); err != nil {
-		log.Warningf("%v; danezone cannot tell later whether these keys were lost", err)
+		log.Errorf("%v; danezone cannot tell later whether these keys were lost: make the directory holding %s writable", err, cfg.keyDir)
 	}
 	log.Infof("Keys of %s changed: %d keys, re-signed", sz.origin, len(ks.Keys))
 	return true

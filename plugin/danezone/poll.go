@@ -129,7 +129,9 @@ func (d *DaneZone) checkZones(cfg *config, set *zoneSet, files map[string]string
 			continue
 		}
 		if _, err := stampOf(file); err != nil { // before open, which makes keys for the zone
-			if !errors.Is(err, fs.ErrNotExist) {
+			// Not a regular file: an error for a zone served from it (its last good version
+			// keeps serving); an entry never served (a backup.zone/ directory) is no zone.
+			if !errors.Is(err, fs.ErrNotExist) && replaced[origin] != nil {
 				report(file, fileError(file, err))
 			}
 			if replaced[origin] != nil {

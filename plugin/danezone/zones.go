@@ -111,6 +111,7 @@ type fileStamp struct {
 	mod      time.Time
 	size     int64
 	dev, ino uint64
+	changed  time.Time // the inode's change time
 }
 
 // stampOf returns the stamp of the regular file at path; a missing file is an error for which
@@ -123,8 +124,8 @@ func stampOf(path string) (fileStamp, error) {
 	if err := zone.Regular(path, fi); err != nil {
 		return fileStamp{}, err
 	}
-	dev, ino := zone.FileID(fi)
-	return fileStamp{fi.ModTime(), fi.Size(), dev, ino}, nil
+	dev, ino, changed := zone.FileID(fi)
+	return fileStamp{fi.ModTime(), fi.Size(), dev, ino, changed}, nil
 }
 
 // errUnsettled is a zone file that changed while it was read: it is tried again at the next
@@ -140,13 +141,15 @@ const maxSettle = 5 * time.Second
 // so a change is not loaded while it may still be going on.
 func settleFor(reload time.Duration) time.Duration { return min(3*reload, maxSettle) }
 
-// settled reports whether the version st of the zone file may be loaded now. A new inode was
-// renamed into place, which is complete by construction (the safe way to edit, README). A
-// file written in place may be half done: it is loaded once it has not changed for settle,
+// settled reports whether the version st of the zone file may be loaded now. A file renamed
+// into place is complete by construction (the safe way to edit, README). Any other may be
+// half done: it is loaded once it has not changed for settle,
 // counted from its modification time, or from when the poll first saw this version if that
 // is earlier (a clock ahead, a time set by hand). The caller is the poll goroutine.
 func (sz *servedZone) settled(st fileStamp, now time.Time, settle time.Duration) bool {
-	if st.ino != sz.stamp.ino || st.dev != sz.stamp.dev {
+	// A new inode changed after its last write was renamed into place: complete. A new inode
+	// without that (deleted and written again, cp, install) may be half written like any other.
+	if (st.ino != sz.stamp.ino || st.dev != sz.stamp.dev) && st.changed.After(st.mod) {
 		return true
 	}
 	if st != sz.seen {
@@ -365,8 +368,16 @@ func (cfg *config) startFiles() (map[string]string, error) {
 			}
 		}
 	}
-	for _, file := range files { // before keys are made for a zone that is not a file
+	for origin, file := range files { // before keys are made for a zone that is not a file
 		if _, err := stampOf(file); err != nil {
+			// A directory serves every <origin>.zone in it: one that is not a regular file
+			// (a backup.zone/ directory) is skipped at start, as before; a zone named in
+			// the Corefile, or the one file, must be there.
+			if cfg.dir && len(cfg.origins) == 0 && !errors.Is(err, fs.ErrNotExist) {
+				log.Warningf("Skipping %s: %v", file, err)
+				delete(files, origin)
+				continue
+			}
 			return nil, fileError(file, err)
 		}
 	}

@@ -92,3 +92,19 @@ func TestChainReusesUnchangedNSEC(t *testing.T) {
 		t.Error("last NSEC must point back to the apex")
 	}
 }
+
+// TestMinimalCoverOwnerNobodyAsks: the owner of a covering NSEC is claimed to exist with no
+// data, so it must not be a name a client asks for: below a wildcard the zone answers such a
+// name with the wildcard's data, and a validator holding the lie would deny it. The owner is
+// padded to a 63-octet label (RFC 4470 §3), not "2\255" for "3", a name a random test asked.
+func TestMinimalCoverOwnerNobodyAsks(t *testing.T) {
+	z := parse(t, "*.users A 127.0.0.20\n")
+	d := New(Minimal, z, nil)
+	for _, name := range []string{"3.users.example.test.", "b.users.example.test.", "ab.users.example.test."} {
+		owner := d.Cover(name).RRs[0].Header().Name
+		label, _ := splitFirst(owner)
+		if n := len(unescape(label)); n != 63 {
+			t.Errorf("Cover(%s): owner %s has a %d-octet first label, want 63", name, owner, n)
+		}
+	}
+}

@@ -114,8 +114,11 @@ func successorLabel(label string) (string, bool) {
 }
 
 // predecessorLabel returns a label that sorts just before label: label with its last octet
-// decremented and a 0xff octet appended (RFC 4470 §3 pads to 63 octets; one is enough here
-// because Cover bounds the owner by the real predecessor anyway, and answers stay small).
+// decremented and padded with 0xff octets to 63 (or to what the name has room for), as RFC
+// 4470 §3 does. The padding matters: the owner of a covering NSEC is claimed to exist with no
+// data, so it must be a name nobody asks for. A short one ("2\255" for "3") is a name a
+// client can ask for, and below a wildcard the zone answers it with the wildcard's data: a
+// validator that cached the lie then denies data the zone serves.
 // Canonical order compares uppercase as lowercase, so a decrement that lands on A-Z goes to '@'.
 func predecessorLabel(label string, room int) (string, bool) {
 	b := unescape(label)
@@ -131,7 +134,7 @@ func predecessorLabel(label string, room int) (string, bool) {
 		last = '@'
 	}
 	b[len(b)-1] = last
-	if len(b) < min(63, room) {
+	for len(b) < min(63, room) {
 		b = append(b, 0xff)
 	}
 	return escape(b), true

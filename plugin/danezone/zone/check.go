@@ -3,6 +3,7 @@ package zone
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 
 	"github.com/miekg/dns"
@@ -81,10 +82,15 @@ const maxRecordWire = 255 + 10 + 0xFFFF
 // an answer (a compressed owner, the fixed fields and its RDATA).
 func (c *checker) record(rr dns.RR) (int, error) {
 	h := rr.Header()
-	what := fmt.Sprintf("%s record at %s", dns.TypeToString[h.Rrtype], h.Name)
 	if err := complete(rr); err != nil {
-		return 0, fmt.Errorf("%s %v", what, err)
+		return 0, fmt.Errorf("%s record at %s %v", dns.TypeToString[h.Rrtype], h.Name, err)
 	}
+	// RFC 2181 §8: a TTL is at most 2^31-1; a receiver treats a larger one as 0, so the zone
+	// would not mean what it says.
+	if h.Ttl > math.MaxInt32 {
+		return 0, fmt.Errorf("%s record at %s has the TTL %d, over 2147483647 (RFC 2181 §8)", dns.TypeToString[h.Rrtype], h.Name, h.Ttl)
+	}
+	what := fmt.Sprintf("%s record at %s", dns.TypeToString[h.Rrtype], h.Name)
 	_, err := dns.PackRR(rr, c.buf, 0, nil, false)
 	if errors.Is(err, dns.ErrBuf) && len(c.buf) < maxRecordWire {
 		c.buf = make([]byte, maxRecordWire)
@@ -103,8 +109,11 @@ func (c *checker) record(rr dns.RR) (int, error) {
 // an RFC 2136 update) but encodes as a malformed record: no data at all, or an empty domain
 // name, address or text where one is required.
 func complete(rr dns.RR) error {
-	if _, ok := rr.(*dns.RFC3597); ok {
-		return nil // `\# 0` is explicitly empty (RFC 3597 §5)
+	switch rr.(type) {
+	case *dns.RFC3597: // `\# 0` is explicitly empty (RFC 3597 §5)
+		return nil
+	case *dns.HINFO, *dns.APL, *dns.NULL: // empty strings, no prefixes, no data: all valid
+		return nil
 	}
 	v := reflect.ValueOf(rr)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {

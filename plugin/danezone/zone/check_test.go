@@ -44,6 +44,7 @@ func TestParseBadRecordData(t *testing.T) {
 		{"TXT without data", head + "e IN TXT\n", 6, "TXT record at e.example.test. has no data"},
 		{"TLSA without data", head + "e IN TLSA\n", 6, "TLSA record at e.example.test. has no data"},
 		{"SRV without data", head + "e IN SRV\n", 6, "has no data"},
+		{"TTL over 2^31-1", head + "t 3000000000 IN A 127.0.0.1\n", 6, "A record at t.example.test. has the TTL 3000000000, over 2147483647"},
 		{"one TXT over 65535 octets", head + bigTXT("big", 260), 6, "TXT record at big.example.test. is too large"},
 		// Records of 263 octets in an answer: the 234th crosses 61,439 and is named.
 		{"TXT RRset over one message", head + txtLines("big", 250, 250), 5 + 234, "the TXT RRset at big.example.test. takes 61542 octets"},
@@ -201,5 +202,15 @@ func TestCanonicalKeepsOctets(t *testing.T) {
 	n := z.Node(`caf\233.example.test.`)
 	if n == nil || n.Sets[dns.TypeA] == nil || n.Sets[dns.TypeTXT] == nil {
 		t.Fatalf("the raw and the escaped spelling should be one name with A and TXT: %+v", n)
+	}
+}
+
+// TestParseEmptyButValid: data that is legitimately empty loads (HINFO's two strings may be
+// empty; an APL record may list no prefixes).
+func TestParseEmptyButValid(t *testing.T) {
+	for _, rr := range []string{`h IN HINFO "" ""`, "p IN APL", "m 2147483647 IN A 127.0.0.1"} {
+		if _, err := Parse(strings.NewReader(head+rr+"\n"), "example.test.", "db.test", nil); err != nil {
+			t.Errorf("%s: %v", rr, err)
+		}
 	}
 }

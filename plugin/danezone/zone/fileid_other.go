@@ -2,7 +2,10 @@
 
 package zone
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
-// FileID returns 0, 0 where files have no inode: every change then waits to settle.
-func FileID(fi os.FileInfo) (dev, ino uint64) { return 0, 0 }
+// FileID returns nothing where files have no inode: every change then waits to settle.
+func FileID(fi os.FileInfo) (dev, ino uint64, changed time.Time) { return 0, 0, time.Time{} }
