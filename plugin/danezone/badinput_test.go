@@ -595,3 +595,32 @@ func TestDirectoryEntryNotAFileAtStart(t *testing.T) {
 	}
 	checkCases(t, d, lastGood)
 }
+
+// TestNewZoneFileSettles: a zone file new in the zone directory is opened only once it has
+// settled too (copied in place, it may be read half written); renamed into place, at once.
+func TestNewZoneFileSettles(t *testing.T) {
+	d, cfg, zf := startBad(t, false, func(c *config) { c.reload = time.Second })
+	failed := map[string]string{}
+	bf := filepath.Join(filepath.Dir(zf), "b.test.zone")
+	full := strings.ReplaceAll(badZoneText(1), "a.test.", "b.test.")
+	if err := os.WriteFile(bf, []byte(full[:strings.Index(full, "_25._tcp")]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		d.check(cfg, failed)
+	}
+	checkCases(t, d, []test.Case{{Qname: "b.test.", Qtype: dns.TypeSOA, Rcode: dns.RcodeRefused}})
+	if err := os.WriteFile(bf, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-10 * time.Second)
+	if err := os.Chtimes(bf, past, past); err != nil {
+		t.Fatal(err)
+	}
+	d.check(cfg, failed)
+	checkCases(t, d, []test.Case{{Qname: "_25._tcp.mx1.b.test.", Qtype: dns.TypeTLSA,
+		Answer: []dns.RR{tlsaRR("_25._tcp.mx1.b.test. 300 IN TLSA 3 1 1 8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1")}}})
+	if len(failed) != 0 || len(d.newFiles) != 0 {
+		t.Errorf("failed %v, still settling %v", failed, d.newFiles)
+	}
+}

@@ -40,6 +40,7 @@ type DaneZone struct {
 	tlsaState    string
 	tlsaLogged   map[string]string    // last error logged per host
 	expiryLogged map[string]time.Time // last expiry warning per host
+	newFiles     map[string]*settling // zone files not served yet, settling; the poll goroutine's
 }
 
 // Name implements plugin.Handler.

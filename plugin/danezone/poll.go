@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -128,10 +129,14 @@ func (d *DaneZone) checkZones(cfg *config, set *zoneSet, files map[string]string
 		if sz := set.byName[origin]; sz != nil && sz.file == file {
 			continue
 		}
-		if _, err := stampOf(file); err != nil { // before open, which makes keys for the zone
+		st, err := stampOf(file) // before open, which makes keys for the zone
+		if err == nil && !d.settledNew(file, st, now, settleFor(cfg.reload)) {
+			err = errUnsettled // a new file, maybe half written: not yet
+		}
+		if err != nil {
 			// Not a regular file: an error for a zone served from it (its last good version
 			// keeps serving); an entry never served (a backup.zone/ directory) is no zone.
-			if !errors.Is(err, fs.ErrNotExist) && replaced[origin] != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errUnsettled) && replaced[origin] != nil {
 				report(file, fileError(file, err))
 			}
 			if replaced[origin] != nil {
@@ -139,6 +144,7 @@ func (d *DaneZone) checkZones(cfg *config, set *zoneSet, files map[string]string
 			}
 			continue
 		}
+		delete(d.newFiles, file)
 		sz, err := cfg.open(origin, file)
 		report(file, err)
 		switch {
@@ -149,7 +155,26 @@ func (d *DaneZone) checkZones(cfg *config, set *zoneSet, files map[string]string
 			served = append(served, replaced[origin])
 		}
 	}
+	for file := range d.newFiles { // gone before they settled
+		if files[originOf(filepath.Base(file))] != file {
+			delete(d.newFiles, file)
+		}
+	}
 	return served, changed
+}
+
+// settledNew reports whether a zone file not served yet may be opened: like a changed file, it
+// may be half written (a zone file copied into the zone directory).
+func (d *DaneZone) settledNew(file string, st fileStamp, now time.Time, settle time.Duration) bool {
+	if d.newFiles == nil {
+		d.newFiles = map[string]*settling{}
+	}
+	s := d.newFiles[file]
+	if s == nil {
+		s = &settling{}
+		d.newFiles[file] = s
+	}
+	return s.settled(fileStamp{}, st, now, settle)
 }
 
 // checkFile reloads the zone file of sz when it changed and has settled. A path that is not a
@@ -170,7 +195,7 @@ func (d *DaneZone) checkFile(cfg *config, sz *servedZone, now time.Time, report 
 			report(sz.file, nil)
 		}
 	}
-	if st == sz.stamp || !sz.settled(st, now, settleFor(cfg.reload)) {
+	if st == sz.stamp || !sz.pending.settled(sz.stamp, st, now, settleFor(cfg.reload)) {
 		return
 	}
 	err = sz.reload()

@@ -48,8 +48,7 @@ type servedZone struct {
 	maxRecords int         // zone.Limits.MaxRecords
 
 	// The poll's view of the file; only the poll goroutine touches these.
-	seen         fileStamp // a changed version of the file, waiting to settle
-	seenAt       time.Time // when seen was first seen
+	pending      settling  // a changed version of the file, waiting to settle
 	missingSince time.Time // when the file was found missing (zero: it is there)
 	notRegular   bool      // the path was last found to be something other than a regular file
 
@@ -141,21 +140,27 @@ const maxSettle = 5 * time.Second
 // so a change is not loaded while it may still be going on.
 func settleFor(reload time.Duration) time.Duration { return min(3*reload, maxSettle) }
 
-// settled reports whether the version st of the zone file may be loaded now. A file renamed
-// into place is complete by construction (the safe way to edit, README). Any other may be
-// half done: it is loaded once it has not changed for settle,
-// counted from its modification time, or from when the poll first saw this version if that
-// is earlier (a clock ahead, a time set by hand). The caller is the poll goroutine.
-func (sz *servedZone) settled(st fileStamp, now time.Time, settle time.Duration) bool {
+// settling is a version of a zone file waiting to settle; only the poll goroutine uses it.
+type settling struct {
+	seen   fileStamp // the version
+	seenAt time.Time // when the poll first saw it
+}
+
+// settled reports whether the version st of a zone file may be loaded now, prev being the
+// version in use (zero for a file not served yet). A file renamed into place is complete by
+// construction (the safe way to edit, README). Any other may be half done: it is loaded once it
+// has not changed for settle, counted from its modification time, or from when the poll first
+// saw this version if that is earlier (a clock ahead, a time set by hand).
+func (s *settling) settled(prev, st fileStamp, now time.Time, settle time.Duration) bool {
 	// A new inode changed after its last write was renamed into place: complete. A new inode
 	// without that (deleted and written again, cp, install) may be half written like any other.
-	if (st.ino != sz.stamp.ino || st.dev != sz.stamp.dev) && st.changed.After(st.mod) {
+	if (st.ino != prev.ino || st.dev != prev.dev) && st.changed.After(st.mod) {
 		return true
 	}
-	if st != sz.seen {
-		sz.seen, sz.seenAt = st, now
+	if st != s.seen {
+		s.seen, s.seenAt = st, now
 	}
-	quiet := sz.seenAt
+	quiet := s.seenAt
 	if st.mod.Before(quiet) {
 		quiet = st.mod
 	}
