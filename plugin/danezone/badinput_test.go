@@ -624,3 +624,42 @@ func TestNewZoneFileSettles(t *testing.T) {
 		t.Errorf("failed %v, still settling %v", failed, d.newFiles)
 	}
 }
+
+// TestBrokenZoneFileParsedOnce: a version of the zone file that fails to load is parsed, logged
+// and counted once, not at every poll (a large zone with a typo would burn a core); the next
+// version is tried again.
+func TestBrokenZoneFileParsedOnce(t *testing.T) {
+	d, cfg, zf := startBad(t, false, func(c *config) { c.reload = time.Second })
+	failed := map[string]string{}
+	count := func() float64 {
+		v, _ := metricValue(t, "coredns_danezone_reloads_total", map[string]string{"zone": "a.test.", "result": "failed"})
+		return v
+	}
+	before := count()
+	past := time.Now().Add(-10 * time.Second)
+	write := func(text string) {
+		if err := os.WriteFile(zf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(zf, past, past); err != nil { // settled
+			t.Fatal(err)
+		}
+		past = past.Add(time.Second)
+	}
+	write(badZoneText(2) + "x IN TLSA 3 1 1 zz\n")
+	for range 5 {
+		d.check(cfg, failed)
+	}
+	if got := count() - before; got != 1 || failed[zf] == "" {
+		t.Errorf("one broken version polled 5 times: counted %v failures, want 1 (failed %v)", got, failed)
+	}
+	write(badZoneText(3) + "y IN TLSA 3 1 1 zz\n") // another broken version: counted again
+	d.check(cfg, failed)
+	if got := count() - before; got != 2 {
+		t.Errorf("a second broken version: %v failures in all, want 2", got)
+	}
+	write(badZoneText(4))
+	d.check(cfg, failed)
+	checkCases(t, d, []test.Case{{Qname: "a.test.", Qtype: dns.TypeSOA,
+		Answer: []dns.RR{test.SOA(strings.Replace(badSOA, " 1 3600", " 4 3600", 1))}}})
+}

@@ -195,12 +195,18 @@ func (d *DaneZone) checkFile(cfg *config, sz *servedZone, now time.Time, report 
 			report(sz.file, nil)
 		}
 	}
-	if st == sz.stamp || !sz.pending.settled(sz.stamp, st, now, settleFor(cfg.reload)) {
+	// A version that failed is not parsed again until it changes: a large zone with a typo
+	// would cost a full parse at every poll, and count a failure each time.
+	if st == sz.stamp || st == sz.broken || !sz.pending.settled(sz.stamp, st, now, settleFor(cfg.reload)) {
 		return
 	}
 	err = sz.reload()
 	if errors.Is(err, errUnsettled) {
 		return
+	}
+	sz.broken = fileStamp{}
+	if err != nil {
+		sz.broken = st
 	}
 	report(sz.file, err)
 	if err == nil {

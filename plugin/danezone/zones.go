@@ -49,6 +49,7 @@ type servedZone struct {
 
 	// The poll's view of the file; only the poll goroutine touches these.
 	pending      settling  // a changed version of the file, waiting to settle
+	broken       fileStamp // the last version that failed to load
 	missingSince time.Time // when the file was found missing (zero: it is there)
 	notRegular   bool      // the path was last found to be something other than a regular file
 
