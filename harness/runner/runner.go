@@ -57,12 +57,12 @@ func Run(ctx context.Context, s *scenario.Scenario, opt Options) scenario.Result
 			fmt.Fprintf(log, format+"\n", args...)
 		}
 	}
-	sc, err := build(s, opt, log)
+	sc, err := build(s, opt, log, logf)
 	if sc != nil {
 		defer sc.stop()
 	}
 	if err == nil {
-		err = sc.run(ctx, s, &res, logf)
+		err = sc.run(ctx, s, &res)
 	}
 	if err != nil {
 		res.Verdict, res.Err = scenario.Error, err.Error()
@@ -96,9 +96,7 @@ type scene struct {
 }
 
 func (sc *scene) stop() {
-	if sc.world != nil {
-		sc.world.Stop()
-	}
+	sc.world.Stop() // nil-safe
 	if sc.mailbox != nil {
 		sc.mailbox.Stop()
 	}
@@ -115,14 +113,9 @@ func Plan(net, mailboxIP string, log io.Writer) world.Plan {
 
 // build starts the world on a subnet of its own, the sender's mailbox, the lab, the resolver
 // and the sender.
-func build(s *scenario.Scenario, opt Options, log io.Writer) (*scene, error) {
+func build(s *scenario.Scenario, opt Options, log io.Writer, logf func(string, ...any)) (*scene, error) {
 	start := time.Now().Truncate(time.Second)
-	sc := &scene{clock: queue.NewVirtualClock(start), start: start, trace: log != nil,
-		logf: func(format string, args ...any) {
-			if log != nil {
-				fmt.Fprintf(log, format+"\n", args...)
-			}
-		}}
+	sc := &scene{clock: queue.NewVirtualClock(start), start: start, trace: log != nil, logf: logf}
 	n := subnet.Add(1)
 	netp := fmt.Sprintf("127.%d.%d.", 120+n/250, 1+n%250)
 	mboxIP := netp + "250"
@@ -266,7 +259,7 @@ func (sc *scene) deliverDSN(ctx context.Context, d *queue.DSN) error {
 	return nil
 }
 
-func (sc *scene) run(ctx context.Context, s *scenario.Scenario, res *scenario.Result, logf func(string, ...any)) error {
+func (sc *scene) run(ctx context.Context, s *scenario.Scenario, res *scenario.Result) error {
 	prof, err := queue.ProfileByName(s.Profile)
 	if err != nil {
 		return err
@@ -328,9 +321,9 @@ func (sc *scene) run(ctx context.Context, s *scenario.Scenario, res *scenario.Re
 	if !e.Done.IsZero() {
 		res.FinalAge = e.Done.Sub(sc.start)
 	}
-	logf("final: %s %s at +%s after %d attempts", res.FinalState, res.FinalCode, scenario.FormatAge(res.FinalAge), len(e.Attempts))
+	sc.logf("final: %s %s at +%s after %d attempts", res.FinalState, res.FinalCode, scenario.FormatAge(res.FinalAge), len(e.Attempts))
 	if res.NDR != nil {
-		logf("NDR at the sender's mailbox: delivered=%v status=%s action=%s tls=%v %s", res.NDR.Delivered, res.NDR.Status,
+		sc.logf("NDR at the sender's mailbox: delivered=%v status=%s action=%s tls=%v %s", res.NDR.Delivered, res.NDR.Status,
 			res.NDR.Action, res.NDR.TLS, res.NDR.Err)
 	}
 	return nil
