@@ -19,6 +19,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
 	_ "github.com/coredns/coredns/plugin/transfer"
+	_ "github.com/coredns/coredns/plugin/tsig"
 	_ "github.com/coredns/coredns/plugin/whoami"
 
 	_ "github.com/danelab/danelab/plugin/danezone"
@@ -37,6 +38,7 @@ var Directives = []string{
 	"log",
 	"any",
 	"acl",
+	"tsig",
 	"cache",
 	"dnssec",
 	"transfer",

@@ -4,10 +4,34 @@
 package main
 
 import (
+	"flag"
+	"os"
+
+	"github.com/coredns/caddy"
 	_ "github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
-	_ "github.com/danelab/danelab/server"
+	"github.com/danelab/danelab/server"
 )
+
+// A Corefile loader that loads nothing but checks the Corefile the stock loaders will load,
+// so that a bad transfer or tsig line stops CoreDNS with its file and line
+// (server.CheckCorefile).
+func init() {
+	caddy.RegisterCaddyfileLoader("check", caddy.LoaderFunc(func(string) (caddy.Input, error) {
+		conf := caddy.DefaultConfigFile
+		if f := flag.Lookup("conf"); f != nil && f.Value.String() != "" {
+			conf = f.Value.String()
+		}
+		if conf == "stdin" {
+			return nil, nil
+		}
+		data, err := os.ReadFile(conf)
+		if err != nil {
+			return nil, nil // the stock loaders report it
+		}
+		return nil, server.CheckCorefile(conf, data)
+	}))
+}
 
 func main() { coremain.Run() }

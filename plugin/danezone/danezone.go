@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,10 @@ type DaneZone struct {
 	tlsaLogged   map[string]string    // last error logged per host
 	expiryLogged map[string]time.Time // last expiry warning per host
 	newFiles     map[string]*settling // zone files not served yet, settling; the poll goroutine's
+
+	pubMu      sync.Mutex // guards publishing and notify
+	publishing bool       // publishers run (from OnStartup): zones added later get theirs too
+	notify     func(zone string) error
 }
 
 // Name implements plugin.Handler.
@@ -74,9 +79,9 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(d.Name(), d.Next, ctx, w, r)
 	}
 	if r.Opcode != dns.OpcodeQuery {
-		// NOTIFY (RFC 1996) tells a secondary to transfer, and danezone has no secondaries yet;
-		// an opcode another plugin let through (UPDATE) is not implemented either. Never answer
-		// them as queries (RFC 1035 §4.1.1: NOTIMP).
+		// NOTIFY (RFC 1996) tells a secondary to transfer, and danezone is only ever the
+		// primary; an opcode another plugin let through (UPDATE) is not implemented either.
+		// Never answer them as queries (RFC 1035 §4.1.1: NOTIMP).
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeNotImplemented)
 		w.WriteMsg(m)
@@ -98,7 +103,9 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 
 	if qtype == dns.TypeAXFR || qtype == dns.TypeIXFR {
-		// Zone transfers are not offered: refuse them rather than send an empty answer.
+		// Transfers are the transfer plugin's, before us in the chain, for the secondaries
+		// it allows; what reaches here is not allowed: refuse it rather than send an empty
+		// answer.
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeRefused)
 		w.WriteMsg(m)

@@ -13,6 +13,7 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/miekg/dns"
 )
@@ -49,7 +50,7 @@ func newTestZone(t testing.TB, mode denial.Mode) (*DaneZone, string) {
 	if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &config{path: file, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256,
+	cfg := &config{path: file, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256, serial: serial.File,
 		mode: mode, modes: map[string]denial.Mode{}, policy: signer.DefaultPolicy()}
 	d, err := start(cfg)
 	if err != nil {

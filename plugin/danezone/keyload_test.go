@@ -15,6 +15,7 @@ import (
 
 	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,7 +90,7 @@ func signedZone(t *testing.T, origin string) *config {
 	if err := os.WriteFile(filepath.Join(dir, origin+"zone"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return &config{path: dir, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256, mode: denial.NSEC,
+	return &config{path: dir, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256, serial: serial.File, mode: denial.NSEC,
 		modes: map[string]denial.Mode{}, unsigned: map[string]bool{}, policy: signer.DefaultPolicy()}
 }
 

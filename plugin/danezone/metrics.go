@@ -30,7 +30,7 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "reloads_total",
 		Help: "Counter of zone loads by result (ok, failed). A failed load keeps the last good version serving.",
 	}, []string{"zone", "result"})
-	serial = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	serialGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "zone_serial",
 		Help: "SOA serial of the version being served.",
 	}, []string{"zone"})
@@ -69,5 +69,22 @@ var (
 	keysGenerated = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "keys_generated_total",
 		Help: "Counter of keys generated: for a zone that never had keys, or replacing lost ones (regenerate).",
+	}, []string{"zone"})
+	transfers = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "transfers_total",
+		Help: "Counter of outgoing zone transfers by type (axfr; ixfr: differences from the journal; ixfr_uptodate: the secondary had the serial; ixfr_full: the whole zone, the journal not reaching back).",
+	}, []string{"zone", "type"})
+	notifies = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "notifies_total",
+		Help: "Counter of NOTIFY rounds to the secondaries by result (ok: every secondary acknowledged; failed: one did not, retried with backoff).",
+	}, []string{"zone", "result"})
+	resigns = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "resigns_total",
+		Help: "Counter of new serials made because signatures were refreshed ahead of time for the secondaries.",
+	}, []string{"zone"})
+	buildSeconds = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "transfer_build_seconds",
+		Help:    "Time to build a version of a zone for transfer: signing what is due and diffing with the last version.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 	}, []string{"zone"})
 )

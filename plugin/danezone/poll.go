@@ -82,6 +82,7 @@ func (d *DaneZone) check(cfg *config, failed map[string]string) {
 		if served, changed := d.checkZones(cfg, set, files, now, report); changed {
 			next = newZoneSet(served)
 			d.zones.Store(next)
+			d.zonesChanged(set, next)
 		}
 	}
 	for _, sz := range next.byName {

@@ -2,6 +2,7 @@ package danezone
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,11 +12,13 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/plugin"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
+	"github.com/coredns/coredns/plugin/transfer"
 	"github.com/danelab/danelab/plugin/danezone/control"
 	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/danelab/danelab/plugin/danezone/zone"
@@ -45,6 +48,7 @@ type config struct {
 	control   string // address of the control API, "" for none
 	token     string
 	tlsa      []tlsa.Host
+	serial    serial.Policy
 }
 
 func setup(c *caddy.Controller) error {
@@ -75,10 +79,21 @@ func setup(c *caddy.Controller) error {
 			log.Infof("Control API on http://%s", ctl.Addr())
 		}
 		go d.poll(cfg, stop)
+		// Transfers: the transfer plugin of this server block, if there is one, answers
+		// AXFR/IXFR with our versions and sends NOTIFY for us.
+		var notify func(string) error
+		if t, ok := dnsserver.GetConfig(c).Handler("transfer").(*transfer.Transfer); ok && t != nil {
+			notify = t.Notify
+			for _, sz := range d.zones.Load().byName {
+				checkExpire(sz)
+			}
+		}
+		d.startPublishing(notify)
 		return nil
 	})
 	c.OnShutdown(func() error {
 		once.Do(func() { close(stop) })
+		d.stopPublishing()
 		if acquired {
 			return control.Release(cfg.control)
 		}
@@ -101,6 +116,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		policy:    signer.DefaultPolicy(),
 		reload:    time.Second,
 		grace:     defaultGrace,
+		serial:    serial.Unixtime,
 	}
 	refreshSet, jitterSet := false, false
 	i := 0
@@ -235,6 +251,14 @@ func parse(c *caddy.Controller) (*config, error) {
 					return nil, c.Errf("tlsa: %v", err)
 				}
 				cfg.tlsa = append(cfg.tlsa, h)
+			case "serial":
+				var v string
+				if v, err = one(); err == nil {
+					var perr error
+					if cfg.serial, perr = serial.Parse(v); perr != nil {
+						err = c.Err(perr.Error())
+					}
+				}
 			case "control":
 				if len(vals) < 1 || len(vals) > 2 {
 					return nil, c.Errf("control takes an address and an optional token")
@@ -483,13 +507,10 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 	if cfg.unsigned[origin] {
 		sz := &servedZone{origin: origin, file: file, mode: denial.NSEC, unsigned: true,
 			signer: signer.New(origin, &keys.Set{Zone: origin}, cfg.policy), maxRecords: cfg.records}
-		snap, fz, st, err := sz.load()
-		if err != nil {
-			reloads.WithLabelValues(origin, "failed").Inc()
+		if err := cfg.first(sz); err != nil {
 			return nil, err
 		}
-		sz.install(snap, fz, st)
-		log.Infof("Serving %s from %s unsigned: serial %d, %d names", origin, file, snap.z.Serial, snap.z.Nodes())
+		log.Infof("Serving %s from %s unsigned: serial %d, %d names", origin, file, sz.cur.Load().z.Serial, sz.cur.Load().z.Nodes())
 		return sz, nil
 	}
 	ks, err := cfg.openKeys(origin)
@@ -509,12 +530,37 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 	}
 	sz := &servedZone{origin: origin, file: file, mode: mode, signer: signer.New(origin, ks, cfg.policy),
 		keyStamp: keyFilesStamp(cfg.keyDir, origin), maxRecords: cfg.records}
-	snap, fz, st, err := sz.load()
-	if err != nil {
-		reloads.WithLabelValues(origin, "failed").Inc()
+	if err := cfg.first(sz); err != nil {
 		return nil, err
 	}
-	sz.install(snap, fz, st)
-	log.Infof("Serving %s from %s: serial %d, %d names, denial %s", origin, file, snap.z.Serial, snap.z.Nodes(), mode)
+	z := sz.cur.Load().z
+	log.Infof("Serving %s from %s: serial %d, %d names, denial %s", origin, file, z.Serial, z.Nodes(), mode)
 	return sz, nil
 }
+
+// first loads the zone for the first time, under a serial greater than the last one served
+// before (kept in the serial state file): every signature is new after a restart, so a
+// secondary must not take this version for the one it has.
+func (cfg *config) first(sz *servedZone) error {
+	sz.policy = cfg.serial
+	sz.poke, sz.quit = make(chan struct{}, 1), make(chan struct{})
+	st, err := serial.Open(cfg.serialState())
+	if err != nil {
+		return err
+	}
+	sz.serials = st
+	sz.last, sz.haveLast = st.Last(sz.origin)
+	sz.mu.Lock()
+	defer sz.mu.Unlock()
+	z, fz, stamp, err := sz.load()
+	if err != nil {
+		reloads.WithLabelValues(sz.origin, "failed").Inc()
+		return err
+	}
+	sz.install(z, fz, stamp)
+	return nil
+}
+
+// serialState is the file that keeps the last serial of each zone: in the key directory, like
+// the TLSA publication times.
+func (cfg *config) serialState() string { return filepath.Join(cfg.keyDir, "serial-state.json") }

@@ -13,6 +13,7 @@ import (
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/miekg/dns"
 )
@@ -174,7 +175,7 @@ func TestDirectoryPoll(t *testing.T) {
 	}
 	file := filepath.Join(dir, "a.test.zone")
 	os.WriteFile(file, []byte(zoneText("1", "")), 0o644)
-	cfg := &config{path: dir, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256, mode: denial.NSEC,
+	cfg := &config{path: dir, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256, serial: serial.File, mode: denial.NSEC,
 		modes: map[string]denial.Mode{"b.test.": denial.Minimal}, policy: signer.DefaultPolicy()}
 	d, err := start(cfg)
 	if err != nil {

@@ -18,15 +18,19 @@ import (
 	"github.com/coredns/coredns/plugin"
 	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
+	"github.com/danelab/danelab/plugin/danezone/xfr"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
 
-// snapshot is one served version of a zone: the data and its denial proofs.
+// snapshot is one served version of a zone: the data, its denial proofs, and the keys it is
+// signed with.
 type snapshot struct {
-	z *zone.Zone
-	d denial.Denier
+	z    *zone.Zone
+	d    denial.Denier
+	keys *keys.Set
 }
 
 // servedZone is one zone: its file, keys, signer and the snapshot being served.
@@ -57,6 +61,21 @@ type servedZone struct {
 	wrongOnce sync.Once
 	wrong     *keys.Key // the key of the wrong-key fault
 	wrongErr  error
+
+	// The serial (under mu): the policy, the last one served and where it is kept.
+	policy     serial.Policy
+	serials    *serial.State // nil: not kept (unit tests)
+	last       uint32
+	haveLast   bool
+	fileSerial uint32 // of the zone file behind cur, to see an operator's bump (serial file)
+
+	// What secondaries receive (transfer.go).
+	version  atomic.Pointer[xfr.Version] // the last version built for transfer
+	journal  xfr.Journal
+	pubMu    sync.Mutex    // serialises building versions
+	poke     chan struct{} // a new snapshot to publish (buffered, 1)
+	quit     chan struct{} // closed when the zone stops being served
+	stopOnce sync.Once
 }
 
 // zoneSet is the immutable set of zones being served; a directory change swaps in a new one.
@@ -209,31 +228,29 @@ func apexSets(ks *keys.Set) []*zone.RRset {
 	return out
 }
 
-// load reads the zone file and builds a new snapshot with the runtime edits applied,
-// keeping what did not change from the current one. It does not install it. The caller holds
-// sz.mu. A file that changes while it is read is read again (at start there is no poll to
-// wait for).
-func (sz *servedZone) load() (snap *snapshot, fz *zone.Zone, st fileStamp, err error) {
+// load reads the zone file and builds a new version of the zone data with the runtime edits
+// applied, keeping what did not change from the current one. It does not serve it. The caller
+// holds sz.mu. A file that changes while it is read is read again (at start there is no poll
+// to wait for).
+func (sz *servedZone) load() (z, fz *zone.Zone, st fileStamp, err error) {
 	for range 3 {
-		if snap, fz, st, err = sz.loadWith(sz.signer.Keys()); !errors.Is(err, errUnsettled) {
+		if z, fz, st, err = sz.loadWith(sz.signer.Keys()); !errors.Is(err, errUnsettled) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return snap, fz, st, err
+	return z, fz, st, err
 }
 
 // loadWith is load with the apex key sets of ks, once.
-func (sz *servedZone) loadWith(ks *keys.Set) (*snapshot, *zone.Zone, fileStamp, error) {
+func (sz *servedZone) loadWith(ks *keys.Set) (*zone.Zone, *zone.Zone, fileStamp, error) {
 	st, err := stampOf(sz.file)
 	if err != nil {
 		return nil, nil, st, fileError(sz.file, err)
 	}
-	prev := sz.cur.Load()
 	var prevZone *zone.Zone
-	var prevDenial denial.Denier
-	if prev != nil {
-		prevZone, prevDenial = prev.z, prev.d
+	if prev := sz.cur.Load(); prev != nil {
+		prevZone = prev.z
 	}
 	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, sz.limits(ks), apexSets(ks)...)
 	if err != nil {
@@ -248,7 +265,7 @@ func (sz *servedZone) loadWith(ks *keys.Set) (*snapshot, *zone.Zone, fileStamp, 
 	if err != nil {
 		return nil, nil, st, fmt.Errorf("%s: the runtime record changes no longer apply to the new version: %v", sz.file, err)
 	}
-	return &snapshot{z: z, d: denial.New(sz.mode, z, prevDenial)}, fz, st, nil
+	return z, fz, st, nil
 }
 
 // fileError is err of a stat of file as a zone.Error, without the path twice.
@@ -268,14 +285,14 @@ func fileError(file string, err error) error {
 func (sz *servedZone) reload() error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	snap, fz, st, err := sz.loadWith(sz.signer.Keys())
+	z, fz, st, err := sz.loadWith(sz.signer.Keys())
 	if err != nil {
 		if !errors.Is(err, errUnsettled) {
 			reloads.WithLabelValues(sz.origin, "failed").Inc()
 		}
 		return err
 	}
-	sz.install(snap, fz, st)
+	sz.install(z, fz, st)
 	return nil
 }
 
@@ -284,24 +301,68 @@ func (sz *servedZone) reload() error {
 func (sz *servedZone) reloadWithKeys(ks *keys.Set) error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	snap, fz, st, err := sz.loadWith(ks)
+	z, fz, st, err := sz.loadWith(ks)
 	if err != nil {
 		if !errors.Is(err, errUnsettled) {
 			reloads.WithLabelValues(sz.origin, "failed").Inc()
 		}
 		return err
 	}
-	sz.install(snap, fz, st)
+	// The keys change with the snapshot, under mu: a version for transfer is built from a
+	// snapshot and the keys that go with it (publish).
 	sz.signer.SetKeys(ks)
+	sz.install(z, fz, st)
 	return nil
 }
 
-func (sz *servedZone) install(snap *snapshot, fz *zone.Zone, st fileStamp) {
-	sz.cur.Store(snap)
+// install serves z, loaded from the version st of the zone file, whose own data is fz.
+func (sz *servedZone) install(z, fz *zone.Zone, st fileStamp) {
 	sz.fileZone = fz
 	sz.stamp = st
+	sz.serve(z, false)
 	reloads.WithLabelValues(sz.origin, "ok").Inc()
-	serial.WithLabelValues(sz.origin).Set(float64(snap.z.Serial))
+}
+
+// serve makes z the snapshot served, with the serial of the policy when what a secondary
+// would receive changed (the data, its keys, the file's serial under `serial file`, or, when
+// resign is set, its signatures), the current one otherwise. The caller holds sz.mu.
+func (sz *servedZone) serve(z *zone.Zone, resign bool) {
+	prev := sz.cur.Load()
+	var prevZone *zone.Zone
+	var prevDenial denial.Denier
+	if prev != nil {
+		prevZone, prevDenial = prev.z, prev.d
+	}
+	same := prev != nil && !resign && zone.SameData(prevZone, z) &&
+		(sz.policy != serial.File || sz.fileZone.Serial == sz.fileSerial) &&
+		(sz.unsigned || sz.signer.Keys() == prev.keys)
+	n := sz.last
+	if !same {
+		n = sz.nextSerial()
+	}
+	z = z.WithSerial(n, prevZone)
+	sz.fileSerial = sz.fileZone.Serial
+	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prevDenial), keys: sz.signer.Keys()})
+	serialGauge.WithLabelValues(sz.origin).Set(float64(n))
+	sz.publishSoon()
+}
+
+// nextSerial picks the serial of a new version and records it before it is served. A state
+// file that cannot be written is logged: the zone keeps serving, but a restart may then
+// repeat a serial. The caller holds sz.mu.
+func (sz *servedZone) nextSerial() uint32 {
+	n := sz.policy.Next(sz.last, sz.haveLast, sz.fileZone.Serial, time.Now())
+	if sz.policy == serial.File && sz.haveLast && n != sz.fileZone.Serial && sz.fileZone.Serial != sz.fileSerial {
+		log.Warningf("The serial %d of %s is not greater than %d, the last served for %s: serving %d. Raise the file's serial above %d.",
+			sz.fileZone.Serial, sz.file, sz.last, sz.origin, n, n)
+	}
+	if sz.serials != nil {
+		if err := sz.serials.Save(sz.origin, n); err != nil {
+			log.Errorf("Serial state of %s: %v (a restart may serve an old serial again)", sz.origin, err)
+		}
+	}
+	sz.last, sz.haveLast = n, true
+	return n
 }
 
 // edit applies runtime record changes on top of the data being served and serves the result.
@@ -318,12 +379,11 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 		sz.edits = zone.Log{}
 		return nil
 	}
-	prev := sz.cur.Load()
-	z, err := prev.z.Apply(edits, 0)
+	z, err := sz.cur.Load().z.Apply(edits, 0)
 	if err != nil {
 		return err
 	}
-	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prev.d)})
+	sz.serve(z, false)
 	sz.edits.Append(edits)
 	return nil
 }
@@ -346,11 +406,10 @@ func (sz *servedZone) rebuild(managed, edits []zone.Edit, strict int) error {
 	if err != nil {
 		return err
 	}
-	prev := sz.cur.Load()
 	if z != sz.fileZone { // Apply without edits returns the file's snapshot itself: never modify it
-		z.Reuse(prev.z)
+		z.Reuse(sz.cur.Load().z)
 	}
-	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prev.d)})
+	sz.serve(z, false)
 	return nil
 }
 

@@ -29,6 +29,14 @@ func DefaultPolicy() Policy {
 	return Policy{Validity: 14 * 24 * time.Hour, Refresh: 7 * 24 * time.Hour, Jitter: 24 * time.Hour, Inception: time.Hour}
 }
 
+// Ahead is how far ahead of need the background re-signing of a zone for its secondaries
+// works: at least the jitter, so that signatures made together are refreshed together (one
+// new serial, one transfer) rather than one by one; and less than half of validity - refresh,
+// so that a signature just made is never already due.
+func (p Policy) Ahead() time.Duration {
+	return min(max(p.Jitter, p.Refresh/10), (p.Validity-p.Refresh)/2)
+}
+
 // The bounds of a policy.
 const (
 	// MinValidity leaves room for the refresh margin and the poll that renews signatures.
@@ -100,22 +108,42 @@ type entry struct {
 // Sign returns RRSIGs over set that are valid now, and how many signatures it had to make
 // (0 on a cache hit). The returned records are shared: copy before changing them.
 func (s *Signer) Sign(set *zone.RRset) ([]dns.RR, int, error) {
-	ks := s.keys.Load()
 	now := s.Now()
-	if e := s.fresh(set, ks, now); e != nil {
-		return e.sigs, 0, nil
+	e, made, err := s.signBy(set, s.keys.Load(), now, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.sigs, made, nil
+}
+
+// Ahead returns RRSIGs over set by ks that need no refresh before horizon (signing them anew
+// if the cached ones would), and when they will need it. The transfer of a zone signs ahead:
+// a secondary serves the signatures it received until the next transfer.
+func (s *Signer) Ahead(set *zone.RRset, ks *keys.Set, horizon time.Time) ([]dns.RR, time.Time, error) {
+	e, _, err := s.signBy(set, ks, s.Now(), horizon)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return e.sigs, e.refreshAt, nil
+}
+
+// signBy returns the cached signatures of set if they are by ks, valid now and fresh until
+// horizon; otherwise it signs and caches anew. It also returns how many signatures it made.
+func (s *Signer) signBy(set *zone.RRset, ks *keys.Set, now, horizon time.Time) (*entry, int, error) {
+	if e := s.fresh(set, ks, now, horizon); e != nil {
+		return e, 0, nil
 	}
 	set.Sigs.Mu.Lock()
 	defer set.Sigs.Mu.Unlock()
-	if e := s.fresh(set, ks, now); e != nil { // signed while we waited
-		return e.sigs, 0, nil
+	if e := s.fresh(set, ks, now, horizon); e != nil { // signed while we waited
+		return e, 0, nil
 	}
 	e, err := s.sign(set, ks, now)
 	if err != nil {
 		return nil, 0, err
 	}
 	set.Sigs.Store(e)
-	return e.sigs, len(e.sigs), nil
+	return e, len(e.sigs), nil
 }
 
 // SignOnce signs set without caching: for records made per answer (minimal denial).
@@ -127,9 +155,9 @@ func (s *Signer) SignOnce(set *zone.RRset) ([]dns.RR, error) {
 	return e.sigs, nil
 }
 
-func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now time.Time) *entry {
+func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now, horizon time.Time) *entry {
 	e, ok := set.Sigs.Load().(*entry)
-	if !ok || e.keys != ks || now.Before(e.inception) || !now.Before(e.refreshAt) {
+	if !ok || e.keys != ks || now.Before(e.inception) || !horizon.Before(e.refreshAt) {
 		return nil
 	}
 	return e
@@ -188,7 +216,7 @@ func (s *Signer) SignAt(set *zone.RRset, inception, expiration time.Time, with [
 
 // Serving returns the expiration of the signatures cached for set if they would be served now.
 func (s *Signer) Serving(set *zone.RRset, now time.Time) (time.Time, bool) {
-	e := s.fresh(set, s.keys.Load(), now)
+	e := s.fresh(set, s.keys.Load(), now, now)
 	if e == nil {
 		return time.Time{}, false
 	}

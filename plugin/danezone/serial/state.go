@@ -1,0 +1,107 @@
+package serial
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// State is the file that keeps the last serial served of each zone, so that a restart never
+// serves a serial that is not greater than one served before (secondaries would ignore the
+// new version until theirs expired). One State per path in a process.
+type State struct {
+	path string
+	mu   sync.Mutex
+	last map[string]uint32
+}
+
+type stateFile struct {
+	About  string            `json:"about"`
+	Serial map[string]uint32 `json:"serial"`
+}
+
+const stateAbout = "The last SOA serial danezone served for each zone. A restart serves a greater one. " +
+	"Deleting this file lets serials go back to the zone file's or the clock's, and secondaries then ignore the zone until theirs expire."
+
+var (
+	statesMu sync.Mutex
+	states   = map[string]*State{}
+)
+
+// Open returns the state kept in path, read once per process; a missing file is an empty
+// state, an unreadable one an error that names it.
+func Open(path string) (*State, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = filepath.Clean(path)
+	}
+	statesMu.Lock()
+	defer statesMu.Unlock()
+	if s := states[abs]; s != nil {
+		return s, nil
+	}
+	s := &State{path: abs, last: map[string]uint32{}}
+	data, err := os.ReadFile(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		var f stateFile
+		if err := json.Unmarshal(data, &f); err != nil {
+			return nil, fmt.Errorf("%s: %w", abs, err)
+		}
+		for z, v := range f.Serial {
+			s.last[z] = v
+		}
+	}
+	states[abs] = s
+	return s, nil
+}
+
+// Path is the file.
+func (s *State) Path() string { return s.path }
+
+// Last returns the last serial recorded for zone.
+func (s *State) Last(zone string) (uint32, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.last[zone]
+	return v, ok
+}
+
+// Save records serial as the last of zone, before it is served: the file is written to a
+// temporary file and renamed into place, so a crash leaves the old state or the new one.
+func (s *State) Save(zone string, serial uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last[zone] = serial
+	data, err := json.MarshalIndent(stateFile{About: stateAbout, Serial: s.last}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".serial-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), s.path)
+}

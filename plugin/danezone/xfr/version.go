@@ -1,0 +1,126 @@
+// Package xfr owns what danezone's secondaries receive: signed versions of a zone (every RRset
+// with its signatures and the NSEC chain, as the primary serves them), the differences
+// between versions, a bounded journal of them for IXFR (RFC 1995), and the record streams of
+// AXFR (RFC 5936) and IXFR answers.
+package xfr
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/signer"
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+)
+
+// Set is one RRset of a version with the signatures it was published with (none for glue, a
+// delegation's NS and unsigned zones).
+type Set struct {
+	RRset *zone.RRset
+	Sigs  []dns.RR
+}
+
+// Version is one signed version of a zone, immutable once built.
+type Version struct {
+	Serial uint32
+	SOA    dns.RR    // the first and last record of a transfer
+	Keys   *keys.Set // the keys that signed it; nil for an unsigned zone
+	Sets   []Set     // every RRset (the SOA's too, for its signatures), then the NSEC chain
+	// RefreshAt is when the first of its signatures needs refreshing (zero: none).
+	RefreshAt time.Time
+	Records   int // in a transfer, the SOA counted once
+
+	chain denial.Denier // the NSEC chain, reused by the next version
+}
+
+// Chain is the part of a denier that transfers need: the whole NSEC chain (nsec mode).
+type Chain interface {
+	denial.Denier
+	Sets() []*zone.RRset
+}
+
+// Build makes the version of snapshot z, signed with ks (nil: unsigned) by s so that no
+// signature needs refreshing before horizon. d is the snapshot's denier: its chain is used
+// when it has one; otherwise (minimal denial, whose white lies a secondary cannot make) the
+// NSEC chain is built for the transfer, from prev's where it can. Signing is spread over the
+// cores.
+func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizon time.Time, prev *Version) (*Version, error) {
+	v := &Version{Serial: z.Serial, SOA: z.SOA.RRs[0], Keys: ks}
+	var signed []int // indexes in v.Sets of the RRsets to sign
+	z.Sets(func(set *zone.RRset) {
+		if ks != nil && z.Node(set.Name).Signed(set.Type) {
+			signed = append(signed, len(v.Sets))
+		}
+		v.Sets = append(v.Sets, Set{RRset: set})
+		v.Records += len(set.RRs)
+	})
+	v.Records++ // the closing SOA
+	if ks != nil {
+		c, ok := d.(Chain)
+		if !ok {
+			var p denial.Denier
+			if prev != nil {
+				p = prev.chain
+			}
+			c = denial.New(denial.NSEC, z, p).(Chain)
+		}
+		v.chain = c
+		for _, set := range c.Sets() {
+			signed = append(signed, len(v.Sets))
+			v.Sets = append(v.Sets, Set{RRset: set})
+			v.Records += len(set.RRs)
+		}
+	}
+	if len(signed) == 0 {
+		return v, nil
+	}
+	refresh := make([]time.Time, len(signed))
+	errs := make([]error, len(signed))
+	workers := min(runtime.GOMAXPROCS(0), (len(signed)+255)/256)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(signed); i += workers {
+				set := &v.Sets[signed[i]]
+				set.Sigs, refresh[i], errs[i] = s.Ahead(set.RRset, ks, horizon)
+			}
+		})
+	}
+	wg.Wait()
+	for i, j := range signed {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("signing the zone for transfer: %w", errs[i])
+		}
+		v.Records += len(v.Sets[j].Sigs)
+		if v.RefreshAt.IsZero() || refresh[i].Before(v.RefreshAt) {
+			v.RefreshAt = refresh[i]
+		}
+	}
+	return v, nil
+}
+
+// AXFR returns the records of a full transfer, in messages of at most batch records: the
+// SOA, every RRset with its signatures, the SOA again (RFC 5936 §2.2).
+func (v *Version) AXFR(batch int, send func([]dns.RR) bool) bool {
+	out := []dns.RR{v.SOA}
+	flush := func() bool {
+		ok := send(out)
+		out = make([]dns.RR, 0, batch)
+		return ok
+	}
+	for _, s := range v.Sets {
+		if s.RRset.Type != dns.TypeSOA {
+			out = append(out, s.RRset.RRs...)
+		}
+		out = append(out, s.Sigs...)
+		if len(out) >= batch && !flush() {
+			return false
+		}
+	}
+	out = append(out, v.SOA)
+	return flush()
+}
