@@ -1,0 +1,335 @@
+package danezone_test
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coredns/caddy"
+	"github.com/miekg/dns"
+)
+
+const xfrKey = "xfr.test."
+
+// startPrimary runs CoreDNS with tsig, transfer and danezone serving x.test from dir, and
+// returns its address and the TSIG secret.
+func startPrimary(t *testing.T, dir, extra string) (string, string) {
+	t.Helper()
+	b := make([]byte, 32)
+	rand.Read(b)
+	secret := base64.StdEncoding.EncodeToString(b)
+	corefile := fmt.Sprintf(`.:0 {
+ bind 127.0.0.1
+ tsig {
+  secret %s %s
+  require AXFR IXFR
+ }
+ transfer {
+  to *
+ }
+ danezone %s {
+  keys %s
+  reload 50ms
+  %s
+ }
+}
+`, xfrKey, secret, filepath.Join(dir, "zones"), filepath.Join(dir, "keys"), extra)
+	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		inst.Stop()
+		inst.ShutdownCallbacks()
+	})
+	for _, s := range inst.Servers() {
+		if a := s.Addr(); a != nil {
+			return a.String(), secret
+		}
+	}
+	t.Fatal("no TCP listener")
+	return "", ""
+}
+
+func writeZone(t *testing.T, dir, text string) {
+	t.Helper()
+	zd := filepath.Join(dir, "zones")
+	os.MkdirAll(zd, 0o755)
+	tmp := filepath.Join(zd, ".tmp")
+	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(zd, "x.test.zone")); err != nil { // renamed: loaded at the next poll
+		t.Fatal(err)
+	}
+}
+
+const xZone = `$ORIGIN x.test.
+$TTL 300
+@ SOA ns h 1 3600 900 604800 300
+@ NS ns
+ns A 192.0.2.1
+mx A 192.0.2.2
+_25._tcp.mx TLSA 3 1 1 8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1
+sub NS ns.sub
+ns.sub A 192.0.2.3
+`
+
+// xfrIn runs a zone transfer signed with the key (or unsigned when secret is ""), and returns
+// its records or the error.
+func xfrIn(addr, secret string, qtype uint16, serial uint32) ([]dns.RR, error) {
+	m := new(dns.Msg)
+	if qtype == dns.TypeIXFR {
+		m.SetIxfr("x.test.", serial, "ns.x.test.", "h.x.test.")
+	} else {
+		m.SetAxfr("x.test.")
+	}
+	tr := &dns.Transfer{DialTimeout: 2 * time.Second, ReadTimeout: 5 * time.Second}
+	if secret != "" {
+		m.SetTsig(xfrKey, dns.HmacSHA256, 300, time.Now().Unix())
+		tr.TsigSecret = map[string]string{xfrKey: secret}
+	}
+	env, err := tr.In(m, addr)
+	if err != nil {
+		return nil, err
+	}
+	var out []dns.RR
+	for e := range env {
+		if e.Error != nil {
+			return nil, e.Error
+		}
+		out = append(out, e.RR...)
+	}
+	return out, nil
+}
+
+// verifyZone checks a full transfer as a validator would: each RRset but the delegation's NS
+// and glue carries a signature by a key of the zone's DNSKEY set that verifies now, and the
+// NSEC records form one chain through every name.
+func verifyZone(t *testing.T, rrs []dns.RR) {
+	t.Helper()
+	if len(rrs) < 2 || rrs[0].Header().Rrtype != dns.TypeSOA || rrs[len(rrs)-1].Header().Rrtype != dns.TypeSOA {
+		t.Fatalf("not framed by the SOA: %v", rrs)
+	}
+	body := rrs[1 : len(rrs)-1]
+	body = append(body, rrs[0])
+	keys := map[uint16]*dns.DNSKEY{}
+	sets := map[string][]dns.RR{}
+	sigs := map[string][]*dns.RRSIG{}
+	for _, rr := range body {
+		h := rr.Header()
+		switch r := rr.(type) {
+		case *dns.DNSKEY:
+			keys[r.KeyTag()] = r
+		case *dns.RRSIG:
+			k := h.Name + "/" + dns.TypeToString[r.TypeCovered]
+			sigs[k] = append(sigs[k], r)
+			continue
+		}
+		k := h.Name + "/" + dns.TypeToString[h.Rrtype]
+		sets[k] = append(sets[k], rr)
+	}
+	nsecs := 0
+	for k, set := range sets {
+		name := set[0].Header().Name
+		unsigned := name == "ns.sub.x.test." || k == "sub.x.test./NS"
+		if unsigned {
+			if len(sigs[k]) > 0 {
+				t.Errorf("%s: glue or delegation NS signed", k)
+			}
+			continue
+		}
+		if len(sigs[k]) == 0 {
+			t.Errorf("%s: no RRSIG", k)
+			continue
+		}
+		for _, s := range sigs[k] {
+			key := keys[s.KeyTag]
+			if key == nil {
+				t.Errorf("%s: RRSIG by key %d, not in the DNSKEY set", k, s.KeyTag)
+			} else if err := s.Verify(key, set); err != nil {
+				t.Errorf("%s: RRSIG by %d does not verify: %v", k, s.KeyTag, err)
+			} else if !s.ValidityPeriod(time.Now()) {
+				t.Errorf("%s: RRSIG not valid now", k)
+			}
+		}
+		if set[0].Header().Rrtype == dns.TypeNSEC {
+			nsecs++
+		}
+	}
+	// Every owner has an NSEC; following next names from the apex visits each once.
+	owners := map[string]string{}
+	for _, set := range sets {
+		if n, ok := set[0].(*dns.NSEC); ok {
+			owners[n.Hdr.Name] = n.NextDomain
+		}
+	}
+	seen, at := 0, "x.test."
+	for {
+		next, ok := owners[at]
+		if !ok {
+			t.Fatalf("NSEC chain broken at %s", at)
+		}
+		seen++
+		if at = next; at == "x.test." || seen > len(owners) {
+			break
+		}
+	}
+	if seen != len(owners) || nsecs == 0 {
+		t.Errorf("NSEC chain visits %d of %d owners", seen, len(owners))
+	}
+}
+
+func TestTransfer(t *testing.T) {
+	for _, mode := range []string{"nsec", "minimal"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			writeZone(t, dir, xZone)
+			addr, secret := startPrimary(t, dir, "denial "+mode+"\n  serial increment")
+			axfr, err := xfrIn(addr, secret, dns.TypeAXFR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifyZone(t, axfr)
+			s1 := axfr[0].(*dns.SOA).Serial
+
+			// Refused without the key, BADKEY with another (RFC 8945 §5.2.2).
+			if _, err := xfrIn(addr, "", dns.TypeAXFR, 0); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("rcode: %d", dns.RcodeRefused)) {
+				t.Errorf("AXFR without TSIG: %v, want REFUSED", err)
+			}
+			b := make([]byte, 32)
+			rand.Read(b)
+			if _, err := xfrIn(addr, base64.StdEncoding.EncodeToString(b), dns.TypeAXFR, 0); err == nil {
+				t.Error("AXFR with a wrong secret accepted")
+			}
+
+			// Up to date: one SOA.
+			if rrs, err := xfrIn(addr, secret, dns.TypeIXFR, s1); err != nil || len(rrs) != 1 {
+				t.Errorf("IXFR at the current serial: %v %v, want the SOA alone", rrs, err)
+			}
+
+			// A TLSA change: the IXFR holds the difference, not the zone.
+			writeZone(t, dir, strings.Replace(xZone, "8cb0fc6c", "9cb0fc6c", 1))
+			var s2 uint32
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				r, _, err := (&dns.Client{Net: "tcp", Timeout: time.Second}).Exchange(new(dns.Msg).SetQuestion("x.test.", dns.TypeSOA), addr)
+				if err == nil && len(r.Answer) == 1 {
+					if s2 = r.Answer[0].(*dns.SOA).Serial; s2 != s1 {
+						break
+					}
+				}
+			}
+			if s2 != s1+1 {
+				t.Fatalf("serial after the change %d, want %d (increment)", s2, s1+1)
+			}
+			ixfr, err := xfrIn(addr, secret, dns.TypeIXFR, s1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// RFC 1995 §4: new SOA, old SOA, deleted, new SOA, added, new SOA.
+			if len(ixfr) < 4 || ixfr[1].Header().Rrtype != dns.TypeSOA || ixfr[1].(*dns.SOA).Serial != s1 {
+				t.Fatalf("not an incremental transfer:\n%v", ixfr)
+			}
+			var del, add []string
+			part := 0
+			for _, rr := range ixfr[1 : len(ixfr)-1] {
+				if rr.Header().Rrtype == dns.TypeSOA {
+					part++
+					continue
+				}
+				s := rr.Header().Name + " " + dns.TypeToString[rr.Header().Rrtype]
+				if sig, ok := rr.(*dns.RRSIG); ok {
+					s += " " + dns.TypeToString[sig.TypeCovered]
+				}
+				if part == 1 {
+					del = append(del, s)
+				} else {
+					add = append(add, s)
+				}
+			}
+			want := []string{"x.test. RRSIG SOA", "_25._tcp.mx.x.test. TLSA", "_25._tcp.mx.x.test. RRSIG TLSA"}
+			for _, w := range want {
+				if !contains(del, w) || !contains(add, w) {
+					t.Errorf("IXFR: %q not deleted and added: deleted %v, added %v", w, del, add)
+				}
+			}
+			if len(del) != len(want) || len(add) != len(want) {
+				t.Errorf("IXFR carries more than the change: deleted %v, added %v", del, add)
+			}
+			// Applying the difference gives the zone a full transfer gives.
+			axfr2, err := xfrIn(addr, secret, dns.TypeAXFR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifyZone(t, axfr2)
+			if got, want := applyIXFR(axfr, ixfr), axfr2; !sameRRs(got, want) {
+				t.Errorf("AXFR(%d) + IXFR differs from AXFR(%d)", s1, s2)
+			}
+
+			// A serial the journal never had: the whole zone.
+			full, err := xfrIn(addr, secret, dns.TypeIXFR, s1-10)
+			if err != nil || !sameRRs(full, axfr2) {
+				t.Errorf("IXFR from an unknown serial: %v, want the whole zone", err)
+			}
+		})
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// applyIXFR applies an IXFR answer to the records of an AXFR (RFC 1995 §4), returning the
+// new zone framed by its SOA.
+func applyIXFR(axfr, ixfr []dns.RR) []dns.RR {
+	zone := map[string]dns.RR{}
+	for _, rr := range axfr[1 : len(axfr)-1] {
+		zone[rr.String()] = rr
+	}
+	part := 0
+	for _, rr := range ixfr[1 : len(ixfr)-1] {
+		if rr.Header().Rrtype == dns.TypeSOA {
+			part++
+			continue
+		}
+		if part%2 == 1 {
+			delete(zone, rr.String())
+		} else {
+			zone[rr.String()] = rr
+		}
+	}
+	out := []dns.RR{ixfr[0]}
+	for _, rr := range zone {
+		out = append(out, rr)
+	}
+	return append(out, ixfr[0])
+}
+
+func sameRRs(a, b []dns.RR) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, rr := range a {
+		m[rr.String()]++
+	}
+	for _, rr := range b {
+		m[rr.String()]--
+	}
+	for _, n := range m {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
