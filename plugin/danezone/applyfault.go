@@ -132,7 +132,7 @@ func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
 		return base
 	}
 	z := base.z.WithSets(changes)
-	return &snapshot{z: z, d: denial.New(mode, z, base.d)}
+	return &snapshot{z: z, d: denial.New(mode, z, base.d), keys: base.keys}
 }
 
 // change returns the RRset a data fault serves instead of set, or nil to remove it.

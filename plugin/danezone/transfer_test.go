@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,4 +333,52 @@ func sameRRs(a, b []dns.RR) bool {
 		}
 	}
 	return true
+}
+
+// A secondary that stops reading in the middle of a transfer holds up nothing else: queries
+// and other transfers are answered meanwhile.
+func TestStalledTransfer(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString(xZone)
+	txt := `"` + strings.Repeat("x", 250) + `" "` + strings.Repeat("y", 250) + `" "` + strings.Repeat("z", 250) + `"`
+	for i := range 8000 { // some 7 MB, more than the socket buffers take
+		fmt.Fprintf(&b, "h%d TXT %s\n", i, txt)
+	}
+	writeZone(t, dir, b.String())
+	addr, secret := startPrimary(t, dir, "")
+	full, err := xfrIn(addr, secret, dns.TypeAXFR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The stalled secondary: asks, reads one message, then nothing.
+	m := new(dns.Msg)
+	m.SetAxfr("x.test.")
+	m.SetTsig(xfrKey, dns.HmacSHA256, 300, time.Now().Unix())
+	c := &dns.Client{Net: "tcp", TsigSecret: map[string]string{xfrKey: secret}}
+	conn, err := c.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	conn.TsigSecret = map[string]string{xfrKey: secret}
+	if err := conn.WriteMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ReadMsg(); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	r, _, err := (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(new(dns.Msg).SetQuestion("mx.x.test.", dns.TypeA), addr)
+	if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("query while a transfer stalls: %v %v", r, err)
+	}
+	again, err := xfrIn(addr, secret, dns.TypeAXFR, 0)
+	if err != nil || !sameRRs(again, full) {
+		t.Fatalf("transfer while another stalls: %v", err)
+	}
+	t.Logf("query and a full transfer of %d records in %s while another transfer stalled", len(again), time.Since(start))
 }
