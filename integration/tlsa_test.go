@@ -108,12 +108,14 @@ func TestTLSACertFile(t *testing.T) {
 		}
 	}
 
-	// A zone file reload keeps the managed records over the file's static ones.
+	// A zone file reload keeps the managed records over the file's static ones. (The TLSA
+	// records made a new version already: the serial served is past the file's.)
+	before := serialOf(t, srv.Addr, "example.test")
 	if err := os.WriteFile(srv.ZoneFile("example.test"), []byte(bumpSerial(t, RepoZone(t, "example.test.zone"), 2026112202)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if m := waitFor(5*time.Second, func() string {
-		if s := serialOf(t, srv.Addr, "example.test"); s != 2026112202 {
+		if s := serialOf(t, srv.Addr, "example.test"); s == before {
 			return fmt.Sprintf("serial %d", s)
 		}
 		return ""
