@@ -12,6 +12,9 @@
 # after a warm-up on a different sample of the same mix (different random NXDOMAIN names, so
 # the warm-up does not pre-sign the measured ones). Then, for a zone of BENCH_LOAD_NAMES
 # names: the time from process start until the first SOA answer, and the RSS at that moment.
+# Last, bench/xfr.sh: zone transfers (AXFR, IXFR after a change) from danezone and Knot as
+# signing primaries, for a zone of BENCH_XFR_NAMES names (0: skipped; see bench/xfr.sh for
+# its knobs, BENCH_XFR_*); its table follows these, and goes to BENCH_OUT too.
 #
 # Prints tables to stdout; if BENCH_OUT is set, also writes them there as markdown.
 # A server that does not start, does not sign, or dies is reported as "failed"; the rest of
@@ -23,6 +26,7 @@
 #   BENCH_HOSTS=1000 BENCH_NX=100000 BENCH_QUERIES=100000  zone size, unique NXDOMAIN names,
 #                                        lines per other query file
 #   BENCH_LOAD_NAMES=100000              names in the load-time zone (0: skip the load test)
+#   BENCH_XFR_NAMES=100000               names in the zone-transfer zone (0: skip bench/xfr.sh)
 #   BENCH_SERVERS="danezone-nsec danezone-minimal coredns-dnssec file-unsigned knot"
 #   BENCH_MIXES="positive nxdomain nodata mail"
 #   SERVER_CPU=0 CLIENT_CPU=1  COREDNS=bin/coredns  GO=go  BENCH_OUT=  BENCH_KEEP=0 (keep tmp)
@@ -510,4 +514,13 @@ if [[ -n $BENCH_OUT ]]; then
 		table md
 	} >"$BENCH_OUT"
 	log "markdown written to $BENCH_OUT"
+fi
+
+# ---- zone transfers: bench/xfr.sh, with its own servers (on all CPUs), zone and temp dir ----
+
+if [[ ${BENCH_XFR_NAMES:-100000} != 0 ]]; then
+	log "zone transfers: bench/xfr.sh"
+	rc=0
+	COREDNS=$COREDNS GO=$GO BENCH_OUT=$BENCH_OUT BENCH_KEEP=$BENCH_KEEP "$BENCH/xfr.sh" || rc=$?
+	((rc == 0)) || log "bench/xfr.sh failed (exit $rc): see above"
 fi

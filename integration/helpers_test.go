@@ -178,6 +178,9 @@ type ServerConfig struct {
 	Path    string            // PATH relative to the zone directory ("" = the directory itself)
 	Origins []string          // ORIGINS after PATH
 	Serve   []string          // zones expected to be served (default: every key of Zones)
+
+	Block []string // extra lines in the server block before the danezone directive (multi-line ok)
+	Port  int      // listen on this port rather than a free one (e.g. to restart at the same address)
 }
 
 // ModeFor returns the denial mode the configuration sets for zone: "denial MODE ZONES..."
@@ -280,8 +283,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	for _, o := range cfg.Origins {
 		pathArg += " " + o
 	}
-	if s.Port, err = FreePort(); err != nil {
-		return fail(err)
+	if s.Port = cfg.Port; s.Port == 0 {
+		if s.Port, err = FreePort(); err != nil {
+			return fail(err)
+		}
 	}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
 	reload := cfg.Reload
@@ -294,17 +299,28 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		fmt.Fprintf(&block, "        denial %s\n", cfg.Denial)
 	}
 	fmt.Fprintf(&block, "        reload %s\n", reload)
+	// The zone model compares answers with the zone file, SOA serial included: serve the
+	// file's serial unless a test chooses a policy (with no state yet, `serial file` does).
+	if !slices.ContainsFunc(cfg.Extra, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "serial ") }) {
+		block.WriteString("        serial file\n")
+	}
 	for _, l := range cfg.Extra {
 		fmt.Fprintf(&block, "        %s\n", l)
 	}
+	var pre strings.Builder
+	for _, l := range cfg.Block {
+		for _, line := range strings.Split(strings.TrimRight(l, "\n"), "\n") {
+			fmt.Fprintf(&pre, "    %s\n", line)
+		}
+	}
 	corefile := fmt.Sprintf(`.:%d {
     bind 127.0.0.1
-    danezone %s {
+%s    danezone %s {
 %s    }
     log
     errors
 }
-`, s.Port, pathArg, block.String())
+`, s.Port, pre.String(), pathArg, block.String())
 	conf := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(conf, []byte(corefile), 0o644); err != nil {
 		return fail(err)
@@ -535,7 +551,7 @@ func hasType(rrs []dns.RR, t uint16) bool {
 // Stub is one zone Unbound resolves through a stub-zone with a trust anchor.
 type Stub struct {
 	Anchor *Anchor
-	Addr   string // server address, host:port
+	Addr   string // server address, host:port; several separated by spaces
 }
 
 // Unbound is a private validating Unbound instance.
@@ -682,7 +698,10 @@ func startUnbound(spec unboundSpec) (*Unbound, error) {
 	}
 	conf.WriteString("remote-control:\n    control-enable: no\n")
 	for _, s := range spec.Stubs {
-		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n    stub-addr: %s\n", s.Anchor.Zone, strings.Replace(s.Addr, ":", "@", 1))
+		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n", s.Anchor.Zone)
+		for _, a := range strings.Fields(s.Addr) { // several servers of one zone
+			fmt.Fprintf(&conf, "    stub-addr: %s\n", strings.Replace(a, ":", "@", 1))
+		}
 	}
 	for _, z := range spec.Zones {
 		fmt.Fprintf(&conf, "stub-zone:\n    name: \"%s\"\n    stub-addr: %s\n", z, strings.Replace(spec.StubAddr, ":", "@", 1))

@@ -8,6 +8,10 @@
 //	    Starts CMD, polls its SOA every 2ms, and prints "load_ms=N rss_kb=N" once it answers:
 //	    the time from process start until the first SOA answer, and the VmRSS of the process
 //	    (/proc/PID/status) at that moment. Then stops CMD (SIGTERM, SIGKILL after 5s).
+//	probe notify -addr 127.0.0.1:PORT -zone example.test [-timeout 30m]
+//	    Listens on PORT (UDP and TCP) for NOTIFY (RFC 1996) for zone, acknowledges each, and
+//	    prints one line per NOTIFY as it arrives: "notify_unix_ms=N serial=S" (S from the SOA
+//	    in the answer section, 0 if none). Ends on SIGTERM/SIGINT or after -timeout.
 //
 // Only loopback addresses are accepted: the bench never talks to anything else.
 package main
@@ -23,6 +27,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +44,8 @@ func main() {
 		err = ready(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
+	case "notify":
+		err = notify(os.Args[2:])
 	default:
 		usage()
 	}
@@ -53,7 +60,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe ready|load -addr 127.0.0.1:PORT -zone ZONE [flags] [-- CMD ARGS...]")
+	fmt.Fprintln(os.Stderr, "usage: probe ready|load|notify -addr 127.0.0.1:PORT -zone ZONE [flags] [-- CMD ARGS...]")
 	os.Exit(2)
 }
 
@@ -232,4 +239,65 @@ func vmRSS(pid int) (int, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc/" + strconv.Itoa(pid) + "/status")
+}
+
+// notify answers NOTIFY for c.zone on c.addr and prints when each arrived (see the package
+// comment). The bench starts it before the server it is the NOTIFY target of.
+func notify(args []string) error {
+	_, c, _ := flags("notify", args, 30*time.Minute)
+	if err := c.check(); err != nil {
+		return err
+	}
+	zone := dns.CanonicalName(c.zone)
+	var mu sync.Mutex // one line at a time on stdout
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		at := time.Now()
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if r.Opcode != dns.OpcodeNotify || len(r.Question) != 1 ||
+			dns.CanonicalName(r.Question[0].Name) != zone {
+			m.Rcode = dns.RcodeRefused
+			w.WriteMsg(m)
+			return
+		}
+		m.Authoritative = true
+		w.WriteMsg(m)
+		var serial uint32
+		for _, rr := range r.Answer {
+			if soa, ok := rr.(*dns.SOA); ok {
+				serial = soa.Serial
+			}
+		}
+		mu.Lock()
+		fmt.Printf("notify_unix_ms=%d serial=%d\n", at.UnixMilli(), serial)
+		mu.Unlock()
+	})
+	errs := make(chan error, 2)
+	var servers []*dns.Server
+	for _, network := range []string{"udp", "tcp"} {
+		started := make(chan struct{})
+		srv := &dns.Server{Addr: c.addr, Net: network, Handler: h, NotifyStartedFunc: func() { close(started) }}
+		servers = append(servers, srv)
+		go func() { errs <- srv.ListenAndServe() }()
+		select {
+		case <-started:
+		case err := <-errs:
+			return err
+		}
+	}
+	defer func() {
+		for _, srv := range servers {
+			srv.Shutdown()
+		}
+	}()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	select {
+	case <-sigs:
+		return nil
+	case err := <-errs:
+		return err
+	case <-time.After(c.timeout):
+		return nil
+	}
 }
