@@ -70,7 +70,7 @@ func writeZone(t *testing.T, dir, text string) {
 	}
 }
 
-const xZone = `$ORIGIN x.test.
+var xZone = `$ORIGIN x.test.
 $TTL 300
 @ SOA ns h 1 3600 900 604800 300
 @ NS ns
@@ -79,7 +79,16 @@ mx A 192.0.2.2
 _25._tcp.mx TLSA 3 1 1 8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1
 sub NS ns.sub
 ns.sub A 192.0.2.3
-`
+` + filler
+
+// filler makes the zone larger than the differences the tests make, so that they go by IXFR.
+var filler = func() string {
+	var b strings.Builder
+	for i := range 40 {
+		fmt.Fprintf(&b, "host%d A 192.0.2.%d\n", i, 10+i)
+	}
+	return b.String()
+}()
 
 // xfrIn runs a zone transfer signed with the key (or unsigned when secret is ""), and returns
 // its records or the error.
@@ -135,10 +144,20 @@ func verifyZone(t *testing.T, rrs []dns.RR) {
 		k := h.Name + "/" + dns.TypeToString[h.Rrtype]
 		sets[k] = append(sets[k], rr)
 	}
+	// Delegation points: their NS and everything below them is not signed (RFC 4035 §2.2).
+	var cuts []string
+	for k, set := range sets {
+		if name := set[0].Header().Name; strings.HasSuffix(k, "/NS") && name != "x.test." {
+			cuts = append(cuts, name)
+		}
+	}
 	nsecs := 0
 	for k, set := range sets {
 		name := set[0].Header().Name
-		unsigned := name == "ns.sub.x.test." || k == "sub.x.test./NS"
+		unsigned := false
+		for _, c := range cuts {
+			unsigned = unsigned || k == c+"/NS" || name != c && dns.IsSubDomain(c, name)
+		}
 		if unsigned {
 			if len(sigs[k]) > 0 {
 				t.Errorf("%s: glue or delegation NS signed", k)
@@ -272,9 +291,47 @@ func TestTransfer(t *testing.T) {
 				t.Errorf("AXFR(%d) + IXFR differs from AXFR(%d)", s1, s2)
 			}
 
+			// A larger change: a name removed, a TTL changed, a new delegation hiding a name
+			// (now glue), a new name. The IXFR from each earlier version applies to it.
+			third := strings.Replace(xZone, "8cb0fc6c", "9cb0fc6c", 1)
+			third = strings.Replace(third, "mx A 192.0.2.2\n", "mx 60 A 192.0.2.2\nnew A 192.0.2.7\nother NS ns.other\nns.other A 192.0.2.8\n", 1)
+			third = strings.Replace(third, "_25._tcp.mx TLSA", "_25._tcp.mx 600 TLSA", 1)
+			third = strings.Replace(third, "ns.sub A 192.0.2.3\n", "", 1)
+			third = strings.Replace(third, "sub NS ns.sub\n", "sub NS ns.elsewhere.test.\n", 1)
+			writeZone(t, dir, third)
+			var s3 uint32
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				r, _, err := (&dns.Client{Net: "tcp", Timeout: time.Second}).Exchange(new(dns.Msg).SetQuestion("x.test.", dns.TypeSOA), addr)
+				if err == nil && len(r.Answer) == 1 {
+					if s3 = r.Answer[0].(*dns.SOA).Serial; s3 != s2 {
+						break
+					}
+				}
+			}
+			axfr3, err := xfrIn(addr, secret, dns.TypeAXFR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			verifyZone(t, axfr3)
+			for _, from := range []struct {
+				serial uint32
+				zone   []dns.RR
+			}{{s1, axfr}, {s2, axfr2}} {
+				ixfr, err := xfrIn(addr, secret, dns.TypeIXFR, from.serial)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ixfr) < 2 || ixfr[1].Header().Rrtype != dns.TypeSOA {
+					t.Errorf("IXFR from %d: not incremental", from.serial)
+				}
+				if got := applyIXFR(from.zone, ixfr); !sameRRs(got, axfr3) {
+					t.Errorf("AXFR(%d) + IXFR differs from AXFR(%d)", from.serial, s3)
+				}
+			}
+
 			// A serial the journal never had: the whole zone.
 			full, err := xfrIn(addr, secret, dns.TypeIXFR, s1-10)
-			if err != nil || !sameRRs(full, axfr2) {
+			if err != nil || !sameRRs(full, axfr3) {
 				t.Errorf("IXFR from an unknown serial: %v, want the whole zone", err)
 			}
 		})
@@ -293,6 +350,9 @@ func contains(l []string, s string) bool {
 // applyIXFR applies an IXFR answer to the records of an AXFR (RFC 1995 §4), returning the
 // new zone framed by its SOA.
 func applyIXFR(axfr, ixfr []dns.RR) []dns.RR {
+	if len(ixfr) > 1 && ixfr[1].Header().Rrtype != dns.TypeSOA { // the whole zone (AXFR style)
+		return ixfr
+	}
 	zone := map[string]dns.RR{}
 	for _, rr := range axfr[1 : len(axfr)-1] {
 		zone[rr.String()] = rr

@@ -17,39 +17,32 @@ type Delta struct {
 // Len is the number of records the delta takes in an IXFR answer.
 func (d *Delta) Len() int { return 2 + len(d.Del) + len(d.Add) }
 
-type setKey struct {
-	name string
-	t    uint16
-}
-
-// Diff returns the delta from a to b. RRsets that did not change are shared between versions
-// (zone.Reuse, the signer's cache), so only the changed ones are compared record by record.
+// Diff returns the delta from a to b, in one walk over both (their Sets are sorted the same
+// way). RRsets that did not change are shared between versions (zone.Reuse, the signer's
+// cache), so only the changed ones are compared record by record.
 func Diff(a, b *Version) *Delta {
 	d := &Delta{From: a.SOA, To: b.SOA}
-	old := make(map[setKey]Set, len(a.Sets))
-	for _, s := range a.Sets {
-		old[setKey{s.RRset.Name, s.RRset.Type}] = s
-	}
-	for _, s := range b.Sets {
-		k := setKey{s.RRset.Name, s.RRset.Type}
-		o, ok := old[k]
-		delete(old, k)
-		if !ok {
-			d.Add = appendSet(d.Add, s)
-			continue
-		}
-		if o.RRset != s.RRset && s.RRset.Type != dns.TypeSOA { // the SOAs are the delta's frame
-			d.Del = appendMissing(d.Del, o.RRset.RRs, s.RRset.RRs)
-			d.Add = appendMissing(d.Add, s.RRset.RRs, o.RRset.RRs)
-		}
-		if !sameRecords(o.Sigs, s.Sigs) {
-			d.Del = append(d.Del, o.Sigs...)
-			d.Add = append(d.Add, s.Sigs...)
-		}
-	}
-	for _, s := range a.Sets { // in order, not the map's
-		if _, gone := old[setKey{s.RRset.Name, s.RRset.Type}]; gone {
-			d.Del = appendSet(d.Del, s)
+	i, j := 0, 0
+	for i < len(a.Sets) || j < len(b.Sets) {
+		switch {
+		case j == len(b.Sets) || i < len(a.Sets) && a.Sets[i].before(&b.Sets[j]):
+			d.Del = appendSet(d.Del, a.Sets[i])
+			i++
+		case i == len(a.Sets) || b.Sets[j].before(&a.Sets[i]):
+			d.Add = appendSet(d.Add, b.Sets[j])
+			j++
+		default:
+			o, s := a.Sets[i], b.Sets[j]
+			if o.RRset != s.RRset && s.RRset.Type != dns.TypeSOA { // the SOAs are the delta's frame
+				d.Del = appendMissing(d.Del, o.RRset.RRs, s.RRset.RRs)
+				d.Add = appendMissing(d.Add, s.RRset.RRs, o.RRset.RRs)
+			}
+			if !sameRecords(o.Sigs, s.Sigs) {
+				d.Del = append(d.Del, o.Sigs...)
+				d.Add = append(d.Add, s.Sigs...)
+			}
+			i++
+			j++
 		}
 	}
 	return d

@@ -22,6 +22,29 @@ import (
 type Set struct {
 	RRset *zone.RRset
 	Sigs  []dns.RR
+
+	// Where it sorts: Sets are in runs (authoritative data, glue, NSEC chain), each in
+	// canonical order of owner (zone.Key) and type, so two versions are diffed in one walk.
+	run uint8
+	key string
+}
+
+// The runs of Version.Sets.
+const (
+	runData uint8 = iota
+	runGlue
+	runNSEC
+)
+
+// before reports whether s sorts before o.
+func (s *Set) before(o *Set) bool {
+	if s.run != o.run {
+		return s.run < o.run
+	}
+	if s.key != o.key {
+		return s.key < o.key
+	}
+	return s.RRset.Type < o.RRset.Type
 }
 
 // Version is one signed version of a zone, immutable once built.
@@ -51,12 +74,19 @@ type Chain interface {
 func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizon time.Time, prev *Version) (*Version, error) {
 	v := &Version{Serial: z.Serial, SOA: z.SOA.RRs[0], Keys: ks}
 	var signed []int // indexes in v.Sets of the RRsets to sign
-	z.Sets(func(set *zone.RRset) {
-		if ks != nil && z.Node(set.Name).Signed(set.Type) {
-			signed = append(signed, len(v.Sets))
+	z.Walk(func(n *zone.Node) {
+		run := runData
+		if n.Occluded {
+			run = runGlue
 		}
-		v.Sets = append(v.Sets, Set{RRset: set})
-		v.Records += len(set.RRs)
+		for _, t := range n.Types {
+			set := n.Sets[t]
+			if ks != nil && n.Signed(t) {
+				signed = append(signed, len(v.Sets))
+			}
+			v.Sets = append(v.Sets, Set{RRset: set, run: run, key: n.Key})
+			v.Records += len(set.RRs)
+		}
 	})
 	v.Records++ // the closing SOA
 	if ks != nil {
@@ -69,9 +99,10 @@ func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizo
 			c = denial.New(denial.NSEC, z, p).(Chain)
 		}
 		v.chain = c
-		for _, set := range c.Sets() {
+		nodes := z.Chain() // the chain's sets are parallel to it
+		for i, set := range c.Sets() {
 			signed = append(signed, len(v.Sets))
-			v.Sets = append(v.Sets, Set{RRset: set})
+			v.Sets = append(v.Sets, Set{RRset: set, run: runNSEC, key: nodes[i].Key})
 			v.Records += len(set.RRs)
 		}
 	}

@@ -62,6 +62,7 @@ func NewRRset(rrs []dns.RR) *RRset {
 // Node is one name of the zone: an owner of RRsets, or an empty non-terminal (no RRsets).
 type Node struct {
 	Name     string            // canonical name
+	Key      string            // Key(Name): the map key, which sorts in canonical order
 	Sets     map[uint16]*RRset // by type
 	Types    []uint16          // sorted types present (for NSEC bitmaps)
 	Cut      bool              // a delegation point (NS below the apex)
@@ -91,6 +92,7 @@ type Zone struct {
 	// points; not ENTs, not occluded names) in canonical order: the NSEC chain (RFC 4034 §6.1).
 	chain     []*Node
 	chainKeys []string
+	glue      []*Node // the occluded names that own data, in canonical order
 }
 
 // Nodes returns the number of names in the zone (owners and empty non-terminals).
@@ -109,18 +111,24 @@ func (z *Zone) Node(name string) *Node { return z.nodes[Key(name)] }
 // Apex returns the apex node.
 func (z *Zone) Apex() *Node { return z.nodes[z.originKey] }
 
-// Sets returns every RRset in the zone in canonical order of owner, then type.
+// Sets calls fn with every RRset in the zone: those of the authoritative names in canonical
+// order of owner, then type; then the glue below delegation points, in the same order.
 func (z *Zone) Sets(fn func(*RRset)) {
-	keys := make([]string, 0, len(z.nodes))
-	for k := range z.nodes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		n := z.nodes[k]
+	z.Walk(func(n *Node) {
 		for _, t := range n.Types {
 			fn(n.Sets[t])
 		}
+	})
+}
+
+// Walk calls fn with every name that owns data: the authoritative names in canonical order,
+// then the glue below delegation points, in canonical order. It sorts nothing.
+func (z *Zone) Walk(fn func(*Node)) {
+	for _, n := range z.chain {
+		fn(n)
+	}
+	for _, n := range z.glue {
+		fn(n)
 	}
 }
 
@@ -204,12 +212,16 @@ func build(origin, file string, lim Limits, sets map[string]map[uint16]*RRset) *
 		for _, s := range n.Sets {
 			z.records += len(s.RRs)
 		}
+		if n.Occluded && !n.ENT() {
+			z.glue = append(z.glue, n)
+		}
 		if n.Occluded || n.ENT() {
 			continue
 		}
 		z.chainKeys = append(z.chainKeys, k)
 	}
 	sort.Strings(z.chainKeys)
+	sort.Slice(z.glue, func(i, j int) bool { return z.glue[i].Key < z.glue[j].Key })
 	z.chain = make([]*Node, len(z.chainKeys))
 	for i, k := range z.chainKeys {
 		z.chain[i] = z.nodes[k]
@@ -227,7 +239,7 @@ func (z *Zone) node(name string) *Node {
 	if n, ok := z.nodes[k]; ok {
 		return n
 	}
-	n := &Node{Name: name}
+	n := &Node{Name: name, Key: k}
 	n.Wildcard = len(name) > 1 && name[0] == '*' && name[1] == '.'
 	z.nodes[k] = n
 	return n
