@@ -83,17 +83,19 @@ type chain struct {
 func newChain(z *zone.Zone, prev *chain) *chain {
 	nodes := z.Chain()
 	c := &chain{z: z, sets: make([]*zone.RRset, len(nodes))}
-	old := map[string]*zone.RRset{}
+	var old []*zone.Node // prev's chain: both are in canonical order, so one walk pairs them
 	if prev != nil && prev.z.NegTTL == z.NegTTL {
-		for _, s := range prev.sets {
-			old[s.Name] = s
-		}
+		old = prev.z.Chain()
 	}
+	j := 0
 	for i, n := range nodes {
 		next := nodes[(i+1)%len(nodes)].Name
 		s := nsecSet(n.Name, next, z.NegTTL, Bitmap(n))
-		if o := old[n.Name]; o != nil && zone.EqualSets(o, s) {
-			s = o
+		for j < len(old) && old[j].Key < n.Key {
+			j++
+		}
+		if j < len(old) && old[j].Key == n.Key && zone.EqualSets(prev.sets[j], s) {
+			s = prev.sets[j]
 		}
 		c.sets[i] = s
 	}

@@ -27,6 +27,8 @@ type Set struct {
 	// canonical order of owner (zone.Key) and type, so two versions are diffed in one walk.
 	run uint8
 	key string
+	// refreshAt is when Sigs need refreshing (Unix nanoseconds; 0 for none).
+	refreshAt int64
 }
 
 // The runs of Version.Sets.
@@ -74,6 +76,10 @@ type Chain interface {
 func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizon time.Time, prev *Version) (*Version, error) {
 	v := &Version{Serial: z.Serial, SOA: z.SOA.RRs[0], Keys: ks}
 	var signed []int // indexes in v.Sets of the RRsets to sign
+	if prev != nil {
+		v.Sets = make([]Set, 0, len(prev.Sets)+16)
+		signed = make([]int, 0, len(prev.Sets))
+	}
 	z.Walk(func(n *zone.Node) {
 		run := runData
 		if n.Occluded {
@@ -109,28 +115,54 @@ func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizo
 	if len(signed) == 0 {
 		return v, nil
 	}
-	refresh := make([]time.Time, len(signed))
-	errs := make([]error, len(signed))
-	workers := min(runtime.GOMAXPROCS(0), (len(signed)+255)/256)
+	// Signatures of RRsets unchanged since prev are prev's when none of prev's is due: the
+	// common case of a small change to a large zone costs a walk, not a signer call per RRset.
+	toSign := signed
+	if prev != nil && prev.Keys == ks && horizon.Before(prev.RefreshAt) {
+		toSign = nil
+		i := 0
+		for _, j := range signed {
+			// Mostly the next one is the same RRset: no need to compare where they sort.
+			if i >= len(prev.Sets) || prev.Sets[i].RRset != v.Sets[j].RRset {
+				for i < len(prev.Sets) && prev.Sets[i].before(&v.Sets[j]) {
+					i++
+				}
+			}
+			if i < len(prev.Sets) && prev.Sets[i].RRset == v.Sets[j].RRset {
+				v.Sets[j].Sigs, v.Sets[j].refreshAt = prev.Sets[i].Sigs, prev.Sets[i].refreshAt
+				i++
+				continue
+			}
+			toSign = append(toSign, j)
+		}
+	}
+	errs := make([]error, len(toSign))
+	workers := min(runtime.GOMAXPROCS(0), (len(toSign)+255)/256)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			for i := w; i < len(signed); i += workers {
-				set := &v.Sets[signed[i]]
-				set.Sigs, refresh[i], errs[i] = s.Ahead(set.RRset, ks, horizon)
+			for i := w; i < len(toSign); i += workers {
+				set := &v.Sets[toSign[i]]
+				var at time.Time
+				set.Sigs, at, errs[i] = s.Ahead(set.RRset, ks, horizon)
+				set.refreshAt = at.UnixNano()
 			}
 		})
 	}
 	wg.Wait()
-	for i, j := range signed {
-		if errs[i] != nil {
-			return nil, fmt.Errorf("signing the zone for transfer: %w", errs[i])
-		}
-		v.Records += len(v.Sets[j].Sigs)
-		if v.RefreshAt.IsZero() || refresh[i].Before(v.RefreshAt) {
-			v.RefreshAt = refresh[i]
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("signing the zone for transfer: %w", err)
 		}
 	}
+	first := int64(0)
+	for _, j := range signed {
+		v.Records += len(v.Sets[j].Sigs)
+		if at := v.Sets[j].refreshAt; first == 0 || at < first {
+			first = at
+		}
+	}
+	v.RefreshAt = time.Unix(0, first)
 	return v, nil
 }
 
