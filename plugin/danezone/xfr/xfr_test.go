@@ -74,3 +74,59 @@ func BenchmarkPublishChange(b *testing.B) {
 		prev, z, d = v, nz, nd
 	}
 }
+
+// A change of one RRset re-signs it and the SOA, and nothing else; the delta holds just
+// that. With signatures due, everything is re-signed.
+func TestBuildReusesSignatures(t *testing.T) {
+	ks := testKeys(t)
+	z := bigZone(t, 200, ks)
+	s := signer.New("big.test.", ks, signer.DefaultPolicy())
+	now := time.Now()
+	d := denial.New(denial.NSEC, z, nil)
+	v1, err := Build(z, d, ks, s, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, _ := dns.NewRR("_25._tcp.mx7.big.test. 300 IN TLSA 3 1 1 " + strings.Repeat("ab", 32))
+	z2, err := z.Apply([]zone.Edit{{Op: zone.Replace, Name: "_25._tcp.mx7.big.test.", Type: dns.TypeTLSA, RRs: []dns.RR{rr}}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z2 = z2.WithSerial(2, z)
+	v2, err := Build(z2, denial.New(denial.NSEC, z2, d), ks, s, now, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v2.Sets) != len(v1.Sets) || v2.Records != v1.Records {
+		t.Fatalf("sets %d→%d, records %d→%d", len(v1.Sets), len(v2.Sets), v1.Records, v2.Records)
+	}
+	var resigned []string
+	for i := range v2.Sets {
+		if len(v2.Sets[i].Sigs) > 0 && !sameRecords(v1.Sets[i].Sigs, v2.Sets[i].Sigs) {
+			resigned = append(resigned, v2.Sets[i].RRset.Name+" "+dns.TypeToString[v2.Sets[i].RRset.Type])
+		}
+	}
+	if want := []string{"big.test. SOA", "_25._tcp.mx7.big.test. TLSA"}; strings.Join(resigned, ",") != strings.Join(want, ",") {
+		t.Errorf("re-signed %v, want %v", resigned, want)
+	}
+	delta := Diff(v1, v2)
+	if len(delta.Del) != 3 || len(delta.Add) != 3 {
+		t.Errorf("delta: %d deleted, %d added; want 3 and 3 (TLSA, its RRSIG, the SOA's RRSIG)\n%v\n%v", len(delta.Del), len(delta.Add), delta.Del, delta.Add)
+	}
+	// Past the first refresh, looking Ahead (at least the jitter): every signature made with
+	// the first ones is made anew.
+	later := v2.RefreshAt.Add(time.Minute)
+	s.Now = func() time.Time { return later }
+	v3, err := Build(z2, denial.New(denial.NSEC, z2, d), ks, s, later.Add(s.Policy().Ahead()), v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range v3.Sets {
+		if len(v3.Sets[i].Sigs) > 0 && sameRecords(v2.Sets[i].Sigs, v3.Sets[i].Sigs) {
+			t.Fatalf("%s %s: signature due and not renewed", v3.Sets[i].RRset.Name, dns.TypeToString[v3.Sets[i].RRset.Type])
+		}
+	}
+	if !v3.RefreshAt.After(later) {
+		t.Errorf("refresh at %v, not after %v", v3.RefreshAt, later)
+	}
+}
