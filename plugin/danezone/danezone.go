@@ -479,10 +479,10 @@ func (a *answer) sigs(section *[]dns.RR, set *zone.RRset, owner string, ttl uint
 	var made int
 	var err error
 	if set.Ephemeral {
-		sigs, err = a.sz.signer.SignOnce(set)
+		sigs, err = a.sz.signer.SignOnceWith(set, a.snap.keys)
 		made = len(sigs)
 	} else {
-		sigs, made, err = a.sz.signer.Sign(set)
+		sigs, made, err = a.sz.signer.SignWith(set, a.snap.keys)
 	}
 	if err != nil {
 		a.err = err

@@ -64,6 +64,37 @@ func TestResignAhead(t *testing.T) {
 	}
 }
 
+// Re-signing renews the signatures made together in one version, not one by one as the
+// jitter spreads their refresh times: over eight weeks with the default policy (renewal with
+// 7 of 14 days left, 1 day of jitter) the background re-signing makes about one version a week.
+func TestResignBatches(t *testing.T) {
+	d, _ := newTestZone(t, denial.NSEC)
+	sz := d.zones.Load().byName["example.test."]
+	now := time.Now()
+	sz.signer.Now = func() time.Time { return now }
+	v, _, err := sz.publish(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := 0
+	end := now.Add(8 * 7 * 24 * time.Hour)
+	for now.Before(end) {
+		// When the publisher's timer fires (publisher: RefreshAt - Ahead, at least a second).
+		now = v.RefreshAt.Add(-sz.signer.Policy().Ahead())
+		var fresh bool
+		if v, fresh, err = sz.publish(now); err != nil {
+			t.Fatal(err)
+		}
+		if !fresh {
+			t.Fatalf("the timer fired at %s and nothing was due (refresh at %s)", now, v.RefreshAt)
+		}
+		versions++
+	}
+	if versions > 10 {
+		t.Errorf("%d versions made by re-signing in 8 weeks, want about 8", versions)
+	}
+}
+
 // A restart serves a serial greater than any served before, under every policy, also when
 // the zone file was edited while the server was down without a new serial.
 func TestSerialAcrossRestart(t *testing.T) {

@@ -83,10 +83,7 @@ func setup(c *caddy.Controller) error {
 		// AXFR/IXFR with our versions and sends NOTIFY for us.
 		var notify func(string) error
 		if t, ok := dnsserver.GetConfig(c).Handler("transfer").(*transfer.Transfer); ok && t != nil {
-			notify = t.Notify
-			for _, sz := range d.zones.Load().byName {
-				checkExpire(sz)
-			}
+			notify = t.Notify // the publishers check each zone's SOA EXPIRE (checkExpire)
 		}
 		d.startPublishing(notify)
 		return nil

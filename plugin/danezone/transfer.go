@@ -48,7 +48,9 @@ func (d *DaneZone) Transfer(name string, have uint32) (<-chan []dns.RR, error) {
 			for _, d := range ds {
 				n += d.Len()
 			}
-			if n < v.Records { // else the whole zone is smaller
+			// Differences are mostly signatures, larger than the average record: past half
+			// the zone's records, the whole zone is the smaller answer.
+			if 2*n < v.Records {
 				kind, deltas = "ixfr", ds
 			}
 		}
@@ -77,7 +79,9 @@ func (d *DaneZone) Transfer(name string, have uint32) (<-chan []dns.RR, error) {
 // is not there yet (bounded by waitBuild while another build runs).
 func (sz *servedZone) current() (*xfr.Version, error) {
 	snap := sz.cur.Load()
-	if v := sz.version.Load(); v != nil && v.Serial == snap.z.Serial && v.Keys == sz.keysFor(snap) {
+	due := time.Now().Add(sz.signer.Policy().Ahead())
+	if v := sz.version.Load(); v != nil && v.Serial == snap.z.Serial && v.Keys == sz.keysFor(snap) &&
+		(v.RefreshAt.IsZero() || due.Before(v.RefreshAt)) {
 		return v, nil
 	}
 	done := make(chan struct{})
@@ -123,14 +127,15 @@ func (sz *servedZone) publishSoon() {
 func (sz *servedZone) publish(now time.Time) (*xfr.Version, bool, error) {
 	sz.pubMu.Lock()
 	defer sz.pubMu.Unlock()
-	policy := sz.signer.Policy()
-	horizon := now.Add(policy.Ahead())
+	ahead := sz.signer.Policy().Ahead()
+	due := now.Add(ahead)     // a version with a signature due by then is replaced
+	horizon := due.Add(ahead) // and then every signature due by this is made anew
 	for range 3 {
 		sz.mu.Lock() // the snapshot and its keys, together
 		snap := sz.cur.Load()
 		prev := sz.version.Load()
 		if prev != nil && prev.Serial == snap.z.Serial {
-			if prev.Keys == sz.keysFor(snap) && (prev.RefreshAt.IsZero() || horizon.Before(prev.RefreshAt)) {
+			if prev.Keys == sz.keysFor(snap) && (prev.RefreshAt.IsZero() || due.Before(prev.RefreshAt)) {
 				sz.mu.Unlock()
 				return prev, false, nil
 			}
@@ -171,6 +176,7 @@ func (d *DaneZone) publisher(sz *servedZone, notify func(string) error) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failures := 0
+	expire := uint32(0) // the SOA EXPIRE last checked
 	for {
 		select {
 		case <-sz.quit:
@@ -179,6 +185,8 @@ func (d *DaneZone) publisher(sz *servedZone, notify func(string) error) {
 		case <-timer.C:
 		}
 		v, fresh, err := sz.publish(time.Now())
+		// At least hourly, whatever the signatures say: the timer counts monotonic time, which
+		// stands still while the machine is suspended, and signatures expire by the clock.
 		wait := time.Hour
 		switch {
 		case err != nil:
@@ -193,10 +201,14 @@ func (d *DaneZone) publisher(sz *servedZone, notify func(string) error) {
 			}
 			failures = 0
 			if !v.RefreshAt.IsZero() {
-				wait = max(time.Until(v.RefreshAt.Add(-sz.signer.Policy().Ahead())), time.Second)
+				wait = min(max(time.Until(v.RefreshAt.Add(-sz.signer.Policy().Ahead())), time.Second), time.Hour)
 			}
 			if fresh {
 				log.Infof("Zone %s: serial %d ready for transfer (%d records)", sz.origin, v.Serial, v.Records)
+				if notify != nil && v.Expire() != expire { // transfers are on: see checkExpire
+					expire = v.Expire()
+					checkExpire(sz, expire)
+				}
 				if notifying != nil {
 					select {
 					case notifying <- struct{}{}:
@@ -294,19 +306,24 @@ func (d *DaneZone) zonesChanged(prev, next *zoneSet) {
 func (sz *servedZone) stop() { sz.stopOnce.Do(func() { close(sz.quit) }) }
 
 // checkExpire warns when a secondary cut off from this primary would serve expired
-// signatures before it stops answering: signatures are refreshed with Refresh + Ahead of
-// their validity left, and a secondary keeps serving for the SOA EXPIRE after its last
-// refresh (RFC 1035 §3.3.13).
-func checkExpire(sz *servedZone) {
+// signatures before it stops answering: signatures are renewed with refresh + Ahead of their
+// validity left, and a secondary keeps serving for the SOA EXPIRE after its last refresh (RFC
+// 1035 §3.3.13). It also warns when the policy re-signs the whole zone more than hourly: each
+// time a new serial and a transfer for every secondary.
+func checkExpire(sz *servedZone, expireSecs uint32) {
 	if sz.unsigned {
 		return
 	}
 	p := sz.signer.Policy()
 	left := p.Refresh + p.Ahead()
-	expire := time.Duration(sz.cur.Load().z.SOA.RRs[0].(*dns.SOA).Expire) * time.Second
+	expire := time.Duration(expireSecs) * time.Second
 	if expire > left {
 		log.Warningf("Zone %s: the SOA EXPIRE (%s) is longer than the signature validity a secondary may be left with (%s: refresh %s + %s ahead): "+
 			"a secondary cut off from this primary would serve expired signatures before it stops answering. Lower EXPIRE, or raise validity and refresh.",
 			sz.origin, duration.Format(expire), duration.Format(left), duration.Format(p.Refresh), duration.Format(p.Ahead()))
+	}
+	if every := p.Validity - p.Refresh - p.Ahead(); every < time.Hour {
+		log.Warningf("Zone %s: validity %s with refresh %s re-signs the whole zone about every %s, each time a new serial and a transfer to every secondary",
+			sz.origin, duration.Format(p.Validity), duration.Format(p.Refresh), duration.Format(every))
 	}
 }

@@ -351,15 +351,17 @@ func (sz *servedZone) serve(z *zone.Zone, resign bool) {
 // file that cannot be written is logged: the zone keeps serving, but a restart may then
 // repeat a serial. The caller holds sz.mu.
 func (sz *servedZone) nextSerial() uint32 {
-	n := sz.policy.Next(sz.last, sz.haveLast, sz.fileZone.Serial, time.Now())
-	if sz.policy == serial.File && sz.haveLast && n != sz.fileZone.Serial && sz.fileZone.Serial != sz.fileSerial {
-		log.Warningf("The serial %d of %s is not greater than %d, the last served for %s: serving %d. Raise the file's serial above %d.",
-			sz.fileZone.Serial, sz.file, sz.last, sz.origin, n, n)
-	}
+	now := time.Now()
+	n := sz.policy.Next(sz.last, sz.haveLast, sz.fileZone.Serial, now)
 	if sz.serials != nil {
-		if err := sz.serials.Save(sz.origin, n); err != nil {
+		var err error
+		if n, err = sz.serials.Next(sz.origin, sz.policy, sz.last, sz.haveLast, sz.fileZone.Serial, now); err != nil {
 			log.Errorf("Serial state of %s: %v (a restart may serve an old serial again)", sz.origin, err)
 		}
+	}
+	if sz.policy == serial.File && sz.haveLast && n != sz.fileZone.Serial && sz.fileZone.Serial != sz.fileSerial {
+		log.Warningf("The serial %d of %s is not greater than %d, the last served for %s: serving %d. Raise the file's serial above %d.",
+			sz.fileZone.Serial, sz.file, n-1, sz.origin, n, n)
 	}
 	sz.last, sz.haveLast = n, true
 	return n

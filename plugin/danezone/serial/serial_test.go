@@ -93,3 +93,20 @@ func TestStateKeepsSerials(t *testing.T) {
 		t.Fatalf("after a restart: %d %v, want 42", v, ok)
 	}
 }
+
+// Two users of one state file (two server blocks, or the old and the new instance during a
+// reload) take serials from one sequence: neither goes back, whatever its own last serial.
+func TestStateSharedSequence(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "serial-state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	a, _ := s.Next("z.", Unixtime, 0, false, 1, now) // instance A: 1800000000
+	b, _ := s.Next("z.", Unixtime, 0, false, 1, now) // instance B knows nothing: still after A
+	a2, _ := s.Next("z.", Unixtime, a, true, 1, now) // A again, behind B
+	c, _ := s.Next("z.", Increment, 5, true, 1, now) // a much older last serial
+	if !Less(a, b) || !Less(b, a2) || !Less(a2, c) {
+		t.Fatalf("serials %d, %d, %d, %d: not increasing", a, b, a2, c)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // State is the file that keeps the last serial served of each zone, so that a restart never
@@ -74,11 +75,31 @@ func (s *State) Last(zone string) (uint32, bool) {
 	return v, ok
 }
 
-// Save records serial as the last of zone, before it is served: the file is written to a
-// temporary file and renamed into place, so a crash leaves the old state or the new one.
+// Next picks the serial of a new version of zone with p and records it before it is served.
+// The last serial is the greater (RFC 1982) of last (have: there is one) and the one recorded:
+// everything that serves the zone from this state file (two server blocks, the old and the
+// new instance during a reload) takes serials from one sequence, and none goes back. The
+// serial is returned even when it cannot be recorded, with the error.
+func (s *State) Next(zone string, p Policy, last uint32, have bool, file uint32, now time.Time) (uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.last[zone]; ok && (!have || Less(last, l)) {
+		last, have = l, true
+	}
+	n := p.Next(last, have, file, now)
+	return n, s.save(zone, n)
+}
+
+// Save records serial as the last of zone.
 func (s *State) Save(zone string, serial uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.save(zone, serial)
+}
+
+// save writes the state with serial as the last of zone, to a temporary file renamed into
+// place, so a crash leaves the old state or the new one. The caller holds s.mu.
+func (s *State) save(zone string, serial uint32) error {
 	s.last[zone] = serial
 	data, err := json.MarshalIndent(stateFile{About: stateAbout, Serial: s.last}, "", "  ")
 	if err != nil {

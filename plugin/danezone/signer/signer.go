@@ -30,11 +30,13 @@ func DefaultPolicy() Policy {
 }
 
 // Ahead is how far ahead of need the background re-signing of a zone for its secondaries
-// works: at least the jitter, so that signatures made together are refreshed together (one
-// new serial, one transfer) rather than one by one; and less than half of validity - refresh,
-// so that a signature just made is never already due.
+// works: it starts when a signature is due within Ahead, and then renews every signature due
+// within 2×Ahead. Ahead is at least the jitter, so that the signatures made together (whose
+// refresh times the jitter spreads) are renewed together: one new serial, one transfer, not a
+// trickle of them. 2×Ahead stays below validity - refresh, so that a signature just made is
+// never due already.
 func (p Policy) Ahead() time.Duration {
-	return min(max(p.Jitter, p.Refresh/10), (p.Validity-p.Refresh)/2)
+	return min(max(p.Jitter, p.Refresh/10), (p.Validity-p.Refresh)/3)
 }
 
 // The bounds of a policy.
@@ -108,8 +110,14 @@ type entry struct {
 // Sign returns RRSIGs over set that are valid now, and how many signatures it had to make
 // (0 on a cache hit). The returned records are shared: copy before changing them.
 func (s *Signer) Sign(set *zone.RRset) ([]dns.RR, int, error) {
+	return s.SignWith(set, s.keys.Load())
+}
+
+// SignWith is Sign with the key set ks: the one of the snapshot being answered from, whose
+// DNSKEY set goes with it (the signer's may already be the next one).
+func (s *Signer) SignWith(set *zone.RRset, ks *keys.Set) ([]dns.RR, int, error) {
 	now := s.Now()
-	e, made, err := s.signBy(set, s.keys.Load(), now, now)
+	e, made, err := s.signBy(set, ks, now, now)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -148,7 +156,12 @@ func (s *Signer) signBy(set *zone.RRset, ks *keys.Set, now, horizon time.Time) (
 
 // SignOnce signs set without caching: for records made per answer (minimal denial).
 func (s *Signer) SignOnce(set *zone.RRset) ([]dns.RR, error) {
-	e, err := s.sign(set, s.keys.Load(), s.Now())
+	return s.SignOnceWith(set, s.keys.Load())
+}
+
+// SignOnceWith is SignOnce with the key set ks.
+func (s *Signer) SignOnceWith(set *zone.RRset, ks *keys.Set) ([]dns.RR, error) {
+	e, err := s.sign(set, ks, s.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -131,9 +131,13 @@ func (j *Journal) Since(from, to uint32) ([]*Delta, bool) {
 			continue
 		}
 		out := []*Delta{}
+		at := from
 		for _, d := range j.deltas[i:] {
+			if soaSerial(d.From) != at { // a gap (the journal started over): no IXFR across it
+				return nil, false
+			}
 			out = append(out, d)
-			if soaSerial(d.To) == to {
+			if at = soaSerial(d.To); at == to {
 				return out, true
 			}
 		}

@@ -69,7 +69,8 @@ type Chain interface {
 }
 
 // Build makes the version of snapshot z, signed with ks (nil: unsigned) by s so that no
-// signature needs refreshing before horizon. d is the snapshot's denier: its chain is used
+// signature needs refreshing before horizon (signatures cached or in prev that would are made
+// anew). d is the snapshot's denier: its chain is used
 // when it has one; otherwise (minimal denial, whose white lies a secondary cannot make) the
 // NSEC chain is built for the transfer, from prev's where it can. Signing is spread over the
 // cores.
@@ -128,7 +129,9 @@ func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizo
 					i++
 				}
 			}
-			if i < len(prev.Sets) && prev.Sets[i].RRset == v.Sets[j].RRset {
+			// Only what prev signed: an RRset unsigned there (at a delegation point that is
+			// gone now) is the same RRset, but must be signed here.
+			if i < len(prev.Sets) && prev.Sets[i].RRset == v.Sets[j].RRset && len(prev.Sets[i].Sigs) > 0 {
 				v.Sets[j].Sigs, v.Sets[j].refreshAt = prev.Sets[i].Sigs, prev.Sets[i].refreshAt
 				i++
 				continue
@@ -158,13 +161,16 @@ func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizo
 	first := int64(0)
 	for _, j := range signed {
 		v.Records += len(v.Sets[j].Sigs)
-		if at := v.Sets[j].refreshAt; first == 0 || at < first {
+		if at := v.Sets[j].refreshAt; at != 0 && (first == 0 || at < first) {
 			first = at
 		}
 	}
 	v.RefreshAt = time.Unix(0, first)
 	return v, nil
 }
+
+// Expire is the SOA EXPIRE of the version.
+func (v *Version) Expire() uint32 { return v.SOA.(*dns.SOA).Expire }
 
 // AXFR returns the records of a full transfer, in messages of at most batch records: the
 // SOA, every RRset with its signatures, the SOA again (RFC 5936 §2.2).
