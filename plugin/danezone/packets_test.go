@@ -24,6 +24,14 @@ func startUDP(t *testing.T) string {
 		t.Fatal(err)
 	}
 	corefile := ".:0 {\n bind 127.0.0.1\n danezone " + dir + " {\n  keys " + filepath.Join(dir, "keys") + "\n }\n}\n"
+	_, udp := startCoreDNS(t, corefile)
+	return udp
+}
+
+// startCoreDNS runs our CoreDNS build with corefile (on port 0) until the test ends, and
+// returns its TCP and UDP addresses.
+func startCoreDNS(t *testing.T, corefile string) (tcp, udp string) {
+	t.Helper()
 	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
 	if err != nil {
 		t.Fatal(err)
@@ -33,12 +41,17 @@ func startUDP(t *testing.T) string {
 		inst.ShutdownCallbacks()
 	})
 	for _, s := range inst.Servers() {
+		if a := s.Addr(); a != nil {
+			tcp = a.String()
+		}
 		if a := s.LocalAddr(); a != nil {
-			return a.String()
+			udp = a.String()
 		}
 	}
-	t.Fatal("no UDP listener")
-	return ""
+	if tcp == "" || udp == "" {
+		t.Fatal("no TCP or UDP listener")
+	}
+	return tcp, udp
 }
 
 // exchangeRaw sends wire bytes over UDP and returns the raw response.

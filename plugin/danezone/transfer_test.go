@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coredns/caddy"
 	"github.com/miekg/dns"
 )
 
@@ -40,21 +39,8 @@ func startPrimary(t *testing.T, dir, extra string) (string, string) {
  }
 }
 `, xfrKey, secret, filepath.Join(dir, "zones"), filepath.Join(dir, "keys"), extra)
-	inst, err := caddy.Start(caddy.CaddyfileInput{Contents: []byte(corefile), ServerTypeName: "dns"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		inst.Stop()
-		inst.ShutdownCallbacks()
-	})
-	for _, s := range inst.Servers() {
-		if a := s.Addr(); a != nil {
-			return a.String(), secret
-		}
-	}
-	t.Fatal("no TCP listener")
-	return "", ""
+	tcp, _ := startCoreDNS(t, corefile)
+	return tcp, secret
 }
 
 func writeZone(t *testing.T, dir, text string) {

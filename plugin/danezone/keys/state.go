@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -117,7 +118,7 @@ func Remember(dir string, s *Set) error {
 		return fmt.Errorf("not recording the keys of %s: %w", s.Zone, err)
 	}
 	zs := zoneState(s)
-	if old, ok := st.Zones[s.Zone]; ok && equal(old.Keys, zs.Keys) && equal(old.DS, zs.DS) {
+	if old, ok := st.Zones[s.Zone]; ok && slices.Equal(old.Keys, zs.Keys) && slices.Equal(old.DS, zs.DS) {
 		return nil
 	}
 	st.About, st.Zones[s.Zone] = stateAbout, zs
@@ -134,18 +135,6 @@ func Remember(dir string, s *Set) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // LostError says that a key directory has no keys for a zone whose state records that it had

@@ -1,6 +1,7 @@
 package xfr
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/danelab/danelab/plugin/danezone/serial"
@@ -37,7 +38,7 @@ func Diff(a, b *Version) *Delta {
 				d.Del = appendMissing(d.Del, o.RRset.RRs, s.RRset.RRs)
 				d.Add = appendMissing(d.Add, s.RRset.RRs, o.RRset.RRs)
 			}
-			if !sameRecords(o.Sigs, s.Sigs) {
+			if !slices.Equal(o.Sigs, s.Sigs) { // the same records, shared from the signer's cache
 				d.Del = append(d.Del, o.Sigs...)
 				d.Add = append(d.Add, s.Sigs...)
 			}
@@ -71,20 +72,6 @@ func appendMissing(out, rrs, other []dns.RR) []dns.RR {
 		}
 	}
 	return out
-}
-
-// sameRecords reports whether two signature lists are the same records (shared from the
-// signer's cache).
-func sameRecords(a, b []dns.RR) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Journal keeps the most recent deltas of a zone, bounded: at most MaxDeltas, and at most as

@@ -2,6 +2,7 @@ package xfr
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,7 +103,7 @@ func TestBuildReusesSignatures(t *testing.T) {
 	}
 	var resigned []string
 	for i := range v2.Sets {
-		if len(v2.Sets[i].Sigs) > 0 && !sameRecords(v1.Sets[i].Sigs, v2.Sets[i].Sigs) {
+		if len(v2.Sets[i].Sigs) > 0 && !slices.Equal(v1.Sets[i].Sigs, v2.Sets[i].Sigs) {
 			resigned = append(resigned, v2.Sets[i].RRset.Name+" "+dns.TypeToString[v2.Sets[i].RRset.Type])
 		}
 	}
@@ -122,7 +123,7 @@ func TestBuildReusesSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range v3.Sets {
-		if len(v3.Sets[i].Sigs) > 0 && sameRecords(v2.Sets[i].Sigs, v3.Sets[i].Sigs) {
+		if len(v3.Sets[i].Sigs) > 0 && slices.Equal(v2.Sets[i].Sigs, v3.Sets[i].Sigs) {
 			t.Fatalf("%s %s: signature due and not renewed", v3.Sets[i].RRset.Name, dns.TypeToString[v3.Sets[i].RRset.Type])
 		}
 	}
