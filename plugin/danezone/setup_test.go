@@ -130,6 +130,9 @@ func TestParseDurationBounds(t *testing.T) {
 		{tlsaLine + "interval 25h", "tlsa: interval 25h is too long (at most 1d)"},
 		{tlsaLine + "warn 400d", "tlsa: warn 400d is too long (at most 365d)"},
 		{tlsaLine + "warn soon", `tlsa: warn: invalid duration "soon"`},
+		{"serial increment", ""},
+		{"serial dateserial", `unknown serial policy "dateserial": valid are unixtime, increment, file`},
+		{"serial", "serial takes one argument"},
 	}
 	for _, tc := range tests {
 		c := caddy.NewTestController("dns", "danezone zones/ {\n "+tc.line+"\n}")

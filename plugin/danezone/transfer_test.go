@@ -431,3 +431,36 @@ func TestStalledTransfer(t *testing.T) {
 	}
 	t.Logf("query and a full transfer of %d records in %s while another transfer stalled", len(again), time.Since(start))
 }
+
+// Faults apply to queries, never to what secondaries receive.
+func TestTransferWithoutFaults(t *testing.T) {
+	dir := t.TempDir()
+	writeZone(t, dir, xZone)
+	addr, secret := startPrimary(t, dir, "fault servfail x.test SOA\n  fault expired-sig *x.test")
+	q := func(name string, qtype uint16) *dns.Msg {
+		m := new(dns.Msg).SetQuestion(name, qtype)
+		m.SetEdns0(1232, true)
+		r, _, err := (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(m, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := q("x.test.", dns.TypeSOA); r.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("the servfail fault is not on: %s", dns.RcodeToString[r.Rcode])
+	}
+	expired := false
+	for _, rr := range q("mx.x.test.", dns.TypeA).Answer {
+		if sig, ok := rr.(*dns.RRSIG); ok && !sig.ValidityPeriod(time.Now()) {
+			expired = true
+		}
+	}
+	if !expired {
+		t.Fatal("the expired-sig fault is not on")
+	}
+	axfr, err := xfrIn(addr, secret, dns.TypeAXFR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyZone(t, axfr) // every signature valid now
+}
