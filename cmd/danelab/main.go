@@ -96,6 +96,10 @@ func run(args []string) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.code
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "danelab %s: %v\nusage: danelab %s %s\n", name, err, name, cmd.usage)

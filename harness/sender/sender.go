@@ -45,6 +45,10 @@ type Config struct {
 	Now func() time.Time
 	// LocalAddr, if set, is the address connections are made from (TLS-RPT sending-mta-ip).
 	LocalAddr string
+	// DryRun stops each session after the recipients are accepted (no DATA): the attempt
+	// ends as Delivered when the message would have been transferred. danelab check uses it to
+	// predict a delivery with the very rules that make one.
+	DryRun bool
 	// Transcript, if set, receives the SMTP dialogue line by line: "C: EHLO ..." for what the
 	// sender wrote, "S: 250 ..." for what it read; inside TLS the same with "C(tls)"/"S(tls)",
 	// and one line with the TLS details after the handshake.
@@ -496,6 +500,11 @@ func (s *Sender) transfer(c *smtp.Client, msg *queue.Message) queue.Outcome {
 		if err := c.Rcpt(rcpt, nil); err != nil {
 			return replyOutcome(err, queue.ResultSMTPReply)
 		}
+	}
+	if s.cfg.DryRun {
+		c.Reset()
+		c.Quit()
+		return queue.Outcome{Delivered: true, Detail: "dry run: the recipients were accepted; no message was sent"}
 	}
 	w, err := c.Data()
 	if err != nil {

@@ -31,6 +31,7 @@ var Packages = map[string]string{
 	"ldns-verify-zone":  "ldnsutils",
 	"openssl":           "openssl",
 	"postfix":           "postfix",
+	"chromium":          "chromium",
 	"postconf":          "postfix",
 	"postqueue":         "postfix",
 	"posttls-finger":    "postfix",

@@ -1,0 +1,105 @@
+package check_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/danelab/danelab/harness/check"
+	"github.com/danelab/danelab/harness/fixture"
+	"github.com/danelab/danelab/harness/receiver"
+	"github.com/danelab/danelab/harness/resolver"
+	"github.com/danelab/danelab/harness/scenario"
+)
+
+// unpredictable are the scenarios whose first attempt a check at the start cannot foresee,
+// with the reason.
+var unpredictable = map[string]string{}
+
+// TestOracle: in fixture mode every shipped scenario has its own domain; danelab check on it at
+// the scenario's start must predict its first expected attempt, for every profile the
+// scenario states (exchange, postfix).
+func TestOracle(t *testing.T) {
+	all, err := scenario.LoadDir("../scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := receiver.FreePort([]string{"127.6.0.250", "127.6.1.11", "127.6.2.11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fixture.Start(fixture.Config{Scenarios: all, SMTPPort: port, Net: "127.6", Listen: "127.0.0.1:0", Minute: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	if err := f.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	in := f.Info()
+	_, p, _ := net.SplitHostPort(f.Lab.Addr)
+	var dnsPort int
+	fmt.Sscan(p, &dnsPort)
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	start := time.Now()
+	var slowest time.Duration
+	checked := 0
+	for _, sc := range in.Scenarios {
+		first := map[string]scenario.Attempt{}
+		for prof, e := range sc.Profiles {
+			if len(e.Expect) > 0 && (e.Expect[0].At == nil || *e.Expect[0].At == 0) {
+				first[prof] = e.Expect[0]
+			}
+		}
+		if len(first) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res := resolver.New(resolver.Config{TrustAnchors: f.Lab.Anchor, Roots: []string{f.Lab.Addr}, Port: dnsPort, Timeout: 2 * time.Second})
+			rep, err := check.Run(context.Background(), sc.Domain, check.Config{Resolver: res, Iterative: true, Port: in.SMTPPort, Timeout: 3 * time.Second})
+			mu.Lock()
+			defer mu.Unlock()
+			checked++
+			if err != nil {
+				t.Errorf("%s: %v", sc.Name, err)
+				return
+			}
+			slowest = max(slowest, rep.Took)
+			for _, pr := range rep.Predictions {
+				want, ok := first[pr.Sender]
+				if !ok {
+					continue
+				}
+				got := pr.Code
+				if pr.Action == "deliver" {
+					got = "delivered"
+				}
+				if got == want.Status && (want.TLS == "" || pr.Action != "deliver" || want.TLS == pr.Security) {
+					continue
+				}
+				if why, ok := unpredictable[sc.Name]; ok {
+					t.Logf("%s (%s): predicted %s %s, the scenario says %s: %s", sc.Name, pr.Sender, got, pr.Security, want.Status, why)
+					continue
+				}
+				t.Errorf("%s (%s): predicted %s (%s %s: %s), the first attempt is %s %s", sc.Name, pr.Sender, got, pr.Action, pr.Security, pr.Reason, want.Status, want.TLS)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d scenarios checked in %v (slowest check %v)", checked, time.Since(start).Round(time.Millisecond), slowest.Round(time.Millisecond))
+	if checked < len(in.Scenarios)/2 {
+		t.Errorf("only %d of %d scenarios checked", checked, len(in.Scenarios))
+	}
+	_ = strings.TrimSpace
+}
