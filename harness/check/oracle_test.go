@@ -101,5 +101,53 @@ func TestOracle(t *testing.T) {
 	if checked < len(in.Scenarios)/2 {
 		t.Errorf("only %d of %d scenarios checked", checked, len(in.Scenarios))
 	}
-	_ = strings.TrimSpace
+}
+
+// BenchmarkCheckTwoMX is a whole check of a lab domain with two MX hosts (both with TLSA,
+// both answering STARTTLS): the DNSSEC chain from the lab root, every lookup, both TLS
+// handshakes and the dry run of a delivery.
+func BenchmarkCheckTwoMX(b *testing.B) {
+	all, err := scenario.LoadDir("../scenarios")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var chosen []*scenario.Scenario
+	for _, s := range all {
+		if s.Name == "tlsa-311-two-mx" || s.Name == "mx-mixed-fallback" {
+			chosen = append(chosen, s)
+		}
+	}
+	port, err := receiver.FreePort([]string{"127.8.0.250", "127.8.1.11", "127.8.1.12"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := fixture.Start(fixture.Config{Scenarios: chosen[:1], SMTPPort: port, Net: "127.8", Listen: "127.0.0.1:0", Minute: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Stop()
+	if err := f.Ready(); err != nil {
+		b.Fatal(err)
+	}
+	in := f.Info()
+	_, p, _ := net.SplitHostPort(f.Lab.Addr)
+	var dnsPort int
+	fmt.Sscan(p, &dnsPort)
+	for b.Loop() {
+		// A new resolver each time: nothing cached, as for a person running danelab check.
+		res := resolver.New(resolver.Config{TrustAnchors: f.Lab.Anchor, Roots: []string{f.Lab.Addr}, Port: dnsPort, Timeout: 2 * time.Second})
+		rep, err := check.Run(context.Background(), in.Scenarios[0].Domain, check.Config{Resolver: res, Iterative: true, Port: in.SMTPPort})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hosts := map[string]bool{}
+		for _, it := range rep.Items {
+			if strings.HasPrefix(it.Group, "host ") {
+				hosts[it.Group] = true
+			}
+		}
+		if len(hosts) != 2 {
+			b.Fatalf("%d hosts checked, want 2", len(hosts))
+		}
+	}
 }

@@ -80,10 +80,10 @@ func (c *run) resolve(ctx context.Context, name string, qtype uint16) (*resolver
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	res, err := c.cfg.Resolver.Resolve(ctx, name, qtype)
+	if ctx.Err() != nil { // whatever the resolver made of it, the step ran out of time
+		return nil, fmt.Errorf("%s %s: no answer within %v", strings.TrimSuffix(name, "."), dns.TypeToString[qtype], c.cfg.Timeout)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s %s: no answer within %v", strings.TrimSuffix(name, "."), dns.TypeToString[qtype], c.cfg.Timeout)
-		}
 		return nil, fmt.Errorf("%s %s: %v", strings.TrimSuffix(name, "."), dns.TypeToString[qtype], err)
 	}
 	return res, nil
