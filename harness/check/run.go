@@ -154,6 +154,9 @@ func verdictItem(group, name string, res *resolver.Result, err error, insecure V
 		it.Verdict, it.Detail = Pass, "secure (DNSSEC-validated)"
 	case res.Verdict == resolver.Insecure:
 		it.Verdict, it.Detail, it.Fix = insecure, "insecure: "+res.Reason, fixInsecure
+	case res.Verdict == resolver.Indeterminate: // no usable answer: not a signature problem
+		it.Verdict, it.Detail = Fail, res.Verdict.String()+": "+res.Reason
+		it.Fix = "make the name servers (or the resolver) answer: a sender defers mail while a lookup gets no answer or SERVFAIL"
 	default:
 		it.Verdict, it.Detail, it.Fix = Fail, res.Verdict.String()+": "+res.Reason, fixBogus
 	}
