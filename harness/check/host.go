@@ -32,6 +32,7 @@ func (c *run) host(ctx context.Context, host string) {
 		it := verdictItem(g, dns.TypeToString[t], res, err, Warn,
 			"sign the zone of "+strings.TrimSuffix(host, ".")+": senders look TLSA up only for hosts whose address records are secure (RFC 7672 §2.2.2)",
 			"fix the signatures of "+strings.TrimSuffix(host, ".")+"'s zone: senders skip this host", t)
+		c.expiring(&it, res)
 		c.add(it)
 		if err != nil || res.Verdict != resolver.Secure {
 			secure = false
@@ -107,6 +108,7 @@ func (c *run) tlsa(ctx context.Context, g, host string) []*dns.TLSA {
 		it.Verdict, it.Fix = Warn, "remove the unusable records: they never match"
 	}
 	it.Evidence = append(it.Evidence, notes...)
+	c.expiring(&it, res)
 	c.add(it)
 	c.rollover(g, usable)
 	return tlsas

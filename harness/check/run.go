@@ -164,6 +164,19 @@ func verdictItem(group, name string, res *resolver.Result, err error, insecure V
 	return it
 }
 
+// expiring warns on a secure item whose signatures expire in less than minSigDays: the
+// signatures that matter to a sender (MX, addresses, TLSA) as well as the zone keys'.
+func (c *run) expiring(it *Item, res *resolver.Result) {
+	if it.Verdict != Pass || res == nil {
+		return
+	}
+	if left, ok := daysLeft(res, c.cfg.Now()); ok && left < minSigDays {
+		it.Verdict = Warn
+		it.Detail += "; signatures expire in " + days(left)
+		it.Fix = "re-sign the zone now: when these signatures expire every sender defers mail (4.7.324 or 4.4.312)"
+	}
+}
+
 // mx checks the MX RRset and returns it and the hosts to check, in preference order.
 func (c *run) mx(ctx context.Context) (*resolver.Result, []string, error) {
 	const g = "mx"
@@ -175,6 +188,7 @@ func (c *run) mx(ctx context.Context) (*resolver.Result, []string, error) {
 		c.add(it)
 		return res, nil, err
 	}
+	c.expiring(&it, res)
 	if res.Msg.Rcode == dns.RcodeNameError {
 		it.Verdict, it.Detail, it.Fix = Fail, c.name()+" does not exist (NXDOMAIN)", "create the domain's zone, or check the spelling"
 		c.add(it)
