@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -76,6 +77,25 @@ func TestServeExpect(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "resolv.conf")); err != nil || !strings.Contains(string(b), "nameserver 127.0.0.1") {
 		t.Errorf("resolv.conf: %q %v", b, err)
+	}
+	// danelab check on a served domain predicts a DANE delivery (the fixture's anchor, root
+	// and SMTP port come from -fixture).
+	{
+		var co, ce lockedBuffer
+		stdout, stderr = &co, &ce
+		code := run([]string{"check", "-fixture", url, "-json", "tlsa-311-match.example.test"})
+		stdout, stderr = out, errOut
+		var rep struct {
+			Predictions []struct{ Sender, Action, Security string } `json:"predictions"`
+		}
+		if err := json.Unmarshal([]byte(co.String()), &rep); err != nil || code == 2 || len(rep.Predictions) != 2 {
+			t.Errorf("check -fixture: exit %d, %v\n%s%s", code, err, co.String(), ce.String())
+		}
+		for _, p := range rep.Predictions {
+			if p.Action != "deliver" || p.Security != "dane" {
+				t.Errorf("check -fixture: %s predicted %s %s, want deliver over DANE\n%s", p.Sender, p.Action, p.Security, co.String())
+			}
+		}
 	}
 	expect := func(args ...string) (int, string) {
 		var eo, ee lockedBuffer
