@@ -49,7 +49,8 @@ type Item struct {
 // Prediction is what a sender would do with mail to the domain now.
 type Prediction struct {
 	Sender string `json:"sender"` // "exchange", "postfix"
-	// Action: "deliver" (with TLS as Security says) or "defer" or "bounce".
+	// Action: "deliver" (with TLS as Security says), "defer", "bounce", or "none" (a null
+	// MX: the domain accepts no mail).
 	Action   string `json:"action"`
 	Security string `json:"security,omitempty"` // dane, encrypt, may (TLS), none (plaintext)
 	Code     string `json:"code,omitempty"`     // the enhanced status code of a deferral/bounce
@@ -68,12 +69,18 @@ type Report struct {
 	Predictions []Prediction  `json:"predictions"`
 }
 
-// Worst returns the worst verdict of the report's items.
+// Worst returns the worst verdict of the report: of its items, and a failure when a sender
+// would not deliver (whatever the items say, the mail does not arrive).
 func (r *Report) Worst() Verdict {
 	w := Pass
 	for _, it := range r.Items {
 		if it.Verdict.rank() > w.rank() {
 			w = it.Verdict
+		}
+	}
+	for _, p := range r.Predictions {
+		if p.Action == "defer" || p.Action == "bounce" {
+			w = Fail
 		}
 	}
 	return w

@@ -15,70 +15,71 @@ import (
 
 	"github.com/danelab/danelab/harness/dane"
 	"github.com/danelab/danelab/harness/resolver"
+	"github.com/danelab/danelab/harness/sender"
 	"github.com/miekg/dns"
 )
 
-// host checks one MX host: its addresses, its TLSA records (their security, the proof of
-// their absence, their usability, rollover readiness) and the certificate it serves.
-func (c *run) host(ctx context.Context, host string) {
+// host checks one MX host with the sender's own decisions (sender.Policy): its addresses,
+// the TLSA records that apply (at the CNAME target first, RFC 7672 §2.2.3), their security,
+// the proof of their absence, their usability and rollover readiness, then the certificate
+// it serves, verified with the sender's reference identifiers and SNI.
+func (c *run) host(ctx context.Context, host string, mxSecure bool) {
 	g := "host " + strings.TrimSuffix(host, ".")
-	var addrs []string
-	secure := true
-	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		res, err := c.resolve(ctx, host, t)
-		if err == nil && res.Verdict == resolver.Secure && len(res.Msg.Answer) == 0 && t == dns.TypeAAAA {
-			continue // no AAAA, proven: nothing to say
-		}
-		it := verdictItem(g, dns.TypeToString[t], res, err, Warn,
-			"sign the zone of "+strings.TrimSuffix(host, ".")+": senders look TLSA up only for hosts whose address records are secure (RFC 7672 §2.2.2)",
-			"fix the signatures of "+strings.TrimSuffix(host, ".")+"'s zone: senders skip this host", t)
-		c.expiring(&it, res)
-		c.add(it)
-		if err != nil || res.Verdict != resolver.Secure {
-			secure = false
-		}
-		if err == nil {
-			for _, rr := range res.Msg.Answer {
-				switch a := rr.(type) {
-				case *dns.A:
-					addrs = append(addrs, a.A.String())
-				case *dns.AAAA:
-					addrs = append(addrs, a.AAAA.String())
-				}
-			}
-		}
-	}
-	var tlsas []*dns.TLSA
-	if secure {
-		tlsas = c.tlsa(ctx, g, host)
-	}
-	if len(addrs) == 0 {
-		c.add(Item{Group: g, Name: "STARTTLS", Verdict: Fail, Detail: "no address to connect to", Fix: "publish the host's A or AAAA record"})
+	pctx, cancel := context.WithTimeout(ctx, 4*c.cfg.Timeout) // up to four lookups
+	defer cancel()
+	p, failed := c.sender.Policy(pctx, c.domain, host, mxSecure)
+	if pctx.Err() != nil {
+		c.add(Item{Group: g, Name: "addresses and TLSA", Verdict: Fail, Detail: "no answer within " + (4 * c.cfg.Timeout).String(),
+			Fix: "make the name servers of " + strings.TrimSuffix(host, ".") + " answer: senders skip a host they cannot look up"})
 		return
 	}
-	c.starttls(ctx, g, host, addrs[0], tlsas)
+	if p.AddrRes != nil {
+		it := verdictItem(g, "addresses", p.AddrRes, nil, Warn,
+			"sign the zone of "+strings.TrimSuffix(host, ".")+": senders look TLSA up only for hosts whose address records are secure (RFC 7672 §2.2.2)",
+			"fix the signatures of "+strings.TrimSuffix(host, ".")+"'s zone: senders skip this host", dns.TypeA, dns.TypeCNAME)
+		for _, l := range p.AddrRes.Chain {
+			it.Evidence = append(it.Evidence, fmt.Sprintf("%s is an alias of %s (%s)", strings.TrimSuffix(l.Owner, "."), strings.TrimSuffix(l.Target, "."), l.Verdict))
+		}
+		if len(p.Addrs) > 0 {
+			it.Evidence = append(it.Evidence, "addresses: "+strings.Join(p.Addrs, " "))
+		}
+		c.expiring(&it, p.AddrRes)
+		c.add(it)
+	}
+	if failed != nil {
+		it := Item{Group: g, Name: "usable by senders", Verdict: Fail, Detail: failed.Detail}
+		switch failed.Result {
+		case "dnssec-invalid":
+			it.Name, it.Code = "TLSA "+strings.TrimSuffix(p.TLSAOwner, "."), "4.7.324"
+			it.Evidence = evidence(p.TLSARes, dns.TypeTLSA)
+			it.Fix = "make the name servers answer TLSA questions with signed records or a signed denial (NODATA/NXDOMAIN with NSEC/NSEC3): " +
+				"until then DANE senders defer all mail to this host (Exchange Online: 4.7.324 dnssec-invalid)"
+		default:
+			it.Code = "4.4.312"
+			it.Fix = "make the address records of " + strings.TrimSuffix(host, ".") + " resolve and validate: senders skip this host"
+		}
+		c.add(it)
+		return
+	}
+	if p.Secure {
+		c.tlsa(g, host, p)
+	}
+	c.starttls(ctx, g, host, p)
 }
 
-// tlsa checks the TLSA RRset of host (RFC 7672 §2.2) and returns its records when secure.
-func (c *run) tlsa(ctx context.Context, g, host string) []*dns.TLSA {
-	owner := "_25._tcp." + host // what a sender asks, whatever port it connects to
-	res, err := c.resolve(ctx, owner, dns.TypeTLSA)
-	name := "TLSA " + strings.TrimSuffix(owner, ".")
-	if err != nil || res.Verdict == resolver.Bogus || res.Verdict == resolver.Indeterminate {
-		it := verdictItem(g, name, res, err, Warn, "", "", dns.TypeTLSA)
-		it.Verdict, it.Code = Fail, "4.7.324"
-		it.Fix = "make the name servers answer TLSA questions with signed records or a signed denial (NODATA/NXDOMAIN with NSEC/NSEC3): " +
-			"until then DANE senders defer all mail to this host (Exchange Online: 4.7.324 dnssec-invalid)"
-		c.add(it)
-		return nil
+// tlsa reports the TLSA records the sender found (or the proof that there are none).
+func (c *run) tlsa(g, host string, p sender.HostPolicy) {
+	res := p.TLSARes
+	name := "TLSA " + strings.TrimSuffix(p.TLSAOwner, ".")
+	if res == nil {
+		return
 	}
 	if res.Verdict == resolver.Insecure {
 		c.add(Item{Group: g, Name: name, Verdict: Warn, Detail: "insecure: " + res.Reason, Evidence: evidence(res, dns.TypeTLSA),
-			Fix: "sign the zone holding " + strings.TrimSuffix(owner, ".") + ": insecure TLSA records are ignored"})
-		return nil
+			Fix: "sign the zone holding " + strings.TrimSuffix(p.TLSAOwner, ".") + ": insecure TLSA records are ignored"})
+		return
 	}
-	tlsas := records[*dns.TLSA](res)
-	if len(tlsas) == 0 {
+	if len(p.TLSAs) == 0 {
 		// A secure denial: the resolver validated the NSEC/NSEC3 proof that no TLSA exists.
 		kind := "NODATA"
 		if res.Msg.Rcode == dns.RcodeNameError {
@@ -86,14 +87,14 @@ func (c *run) tlsa(ctx context.Context, g, host string) []*dns.TLSA {
 		}
 		c.add(Item{Group: g, Name: name, Verdict: Warn, Detail: "none, and their absence is proven (" + kind + " with a valid denial): no DANE for this host",
 			Evidence: evidence(res, dns.TypeNSEC, dns.TypeNSEC3),
-			Fix:      "publish `_25._tcp." + strings.TrimSuffix(host, ".") + ". IN TLSA 3 1 1 <sha256 of the key>` (danelab tlsa -probe HOST:25 prints it) so that senders authenticate the server"})
-		return nil
+			Fix:      "publish `" + p.TLSAOwner + " IN TLSA 3 1 1 <sha256 of the server's key>` (danelab tlsa -probe HOST:25 prints it) so that senders authenticate the server"})
+		return
 	}
-	it := Item{Group: g, Name: name, Verdict: Pass, Detail: fmt.Sprintf("secure, %d records, TTL %d", len(tlsas), tlsas[0].Hdr.Ttl),
+	it := Item{Group: g, Name: name, Verdict: Pass, Detail: fmt.Sprintf("secure, %d records, TTL %d", len(p.TLSAs), p.TLSAs[0].Hdr.Ttl),
 		Evidence: evidence(res, dns.TypeTLSA)}
-	usable := dane.UsableSet(tlsas)
+	usable := dane.UsableSet(p.TLSAs)
 	var notes []string
-	for _, t := range tlsas {
+	for _, t := range p.TLSAs {
 		if !dane.Usable(t) {
 			notes = append(notes, fmt.Sprintf("%d %d %d is not usable for SMTP (RFC 7672 §3.1: usages 2 and 3, selector 0/1, matching 0/1/2 with the right digest length)",
 				t.Usage, t.Selector, t.MatchingType))
@@ -101,8 +102,9 @@ func (c *run) tlsa(ctx context.Context, g, host string) []*dns.TLSA {
 	}
 	switch {
 	case len(usable) == 0:
-		it.Verdict = Fail
-		it.Detail += "; none usable: senders require TLS but cannot authenticate"
+		// Senders then require TLS without authenticating (RFC 7672 §2.2; Exchange Online too).
+		it.Verdict = Warn
+		it.Detail += "; none usable: senders require TLS but do not authenticate the server"
 		it.Fix = "publish a 3 1 1 record of the server's key: usages 0 and 1 mean nothing to SMTP senders"
 	case len(notes) > 0:
 		it.Verdict, it.Fix = Warn, "remove the unusable records: they never match"
@@ -110,8 +112,9 @@ func (c *run) tlsa(ctx context.Context, g, host string) []*dns.TLSA {
 	it.Evidence = append(it.Evidence, notes...)
 	c.expiring(&it, res)
 	c.add(it)
-	c.rollover(g, usable)
-	return tlsas
+	if len(usable) > 0 {
+		c.rollover(g, usable)
+	}
 }
 
 // rollover says whether a certificate renewal with a new key would be seen by senders in
@@ -143,8 +146,13 @@ func (c *run) rollover(g string, usable []*dns.TLSA) {
 
 // starttls connects to the host, asks for STARTTLS and checks what it serves against the
 // TLSA records: each network step has the timeout, and a failure names the step.
-func (c *run) starttls(ctx context.Context, g, host, ip string, tlsas []*dns.TLSA) {
-	addr := net.JoinHostPort(ip, strconv.Itoa(c.cfg.Port))
+func (c *run) starttls(ctx context.Context, g, host string, p sender.HostPolicy) {
+	tlsas := p.TLSAs
+	if p.Level != sender.LevelDANE {
+		tlsas = nil // nothing to authenticate with
+	}
+	mandatory := p.Level != sender.LevelMay
+	addr := net.JoinHostPort(p.Addrs[0], strconv.Itoa(c.cfg.Port))
 	step := "connecting to " + addr
 	fail := func(err error, fix string) {
 		var ne net.Error
@@ -153,7 +161,7 @@ func (c *run) starttls(ctx context.Context, g, host, ip string, tlsas []*dns.TLS
 			detail = step + ": no answer within " + c.cfg.Timeout.String()
 		}
 		it := Item{Group: g, Name: "STARTTLS", Verdict: Fail, Detail: detail, Fix: fix}
-		if len(tlsas) > 0 {
+		if mandatory {
 			it.Code = "4.7.321"
 		}
 		c.add(it)
@@ -193,7 +201,7 @@ func (c *run) starttls(ctx context.Context, g, host, ip string, tlsas []*dns.TLS
 	if !offered {
 		v := Warn
 		fix := "enable STARTTLS on the server: mail to it travels in plaintext"
-		if len(tlsas) > 0 {
+		if mandatory {
 			v, fix = Fail, "enable STARTTLS: with TLSA published, DANE senders never send in plaintext and defer (4.7.321)"
 		}
 		c.add(Item{Group: g, Name: "STARTTLS", Verdict: v, Detail: "not offered in the EHLO reply", Evidence: strings.Split(ext, "\n"), Fix: fix, Code: "4.7.321"})
@@ -212,7 +220,7 @@ func (c *run) starttls(ctx context.Context, g, host, ip string, tlsas []*dns.TLS
 	step = "TLS handshake with " + addr
 	deadline()
 	var chain []*x509.Certificate
-	tc := tls.Client(conn, &tls.Config{ServerName: strings.TrimSuffix(host, "."), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
+	tc := tls.Client(conn, &tls.Config{ServerName: strings.TrimSuffix(p.SNI, "."), InsecureSkipVerify: true, MinVersion: tls.VersionTLS12,
 		VerifyConnection: func(cs tls.ConnectionState) error { chain = cs.PeerCertificates; return nil }})
 	if err := tc.HandshakeContext(dctx); err != nil {
 		fail(err, "make the TLS handshake work with TLS 1.2 or later (DANE senders do not fall back to plaintext)")
@@ -221,12 +229,12 @@ func (c *run) starttls(ctx context.Context, g, host, ip string, tlsas []*dns.TLS
 	cs := tc.ConnectionState()
 	tc.Close()
 	c.add(Item{Group: g, Name: "STARTTLS", Verdict: Pass, Detail: "offered; " + tls.VersionName(cs.Version) + " " + tls.CipherSuiteName(cs.CipherSuite)})
-	c.certificate(g, host, chain, tlsas)
+	c.certificate(g, host, chain, tlsas, p.Refs)
 }
 
 // certificate reports the chain the server presented and which TLSA record matches it, as the
 // harness's sender decides it (dane.Verify, the same code).
-func (c *run) certificate(g, host string, chain []*x509.Certificate, tlsas []*dns.TLSA) {
+func (c *run) certificate(g, host string, chain []*x509.Certificate, tlsas []*dns.TLSA, refs []string) {
 	var ev []string
 	now := c.cfg.Now()
 	for i, cert := range chain {
@@ -251,10 +259,6 @@ func (c *run) certificate(g, host string, chain []*x509.Certificate, tlsas []*dn
 	c.add(it)
 	if len(tlsas) == 0 {
 		return
-	}
-	refs := []string{host}
-	if host != c.domain {
-		refs = append(refs, c.domain)
 	}
 	m, err := dane.Verify(chain, dane.UsableSet(tlsas), refs, now)
 	match := Item{Group: g, Name: "DANE authentication"}

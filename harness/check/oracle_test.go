@@ -76,6 +76,20 @@ func TestOracle(t *testing.T) {
 				return
 			}
 			slowest = max(slowest, rep.Took)
+			// The items agree with the predictions: mail that would not be delivered has a
+			// failure to fix, at the host the attempt ended at (or in the MX).
+			for _, pr := range rep.Predictions {
+				if pr.Action != "defer" && pr.Action != "bounce" {
+					continue
+				}
+				found := false
+				for _, it := range rep.Items {
+					found = found || it.Verdict == check.Fail && (it.Group == "mx" || it.Group == "dnssec" || it.Group == "host "+pr.Host)
+				}
+				if !found {
+					t.Errorf("%s (%s): predicted %s %s at %s, and no failing item says why", sc.Name, pr.Sender, pr.Action, pr.Code, pr.Host)
+				}
+			}
 			for _, pr := range rep.Predictions {
 				want, ok := first[pr.Sender]
 				if !ok {

@@ -40,17 +40,19 @@ func Run(ctx context.Context, domain string, cfg Config) (*Report, error) {
 		dialer := &net.Dialer{Timeout: cfg.Timeout}
 		cfg.Dial = dialer.DialContext
 	}
-	c := &run{cfg: cfg, domain: d, r: &Report{Domain: strings.TrimSuffix(d, "."), Started: cfg.Now(), Resolution: cfg.Resolution}}
+	c := &run{cfg: cfg, domain: d, sender: sender.New(sender.Config{Resolver: cfg.Resolver, Port: cfg.Port, Timeout: cfg.Timeout, Now: cfg.Now, DryRun: true}), r: &Report{Domain: strings.TrimSuffix(d, "."), Started: cfg.Now(), Resolution: cfg.Resolution}}
 	start := time.Now()
 	if cfg.Iterative {
 		c.chain(ctx)
 	}
 	mxRes, hosts, mxErr := c.mx(ctx)
+	mxSecure := mxErr == nil && mxRes != nil && mxRes.Verdict == resolver.Secure
 	if cfg.MXHost != "" {
-		hosts = []string{dns.Fqdn(strings.ToLower(cfg.MXHost))}
+		hosts, mxSecure = []string{dns.Fqdn(strings.ToLower(cfg.MXHost))}, false
 	}
+	c.hosts = len(hosts)
 	for _, h := range hosts {
-		c.host(ctx, h)
+		c.host(ctx, h, mxSecure)
 	}
 	sts, items := fetchSTS(ctx, cfg, c.name())
 	c.add(items...)
@@ -67,7 +69,9 @@ func Run(ctx context.Context, domain string, cfg Config) (*Report, error) {
 // run is one check in progress.
 type run struct {
 	cfg    Config
-	domain string // FQDN
+	domain string         // FQDN
+	sender *sender.Sender // the harness's sender in a dry run: its rules decide
+	hosts  int            // MX hosts checked
 	r      *Report
 }
 
@@ -232,10 +236,14 @@ func (c *run) predict(ctx context.Context) {
 	if c.cfg.MXHost != "" {
 		domain = strings.TrimSuffix(c.cfg.MXHost, ".") // as if it were the only MX (its implicit MX)
 	}
-	s := sender.New(sender.Config{Resolver: c.cfg.Resolver, Port: c.cfg.Port, Timeout: c.cfg.Timeout, Now: c.cfg.Now, DryRun: true})
-	ctx, cancel := context.WithTimeout(ctx, 4*c.cfg.Timeout)
+	// Every host may take its lookups and an SMTP session's steps before the next is tried.
+	budget := time.Duration(8*max(1, c.hosts)) * c.cfg.Timeout
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	o := s.Attempt(ctx, &queue.Message{To: []string{"postmaster@" + domain}, Domain: domain})
+	o := c.sender.Attempt(ctx, &queue.Message{To: []string{"postmaster@" + domain}, Domain: domain})
+	if ctx.Err() != nil {
+		o = queue.Outcome{Result: queue.ResultConnect, Host: o.Host, Detail: "the dry run of a delivery ran out of time after " + budget.String() + " (hosts that accept connections but do not answer)"}
+	}
 	for _, p := range []queue.Profile{queue.ExchangeProfile{}, queue.PostfixProfile{}} {
 		c.r.Predictions = append(c.r.Predictions, prediction(p, o))
 	}
@@ -263,7 +271,10 @@ func prediction(p queue.Profile, o queue.Outcome) Prediction {
 	}
 	st := p.Status(o)
 	pr.Action, pr.Code, pr.Reason = "defer", st.Code, o.Detail
-	if o.Permanent {
+	switch {
+	case o.Result == queue.ResultNullMX: // what the domain asks for: not a failure (RFC 7505)
+		pr.Action, pr.Reason = "none", "the domain publishes a null MX: it accepts no mail, and senders bounce at once"
+	case o.Permanent:
 		pr.Action = "bounce"
 	}
 	return pr

@@ -102,6 +102,18 @@ func (s *Sender) Attempt(ctx context.Context, msg *queue.Message) queue.Outcome 
 	return last
 }
 
+// MX returns the MX hosts of domain in preference order as an attempt sees them (the domain
+// itself when there is none), whether the MX RRset is secure, or the outcome that ends an
+// attempt there.
+func (s *Sender) MX(ctx context.Context, domain string) ([]string, bool, *queue.Outcome) {
+	hosts, secure, o := s.mx(ctx, dns.Fqdn(strings.ToLower(domain)))
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.name)
+	}
+	return names, secure, o
+}
+
 // mx returns the MX hosts in preference order (RFC 5321 §5.1: the domain itself when there
 // is no MX) and whether the MX RRset is secure; or the outcome that ends the attempt.
 func (s *Sender) mx(ctx context.Context, domain string) ([]mxHost, bool, *queue.Outcome) {
@@ -133,88 +145,122 @@ func (s *Sender) mx(ctx context.Context, domain string) ([]mxHost, bool, *queue.
 	return hosts, res.Verdict == resolver.Secure, nil
 }
 
-// tryHost makes the attempt at one MX host: addresses, TLSA, then each address in turn.
-func (s *Sender) tryHost(ctx context.Context, msg *queue.Message, domain, host string, mxSecure bool) queue.Outcome {
-	fail := func(result, detail string) queue.Outcome {
-		return queue.Outcome{Result: result, Detail: detail, Host: host,
-			Sessions: []tlsrpt.Attempt{{PolicyDomain: strings.TrimSuffix(domain, "."), PolicyType: tlsrpt.PolicyNoPolicyFound,
-				MXHost: strings.TrimSuffix(host, "."), Result: result, FailureDetail: detail}}}
+// HostPolicy is what a sender decides about one MX host before it connects (RFC 7672 §2.2):
+// its addresses, and the TLSA records that apply, the reference identifiers, the SNI and the
+// security level that follow from them.
+type HostPolicy struct {
+	Host      string   // the MX host, FQDN
+	Addrs     []string // IPv4 first, then IPv6
+	AddrRes   *resolver.Result
+	Secure    bool   // the address records are secure: TLSA is looked up
+	TLSAOwner string // where the TLSA records were found (or last looked up)
+	TLSARes   *resolver.Result
+	TLSAs     []*dns.TLSA
+	Refs      []string // reference identifiers for DANE-TA
+	SNI       string
+	Level     string // LevelDANE, LevelEncrypt, LevelMay
+}
+
+// Policy decides about host, an MX host of domain (whose MX RRset is secure or not), as an
+// attempt does: addresses, then TLSA where they are secure. A failure that makes the host
+// unusable comes as the outcome (Result and Detail set).
+func (s *Sender) Policy(ctx context.Context, domain, host string, mxSecure bool) (HostPolicy, *queue.Outcome) {
+	p := HostPolicy{Host: host, Level: LevelMay, SNI: host, Refs: []string{}}
+	fail := func(result, detail string) (HostPolicy, *queue.Outcome) {
+		return p, &queue.Outcome{Result: result, Detail: detail}
 	}
 	addrRes, err := s.cfg.Resolver.Resolve(ctx, host, dns.TypeA)
 	if err != nil {
 		return fail(queue.ResultDNSFailure, err.Error())
 	}
+	p.AddrRes = addrRes
 	if addrRes.Verdict == resolver.Bogus || addrRes.Verdict == resolver.Indeterminate {
 		return fail(queue.ResultDNSFailure, "address lookup of "+host+" "+addrRes.Verdict.String()+": "+addrRes.Reason)
 	}
-	var addrs []string
 	for _, rr := range addrRes.Msg.Answer {
 		if a, ok := rr.(*dns.A); ok {
-			addrs = append(addrs, a.A.String())
+			p.Addrs = append(p.Addrs, a.A.String())
 		}
 	}
+	secure := addrRes.Verdict == resolver.Secure
 	// AAAA too (IPv4 is tried first); its security counts like the A RRset's (RFC 7672 §2.2.2).
 	if v6, err := s.cfg.Resolver.Resolve(ctx, host, dns.TypeAAAA); err == nil {
 		switch v6.Verdict {
 		case resolver.Bogus, resolver.Indeterminate:
 			return fail(queue.ResultDNSFailure, "address lookup (AAAA) of "+host+" "+v6.Verdict.String()+": "+v6.Reason)
 		case resolver.Insecure:
-			addrRes.Verdict = resolver.Insecure
+			secure = false
 		}
 		for _, rr := range v6.Msg.Answer {
 			if a, ok := rr.(*dns.AAAA); ok {
-				addrs = append(addrs, a.AAAA.String())
+				p.Addrs = append(p.Addrs, a.AAAA.String())
 			}
 		}
 	}
-	if len(addrs) == 0 {
+	if len(p.Addrs) == 0 {
 		return fail(queue.ResultDNSFailure, host+" has no address")
+	}
+	p.Secure = secure
+	if !secure {
+		return p, nil
 	}
 	// TLSA only where the address is secure (RFC 7672 §2.2.2); the CNAME-expanded name first
 	// when the whole chain is secure, then the original name (§2.2.3).
-	level, tlsas, refs, sni := LevelMay, []*dns.TLSA(nil), []string{}, host
-	if addrRes.Verdict == resolver.Secure {
-		names := []string{host}
-		if n := len(addrRes.Chain); n > 0 {
-			names = []string{strings.ToLower(dns.Fqdn(addrRes.Chain[n-1].Target)), host}
+	names := []string{host}
+	if n := len(addrRes.Chain); n > 0 {
+		names = []string{strings.ToLower(dns.Fqdn(addrRes.Chain[n-1].Target)), host}
+	}
+	for _, base := range names {
+		p.TLSAOwner = "_" + strconv.Itoa(25) + "._tcp." + base
+		t, r := s.cfg.Resolver.Resolve(ctx, p.TLSAOwner, dns.TypeTLSA)
+		if r != nil {
+			return fail(queue.ResultDNSSECInvalid, r.Error())
 		}
-		for _, base := range names {
-			t, r := s.cfg.Resolver.Resolve(ctx, "_"+strconv.Itoa(25)+"._tcp."+base, dns.TypeTLSA)
-			if r != nil {
-				return fail(queue.ResultDNSSECInvalid, r.Error())
+		p.TLSARes = t
+		if t.Verdict == resolver.Bogus || t.Verdict == resolver.Indeterminate {
+			// No plaintext and no delivery to this host (RFC 7672 §2.2.1).
+			return fail(queue.ResultDNSSECInvalid, "TLSA lookup at "+strings.TrimSuffix(p.TLSAOwner, ".")+" "+t.Verdict.String()+": "+t.Reason)
+		}
+		if t.Verdict != resolver.Secure {
+			continue
+		}
+		for _, rr := range t.Msg.Answer {
+			if x, ok := rr.(*dns.TLSA); ok {
+				p.TLSAs = append(p.TLSAs, x)
 			}
-			if t.Verdict == resolver.Bogus || t.Verdict == resolver.Indeterminate {
-				// No plaintext and no delivery to this host (RFC 7672 §2.2.1).
-				return fail(queue.ResultDNSSECInvalid, "TLSA lookup at _25._tcp."+base+" "+t.Verdict.String()+": "+t.Reason)
+		}
+		if len(p.TLSAs) > 0 {
+			p.SNI = base
+			p.Refs = []string{base}
+			if base != host {
+				p.Refs = append(p.Refs, host)
 			}
-			if t.Verdict != resolver.Secure {
-				continue
+			if mxSecure { // with a secure MX RRset the next-hop domain is a reference id too
+				p.Refs = append(p.Refs, domain)
 			}
-			for _, rr := range t.Msg.Answer {
-				if x, ok := rr.(*dns.TLSA); ok {
-					tlsas = append(tlsas, x)
-				}
+			p.Level = LevelEncrypt
+			if len(dane.UsableSet(p.TLSAs)) > 0 {
+				p.Level = LevelDANE
 			}
-			if len(tlsas) > 0 {
-				sni = base
-				refs = []string{base}
-				if base != host {
-					refs = append(refs, host)
-				}
-				if mxSecure { // with a secure MX RRset the next-hop domain is a reference id too
-					refs = append(refs, domain)
-				}
-				level = LevelEncrypt
-				if len(dane.UsableSet(tlsas)) > 0 {
-					level = LevelDANE
-				}
-				break
-			}
+			break
 		}
 	}
+	return p, nil
+}
+
+// tryHost makes the attempt at one MX host: its policy, then each address in turn.
+func (s *Sender) tryHost(ctx context.Context, msg *queue.Message, domain, host string, mxSecure bool) queue.Outcome {
+	p, failed := s.Policy(ctx, domain, host, mxSecure)
+	if failed != nil {
+		o := *failed
+		o.Host = host
+		o.Sessions = []tlsrpt.Attempt{{PolicyDomain: strings.TrimSuffix(domain, "."), PolicyType: tlsrpt.PolicyNoPolicyFound,
+			MXHost: strings.TrimSuffix(host, "."), Result: o.Result, FailureDetail: o.Detail}}
+		return o
+	}
 	var o queue.Outcome
-	for _, ip := range addrs {
-		o = s.deliver(ctx, msg, domain, host, ip, level, tlsas, refs, sni)
+	for _, ip := range p.Addrs {
+		o = s.deliver(ctx, msg, domain, host, ip, p.Level, p.TLSAs, p.Refs, p.SNI)
 		if o.Delivered || o.Permanent || o.Result != queue.ResultConnect {
 			return o
 		}
