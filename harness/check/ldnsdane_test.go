@@ -64,11 +64,11 @@ func TestLdnsDaneAgrees(t *testing.T) {
 	if len(names) != 9 {
 		t.Fatalf("%d scenarios match, want 9", len(names))
 	}
-	port, err := receiver.FreePort([]string{"127.7.0.250", "127.7.1.11", "127.7.2.11"})
+	port, err := receiver.FreePort([]string{"127.11.0.250", "127.11.1.11", "127.11.2.11"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := fixture.Start(fixture.Config{Scenarios: picked, SMTPPort: port, Net: "127.7", Listen: "127.0.0.1:0", Minute: time.Hour})
+	f, err := fixture.Start(fixture.Config{Scenarios: picked, SMTPPort: port, Net: "127.11", Listen: "127.0.0.1:0", Minute: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

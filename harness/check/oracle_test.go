@@ -28,11 +28,11 @@ func TestOracle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port, err := receiver.FreePort([]string{"127.6.0.250", "127.6.1.11", "127.6.2.11"})
+	port, err := receiver.FreePort([]string{"127.10.0.250", "127.10.1.11", "127.10.2.11"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := fixture.Start(fixture.Config{Scenarios: all, SMTPPort: port, Net: "127.6", Listen: "127.0.0.1:0", Minute: time.Hour})
+	f, err := fixture.Start(fixture.Config{Scenarios: all, SMTPPort: port, Net: "127.10", Listen: "127.0.0.1:0", Minute: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,11 +135,11 @@ func BenchmarkCheckTwoMX(b *testing.B) {
 			chosen = append(chosen, s)
 		}
 	}
-	port, err := receiver.FreePort([]string{"127.8.0.250", "127.8.1.11", "127.8.1.12"})
+	port, err := receiver.FreePort([]string{"127.12.0.250", "127.12.1.11", "127.12.1.12"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	f, err := fixture.Start(fixture.Config{Scenarios: chosen[:1], SMTPPort: port, Net: "127.8", Listen: "127.0.0.1:0", Minute: time.Hour})
+	f, err := fixture.Start(fixture.Config{Scenarios: chosen[:1], SMTPPort: port, Net: "127.12", Listen: "127.0.0.1:0", Minute: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
