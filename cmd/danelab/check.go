@@ -90,6 +90,11 @@ func runCheck(args []string) error {
 	if *upstream != "" && (*fixtureURL != "" || *anchorFile != "" || *roots != "") {
 		return usagef("-resolver trusts another resolver: it goes without -fixture, -anchor and -root")
 	}
+	if v := strings.TrimSuffix(*expectMX, "."); *expectMX != "" {
+		if _, ok := dns.IsDomainName(v); !ok || net.ParseIP(v) != nil || !strings.Contains(v, ".") {
+			return usagef("-expect-mx %q: want the host name Enable-DnssecForVerifiedDomain printed (DnssecMxValue)", *expectMX)
+		}
+	}
 	if *port < 0 || *port > 65535 || *timeout <= 0 {
 		return usagef("-port must be a port and -timeout positive")
 	}

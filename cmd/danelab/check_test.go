@@ -15,6 +15,7 @@ func TestCheckUsage(t *testing.T) {
 		{"check", "not a domain!"},
 		{"check", "-resolver", "127.0.0.1:53", "-fixture", "http://127.0.0.1:1", "example.test"},
 		{"check", "-timeout", "0s", "example.test"},
+		{"check", "-expect-mx", "not a host", "example.test"},
 	} {
 		_, errOut := capture(t)
 		if code := run(args); code != 2 || !strings.Contains(errOut.String(), "usage: danelab check") {

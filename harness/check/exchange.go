@@ -10,9 +10,10 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Exchange Online's inbound DANE preflight. The codes are those of
-// Get-DnssecStatusForVerifiedDomain as Microsoft documents them; the expected MX is the
-// domain's DnssecMxValue.
+// Exchange Online's inbound DANE preflight. The codes are those Microsoft lists for
+// Get-DnssecStatusForVerifiedDomain (Exchange Online's "SMTP DANE with DNSSEC" documentation,
+// as of 2024); what each checks below is danelab's reading of those one-line descriptions,
+// not Microsoft's code. The expected MX is the domain's DnssecMxValue.
 //
 //	ED003  no DNSSEC-authentic MX record found (the MX answer is not secure)
 //	EX002  the expected MX is not among the MX records
