@@ -7,6 +7,7 @@ package check
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
 	"time"
 
@@ -109,6 +110,8 @@ type Config struct {
 	// HTTPS fetches an MTA-STS policy: GET https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
 	// Default: an http.Client with Timeout and the system roots. Tests set their own.
 	HTTPS func(ctx context.Context, url string) ([]byte, error)
+	// Roots are the CAs MTA-STS senders trust (RFC 8461 §4.2: the Web PKI); nil: the system's.
+	Roots *x509.CertPool
 }
 
 // STSPolicy is a domain's MTA-STS policy (RFC 8461 §3.2), as fetched.

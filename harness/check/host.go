@@ -257,6 +257,9 @@ func (c *run) certificate(g, host string, chain []*x509.Certificate, tlsas []*dn
 		it.Fix = "renew the certificate: DANE-EE (3) ignores dates, but DANE-TA (2) and every non-DANE sender reject it (4.7.322)"
 	}
 	c.add(it)
+	if c.sts != nil && c.sts.Mode == "enforce" {
+		c.stsCertificate(g, host, chain, now)
+	}
 	if len(tlsas) == 0 {
 		return
 	}
@@ -269,4 +272,21 @@ func (c *run) certificate(g, host string, chain []*x509.Certificate, tlsas []*dn
 		match.Verdict, match.Detail = Pass, m.String()
 	}
 	c.add(match)
+}
+
+// stsCertificate judges the chain as a sender that enforces MTA-STS does (RFC 8461 §4.2): it
+// must be valid in the Web PKI and name the MX host. A DANE-only certificate (self-signed,
+// matched by DANE-EE) passes DANE senders and fails these.
+func (c *run) stsCertificate(g, host string, chain []*x509.Certificate, now time.Time) {
+	inter := x509.NewCertPool()
+	for _, cert := range chain[1:] {
+		inter.AddCert(cert)
+	}
+	name := strings.TrimSuffix(host, ".")
+	it := Item{Group: g, Name: "certificate for MTA-STS (enforce)", Verdict: Pass, Detail: "valid in the Web PKI for " + name}
+	if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: name, Intermediates: inter, Roots: c.cfg.Roots, CurrentTime: now}); err != nil {
+		it.Verdict, it.Detail = Fail, "senders that enforce MTA-STS will not deliver: "+err.Error()
+		it.Fix = "serve a certificate from a public CA that names " + name + " (its 3 1 1 TLSA record still matches if the key stays), or set the MTA-STS policy to testing"
+	}
+	c.add(it)
 }

@@ -51,10 +51,13 @@ func Run(ctx context.Context, domain string, cfg Config) (*Report, error) {
 		hosts, mxSecure = []string{dns.Fqdn(strings.ToLower(cfg.MXHost))}, false
 	}
 	c.hosts = len(hosts)
+	// The MTA-STS policy first (its items after the hosts'): in enforce mode each host's
+	// certificate is also judged as MTA-STS senders judge it.
+	sts, items := fetchSTS(ctx, cfg, c.name())
+	c.sts = sts
 	for _, h := range hosts {
 		c.host(ctx, h, mxSecure)
 	}
-	sts, items := fetchSTS(ctx, cfg, c.name())
 	c.add(items...)
 	if sts != nil {
 		c.add(checkSTSMX(sts, hosts)...)
@@ -72,6 +75,7 @@ type run struct {
 	domain string         // FQDN
 	sender *sender.Sender // the harness's sender in a dry run: its rules decide
 	hosts  int            // MX hosts checked
+	sts    *STSPolicy     // the domain's MTA-STS policy, nil for none
 	r      *Report
 }
 
