@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/danelab/danelab/harness/fixture"
@@ -25,7 +26,8 @@ func init() {
 			"with the expectations of -profile: delivered or returned, over which TLS, to a host\n" +
 			"whose certificate authenticated against the TLSA records of the time, the host\n" +
 			"expected, not before a fault healed and not without meeting it, a temporary failure\n" +
-			"retried, and the DSN's status. Timing is the MTA's own. Scenarios a real sender\n" +
+			"retried, and the DSN's status; where TLS-RPT reports about a scenario arrived, their\n" +
+			"failure result types against the scenario's. Timing is the MTA's own. Scenarios a real sender\n" +
 			"cannot play in real time (sender caches, later certificate changes) are listed as\n" +
 			"not judged. With -wait, polls until every\n" +
 			"scenario has an outcome or the time is up; a scenario still without one then fails.\n" +
@@ -79,12 +81,14 @@ func runExpect(args []string) error {
 	deadline := time.Now().Add(*wait)
 	var results []scenario.Result
 	var skipped, fixtureErrs []string
+	var lastObs fixture.Observations
 	for {
 		var obs fixture.Observations
 		if err := getJSON(*url+"/observations", &obs); err != nil {
 			return err
 		}
 		results, skipped = fixture.Check(in, obs, *profile, re, fixture.CheckOptions{MinRetry: *minRetry})
+		lastObs = obs
 		fixtureErrs = obs.Errors
 		pending := 0
 		for _, r := range results {
@@ -101,6 +105,10 @@ func runExpect(args []string) error {
 	}
 	for _, s := range skipped {
 		fmt.Fprintf(stderr, "danelab expect: not judged: %s\n", s)
+	}
+	if nr := fixture.NoReports(in, lastObs, results); len(nr) > 0 {
+		// Information only: TLS-RPT is optional for a sender (Postfix sends none).
+		fmt.Fprintf(stderr, "danelab expect: no TLS-RPT report received (not judged) for %d scenario(s): %s\n", len(nr), strings.Join(nr, ", "))
 	}
 	if len(results) == 0 {
 		return fmt.Errorf("no scenario of the fixture can be judged for -profile %s (and matches -run %q)", *profile, *pattern)

@@ -250,6 +250,7 @@ func printGuide(w io.Writer, f *fixture.Fixture, res, resAddr, dir, anchor, reso
 	fmt.Fprintf(hw, "  receivers\tport %d of 127.x.y.z (below)\n", in.SMTPPort)
 	fmt.Fprintf(hw, "  envelope sender / DSN mailbox\t%s (mbox.sender.test, %s, DANE 3 1 1)\n", in.Sender, in.Mailbox)
 	fmt.Fprintf(hw, "  fixture API\t%s/scenarios, %s/observations\n", f.URL, f.URL)
+	fmt.Fprintf(hw, "  TLS-RPT reports (every domain's rua)\t%s\n", in.TLSRPT)
 	fmt.Fprintf(hw, "  lab control API (faults, records)\t%s\n", in.Control)
 	hw.Flush()
 	fmt.Fprintln(w)

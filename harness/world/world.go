@@ -36,6 +36,10 @@ type Plan struct {
 	Timeout time.Duration
 	// Log receives what the world does, one line per call; nil discards.
 	Log io.Writer
+	// TLSRPT, when set, is the rua of a TLS-RPT record (RFC 8460 §3) the recipient's domain
+	// publishes: `_smtp._tls TXT "v=TLSRPTv1; rua=<TLSRPT>"`. Fixture mode names its own
+	// intake there; the in-process runner hands reports over directly and sets none.
+	TLSRPT string
 }
 
 // World is a scenario's world: its receivers running, its zones ready for a lab.
@@ -160,6 +164,13 @@ func (w *World) build(p Plan) (err error) {
 	}
 	for _, r := range s.DNS.Records {
 		apex = append(apex, renameRecord(r, w.rename))
+		if f := strings.Fields(r); p.TLSRPT != "" && len(f) > 0 && strings.EqualFold(f[0], "_smtp._tls") {
+			// Two v=TLSRPTv1 records make a domain publish none (§3).
+			return fmt.Errorf("dns.records: %q and the plan's TLS-RPT record would be two records", r)
+		}
+	}
+	if p.TLSRPT != "" {
+		apex = append(apex, fmt.Sprintf("_smtp._tls TXT %q", "v=TLSRPTv1; rua="+p.TLSRPT))
 	}
 	w.domains = []lab.Domain{{Name: w.Domain, Unsigned: s.DNS.Unsigned, Records: apex}}
 	for _, z := range s.DNS.Zones {

@@ -309,3 +309,31 @@ func TestBuildError(t *testing.T) {
 	}
 	ln.Close()
 }
+
+// TestTLSRPTRecord: a plan's TLS-RPT rua becomes the domain's one _smtp._tls record; a
+// scenario publishing its own besides is refused (two records mean none, RFC 8460 §3).
+func TestTLSRPTRecord(t *testing.T) {
+	build := func(records string) (*world.World, error) {
+		s, err := scenario.Parse("r.json", []byte(`{"name": "r", "dns": {"mx": [{"host": "mx1", "tlsa": ["3 1 1"]}], "records": [`+records+`]},
+			"expect": [{"status": "delivered"}], "final": {"state": "delivered"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := world.Build(s, world.Plan{Net: "127.9.6.", Rename: true, TLSRPT: "mailto:tlsrpt@sender.test,https://127.0.0.1:1/tlsrpt"})
+		if w != nil {
+			w.Stop()
+		}
+		return w, err
+	}
+	w, err := build("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `_smtp._tls TXT "v=TLSRPTv1; rua=mailto:tlsrpt@sender.test,https://127.0.0.1:1/tlsrpt"`
+	if !slices.Contains(w.Domains()[0].Records, want) {
+		t.Errorf("no %s in %q", want, w.Domains()[0].Records)
+	}
+	if _, err := build(`"_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:a@b.test\""`); err == nil || !strings.Contains(err.Error(), "two records") {
+		t.Errorf("a scenario's own _smtp._tls record besides the plan's: %v", err)
+	}
+}
