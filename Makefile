@@ -21,6 +21,7 @@ lab: build
 deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(PEERS)
+	.ci/install-exim
 
 test: build
 	$(GO) vet ./...

@@ -32,7 +32,7 @@ func init() {
 			"not judged. With -wait, polls until every\n" +
 			"scenario has an outcome or the time is up; a scenario still without one then fails.\n" +
 			"Prints the matrix; exits 1 on any mismatch.\n\n" +
-			"Flags:\n\t-profile NAME\texchange, postfix or rfc\n" +
+			"Flags:\n\t-profile NAME\t" + strings.Join(queue.ProfileNames, ", ") + "\n" +
 			"\t-fixture URL\tthe fixture API (default http://127.0.0.1:8054)\n" +
 			"\t-run PATTERN\tonly scenarios whose name matches\n" +
 			"\t-wait D\t\thow long to wait for outcomes (default 0: judge now)\n" +
@@ -63,10 +63,10 @@ func runExpect(args []string) error {
 		return usagef("unexpected argument %q", pos[0])
 	}
 	if *profile == "" {
-		return usagef("-profile is required: exchange, postfix or rfc")
+		return usagef("-profile is required: %s", strings.Join(queue.ProfileNames, ", "))
 	}
 	if _, err := queue.ProfileByName(*profile); err != nil {
-		return usagef("-profile %q: want exchange, postfix or rfc", *profile)
+		return usagef("-profile %q: want one of %s", *profile, strings.Join(queue.ProfileNames, ", "))
 	}
 	var re *regexp.Regexp
 	if *pattern != "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 
+	"github.com/danelab/danelab/harness/queue"
 	"github.com/danelab/danelab/harness/report"
 	"github.com/danelab/danelab/harness/runner"
 	"github.com/danelab/danelab/harness/scenario"
@@ -37,7 +38,7 @@ func init() {
 			"matrix (scenario · profile · expected · observed · verdict); exits 1 on any mismatch.\n\n" +
 			"Flags:\n\t-scenarios DIR\tthe scenario files, *.json (default " + defaultScenarios + ")\n" +
 			"\t-run PATTERN\tonly scenarios whose name matches this regular expression\n" +
-			"\t-profile NAME\tonly scenarios of this sender profile (exchange, postfix, rfc)\n" +
+			"\t-profile NAME\tonly scenarios of this sender profile (" + strings.Join(queue.ProfileNames, ", ") + ")\n" +
 			"\t-json FILE\twrite the results as JSON\n" +
 			"\t-junit FILE\twrite the results as JUnit XML\n" +
 			"\t-parallel N\tscenarios at once (default: the number of CPUs, at least 2)\n" +

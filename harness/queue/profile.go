@@ -49,6 +49,7 @@ const (
 	colExchange column = iota
 	colPostfix
 	colRFC
+	colExim
 	numColumns
 )
 
@@ -57,69 +58,86 @@ const (
 // sender" (4/5.7.321-324, 4/5.4.312) and "Postfix as a sender" (DANE log words and codes); the
 // rfc profile uses the RFC 3463 generic codes (X.7.4 security features not supported, X.7.5
 // cryptographic failure, X.4.3 directory server failure, X.4.1 no answer from host, X.1.10 null
-// MX / RFC 7505).
+// MX / RFC 7505). The exim column is Exim 4.96 as measured by integration/exim_fixture_test.go:
+// Exim gives no enhanced status code of its own to a DANE, TLS or DNS failure (its log has
+// internal errno values, -36 "DANE error: tlsa lookup DEFER", -37 "TLS session: (certificate
+// verification failed)", -38 "a TLS session is required, but the server did not offer TLS
+// support", -1 "host lookup did not complete"), and its DSN says Status: 5.0.0 when the retry
+// timeout is exceeded, and 5.0.0 for a null MX ("an MX or SRV record indicated no SMTP
+// service", not RFC 7505's 5.1.10); hence 4.0.0 while retrying, with Exim's log words.
 var codeTable = map[string][numColumns]CodeEntry{
 	ResultSTARTTLSNotSupported: {
 		{"4.7.321", "starttls-not-supported: Destination mail server must support TLS to receive mail"},
 		{"4.7.4", "TLS is required, but was not offered"},
 		{"4.7.4", "STARTTLS not offered where TLS is required"},
+		{"4.0.0", "TLS session required, but not offered"},
 	},
 	ResultCertificateExpired: {
 		{"4.7.322", "certificate-expired: Destination mail server's certificate is expired"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate expired"},
+		{"4.0.0", "TLS session: certificate verification failed"},
 	},
 	ResultTLSAInvalid: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate does not match the TLSA records"},
+		{"4.0.0", "TLS session: certificate verification failed"},
 	},
 	ResultCertificateHostMismatch: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate names no reference identifier"},
+		{"4.0.0", "TLS session: certificate verification failed"},
 	},
 	ResultCertificateNotTrusted: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate chain does not validate to the TLSA trust anchor"},
+		{"4.0.0", "TLS session: certificate verification failed"},
 	},
 	ResultValidationFailure: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Cannot start TLS: handshake failure"},
 		{"4.7.5", "TLS handshake failure"},
+		{"4.0.0", "TLS session: handshake failed"},
 	},
 	ResultDANERequired: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "DANE required but no secure TLSA records"},
+		{"4.0.0", "TLS session: certificate verification failed"},
 	},
 	ResultDNSSECInvalid: {
 		{"4.7.324", "dnssec-invalid: Destination domain returned invalid DNSSEC records"},
 		{"4.7.5", "TLSA lookup error"},
 		{"4.7.5", "TLSA lookup failed (bogus or indeterminate)"},
+		{"4.0.0", "TLSA lookup failed"},
 	},
 	ResultDNSFailure: {
 		{"4.4.312", "DNS query failed"},
 		{"4.4.3", "Name service error: Host not found, try again"},
 		{"4.4.3", "DNS lookup failed (bogus or indeterminate)"},
+		{"4.0.0", "host lookup did not complete"},
 	},
 	ResultConnect: {
 		{"4.4.316", "Connection refused or timed out"},
 		{"4.4.1", "connect: Connection refused"},
 		{"4.4.1", "no answer from host"},
+		{"4.0.0", "Connection refused"},
 	},
 	ResultNullMX: {
 		{"5.1.10", "RESOLVER.ADR.RecipientDomainNotAcceptingMail; domain does not accept mail (null MX)"},
 		// Postfix 3.7 says 5.1.0, not RFC 7505's 5.1.10 (measured: integration/postfix_fixture_test.go).
 		{"5.1.0", "Domain does not accept mail"},
 		{"5.1.10", "domain does not accept mail (null MX, RFC 7505)"},
+		{"5.0.0", "an MX or SRV record indicated no SMTP service"},
 	},
 }
 
-// Lookup returns the code table cell of a profile ("exchange", "postfix", "rfc") and class.
+// Lookup returns the code table cell of a profile ("exchange", "postfix", "rfc", "exim") and class.
 func Lookup(profile, result string) (CodeEntry, bool) {
-	col, ok := map[string]column{"exchange": colExchange, "postfix": colPostfix, "rfc": colRFC}[profile]
+	col, ok := map[string]column{"exchange": colExchange, "postfix": colPostfix, "rfc": colRFC, "exim": colExim}[profile]
 	if !ok {
 		return CodeEntry{}, false
 	}
@@ -333,7 +351,10 @@ func (RFCProfile) Status(o Outcome) Status { return status(colRFC, o, false, fal
 // Final implements Profile.
 func (RFCProfile) Final(o Outcome) Status { return status(colRFC, o, true, false, "smtp") }
 
-// ProfileByName returns the profile "exchange", "postfix" or "rfc" (with default backoff).
+// ProfileNames are the sender profiles, in the order help texts list them.
+var ProfileNames = []string{"exchange", "postfix", "rfc", "exim"}
+
+// ProfileByName returns the profile of one of ProfileNames (with default backoff).
 func ProfileByName(name string) (Profile, error) {
 	switch name {
 	case "exchange":
@@ -342,6 +363,71 @@ func ProfileByName(name string) (Profile, error) {
 		return PostfixProfile{}, nil
 	case "rfc":
 		return RFCProfile{}, nil
+	case "exim":
+		return EximProfile{}, nil
 	}
 	return nil, fmt.Errorf("queue: unknown sender profile %q", name)
 }
+
+// EximProfile is Exim 4.96 with the retry rule of its default configure file (upstream's and
+// Debian's exim4-config): `* * F,2h,15m; G,16h,1h,1.5; F,4d,6h`: every 15 min for the first
+// 2 h, then intervals growing from 1 h by 1.5 until 16 h, then every 6 h; an address that
+// fails after 4 days (the retry timeout) is returned to the sender with 5.0.0. Rules, when
+// set, replace the default (the integration test uses `F,2m,10s`).
+type EximProfile struct {
+	Rules []EximRetryRule
+}
+
+// EximRetryRule is one retry rule item: F (fixed Interval) or G (geometric, from Interval,
+// times Factor) until the message's age reaches Until.
+type EximRetryRule struct {
+	Until    time.Duration
+	Interval time.Duration
+	Factor   float64 // G rules only; 0 for F
+}
+
+// EximDefaultRules is `F,2h,15m; G,16h,1h,1.5; F,4d,6h`.
+var EximDefaultRules = []EximRetryRule{
+	{Until: 2 * time.Hour, Interval: 15 * time.Minute},
+	{Until: 16 * time.Hour, Interval: time.Hour, Factor: 1.5},
+	{Until: 4 * 24 * time.Hour, Interval: 6 * time.Hour},
+}
+
+// Name returns "exim".
+func (EximProfile) Name() string { return "exim" }
+
+// Next implements Profile. The item that applies is the one whose time the message's age
+// (Exim: the time since the first failure, the same here as the first attempt is at
+// submission) has not reached; a G item's interval grows by Factor with each retry made under
+// it. Past the last item's time the address has timed out: Exim bounces it after the first
+// attempt that fails beyond the cutoff, not at the cutoff itself.
+func (p EximProfile) Next(attempt int, age time.Duration) Step {
+	rules := p.Rules
+	if len(rules) == 0 {
+		rules = EximDefaultRules
+	}
+	if age >= rules[len(rules)-1].Until {
+		return Step{At: age, Expire: true}
+	}
+	var start time.Duration
+	for _, r := range rules {
+		if age >= r.Until {
+			start = r.Until
+			continue
+		}
+		d := r.Interval
+		if r.Factor > 0 {
+			for u := start; u+d <= age; d = time.Duration(float64(d) * r.Factor) {
+				u += d
+			}
+		}
+		return Step{At: age + d}
+	}
+	panic("unreachable")
+}
+
+// Status implements Profile.
+func (EximProfile) Status(o Outcome) Status { return status(colExim, o, false, false, "smtp") }
+
+// Final implements Profile.
+func (EximProfile) Final(o Outcome) Status { return status(colExim, o, true, false, "smtp") }

@@ -27,7 +27,7 @@
 //	}
 //
 // The fields are documented in harness/scenarios/README.md. In short: name, description,
-// profile (exchange, postfix, rfc) and profiles (other profiles' expect and final, run as
+// profile (exchange, postfix, rfc, exim) and profiles (other profiles' expect and final, run as
 // variants); submit (when the message is submitted); sender (cache, warmup, dns_timeout); dns
 // (domain, unsigned, mx hosts with personality, tlsa entries computed from the receiver's
 // certificate or given, tlsa_owner, tlsa_ttl, renew; null_mx, records, zones); faults with start
@@ -395,7 +395,7 @@ func (s *Scenario) validate() error {
 		s.Profile = "exchange"
 	}
 	if _, err := queue.ProfileByName(s.Profile); err != nil {
-		bad("profile", "%q is not a profile: exchange, postfix or rfc", s.Profile)
+		bad("profile", "%q is not a profile: %s", s.Profile, strings.Join(queue.ProfileNames, ", "))
 	}
 	// DNS.
 	if s.DNS.Domain == "" {
@@ -553,7 +553,7 @@ func (s *Scenario) validate() error {
 	for p, e := range s.Profiles {
 		f := "profiles." + p
 		if _, err := queue.ProfileByName(p); err != nil {
-			bad(f, "%q is not a profile: exchange, postfix or rfc", p)
+			bad(f, "%q is not a profile: %s", p, strings.Join(queue.ProfileNames, ", "))
 			continue
 		}
 		if p == s.Profile {
