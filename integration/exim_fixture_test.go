@@ -9,8 +9,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/danelab/danelab/harness/fixture"
 	"github.com/danelab/danelab/internal/peer"
 )
 
@@ -209,62 +206,8 @@ func TestEximFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := l.Addr().String()
-	l.Close()
-	url := "http://" + api
-
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve := exec.Command(bin, "serve", "-scenarios", filepath.Join(moduleRoot, "harness", "scenarios"), "-dir", filepath.Join(dir, "fixture"),
-		"-resolver", "unbound", "-resolver-addr", resolverIP+":53", "-net", "127.15", "-listen", api, "-minute", "1s", "-v")
-	serve.Stdout, serve.Stderr = logf, logf
-	start := time.Now()
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { serve.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			serve.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	})
-	var in fixture.Info
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if err := getFixture(url+"/scenarios", &in); err == nil {
-			break
-		} else if time.Now().After(deadline) || serve.ProcessState != nil {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("danelab serve not up after %v: %v\n%s", time.Since(start), err, b)
-		}
-	}
-	// /scenarios answers before the scenario clock starts; a message sent earlier meets no
-	// fault (seen: dnssec-heals delivered at "+-0.0s"). /health says when both are up.
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get(url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("danelab serve not healthy after %v: %v\n%s", time.Since(start), err, b)
-		}
-	}
-	t.Logf("fixture up in %v: %d scenarios, lab DNS %s, Unbound on %s:53", time.Since(start).Round(time.Millisecond), len(in.Scenarios), in.DNS, resolverIP)
+	sf := startServe(t, bin, dir, "127.15", resolverIP)
+	in, url, start := sf.Info, sf.URL, sf.Start
 
 	mta := startExim(t, exim, filepath.Join(dir, "exim"), resolverIP)
 	defer func() {

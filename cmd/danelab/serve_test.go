@@ -27,12 +27,7 @@ func TestServeExpect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resAddr := pc.LocalAddr().String()
-	pc.Close()
+	resAddr := freeUDPTCP(t) // the resolver serves both
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +117,25 @@ func TestServeExpect(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "e.json")); err != nil {
 		t.Error(err)
 	}
+}
+
+// freeUDPTCP returns a loopback address whose port is free for both UDP and TCP now (a port
+// free for UDP only was seen taken for TCP by a parallel test).
+func freeUDPTCP(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return ""
 }
