@@ -18,10 +18,7 @@ import (
 	"time"
 
 	"github.com/danelab/danelab/harness/check"
-	"github.com/danelab/danelab/harness/fixture"
-	"github.com/danelab/danelab/harness/receiver"
 	"github.com/danelab/danelab/harness/resolver"
-	"github.com/danelab/danelab/harness/scenario"
 	"github.com/danelab/danelab/internal/peer"
 	"github.com/miekg/dns"
 )
@@ -49,43 +46,17 @@ var ldnsDaneScenarios = regexp.MustCompile(`^tlsa-(311-match|mismatch|211-issuer
 // that name the host, so that difference does not show.
 func TestLdnsDaneAgrees(t *testing.T) {
 	bin := peer.Need(t, "ldns-dane")
-	all, err := scenario.LoadDir("../scenarios")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var picked []*scenario.Scenario // every profile's variant, as the fixture wants them
-	names := map[string]bool{}
-	for _, sc := range all {
-		if ldnsDaneScenarios.MatchString(sc.Name) {
-			picked = append(picked, sc)
-			names[sc.Name] = true
-		}
-	}
-	if len(names) != 9 {
-		t.Fatalf("%d scenarios match, want 9", len(names))
-	}
-	port, err := receiver.FreePort([]string{"127.11.0.250", "127.11.1.11", "127.11.2.11"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fixture.Start(fixture.Config{Scenarios: picked, SMTPPort: port, Net: "127.11", Listen: "127.0.0.1:0", Minute: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	if err := f.Ready(); err != nil {
-		t.Fatal(err)
-	}
+	f, newResolver := labFixture(t, "127.11", ldnsDaneScenarios.MatchString)
 	in := f.Info()
-	_, p, _ := net.SplitHostPort(f.Lab.Addr)
-	var dnsPort int
-	fmt.Sscan(p, &dnsPort)
+	if len(in.Scenarios) != 9 {
+		t.Fatalf("%d scenarios match, want 9", len(in.Scenarios))
+	}
 	dir := t.TempDir()
 
 	start := time.Now()
 	compared := 0
 	for _, sc := range in.Scenarios {
-		res := resolver.New(resolver.Config{TrustAnchors: f.Lab.Anchor, Roots: []string{f.Lab.Addr}, Port: dnsPort, Timeout: 2 * time.Second})
+		res := newResolver()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		rep, err := check.Run(ctx, sc.Domain, check.Config{Resolver: res, Iterative: true, Port: in.SMTPPort, Timeout: 3 * time.Second})
 		if err != nil {

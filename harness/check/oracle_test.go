@@ -2,17 +2,12 @@ package check_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/danelab/danelab/harness/check"
-	"github.com/danelab/danelab/harness/fixture"
-	"github.com/danelab/danelab/harness/receiver"
-	"github.com/danelab/danelab/harness/resolver"
 	"github.com/danelab/danelab/harness/scenario"
 )
 
@@ -24,26 +19,8 @@ var unpredictable = map[string]string{}
 // the scenario's start must predict its first expected attempt, for every profile the
 // scenario states (exchange, postfix).
 func TestOracle(t *testing.T) {
-	all, err := scenario.LoadDir("../scenarios")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := receiver.FreePort([]string{"127.10.0.250", "127.10.1.11", "127.10.2.11"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := fixture.Start(fixture.Config{Scenarios: all, SMTPPort: port, Net: "127.10", Listen: "127.0.0.1:0", Minute: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Stop)
-	if err := f.Ready(); err != nil {
-		t.Fatal(err)
-	}
+	f, newResolver := labFixture(t, "127.10", func(string) bool { return true })
 	in := f.Info()
-	_, p, _ := net.SplitHostPort(f.Lab.Addr)
-	var dnsPort int
-	fmt.Sscan(p, &dnsPort)
 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -66,8 +43,7 @@ func TestOracle(t *testing.T) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			res := resolver.New(resolver.Config{TrustAnchors: f.Lab.Anchor, Roots: []string{f.Lab.Addr}, Port: dnsPort, Timeout: 2 * time.Second})
-			rep, err := check.Run(context.Background(), sc.Domain, check.Config{Resolver: res, Iterative: true, Port: in.SMTPPort, Timeout: 3 * time.Second})
+			rep, err := check.Run(context.Background(), sc.Domain, check.Config{Resolver: newResolver(), Iterative: true, Port: in.SMTPPort, Timeout: 3 * time.Second})
 			mu.Lock()
 			defer mu.Unlock()
 			checked++
@@ -125,36 +101,11 @@ func TestOracle(t *testing.T) {
 // both answering STARTTLS): the DNSSEC chain from the lab root, every lookup, both TLS
 // handshakes and the dry run of a delivery.
 func BenchmarkCheckTwoMX(b *testing.B) {
-	all, err := scenario.LoadDir("../scenarios")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var chosen []*scenario.Scenario
-	for _, s := range all {
-		if s.Name == "tlsa-311-two-mx" || s.Name == "mx-mixed-fallback" {
-			chosen = append(chosen, s)
-		}
-	}
-	port, err := receiver.FreePort([]string{"127.12.0.250", "127.12.1.11", "127.12.1.12"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := fixture.Start(fixture.Config{Scenarios: chosen[:1], SMTPPort: port, Net: "127.12", Listen: "127.0.0.1:0", Minute: time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Stop()
-	if err := f.Ready(); err != nil {
-		b.Fatal(err)
-	}
+	f, newResolver := labFixture(b, "127.12", func(name string) bool { return name == "mx-mixed-fallback" })
 	in := f.Info()
-	_, p, _ := net.SplitHostPort(f.Lab.Addr)
-	var dnsPort int
-	fmt.Sscan(p, &dnsPort)
 	for b.Loop() {
 		// A new resolver each time: nothing cached, as for a person running danelab check.
-		res := resolver.New(resolver.Config{TrustAnchors: f.Lab.Anchor, Roots: []string{f.Lab.Addr}, Port: dnsPort, Timeout: 2 * time.Second})
-		rep, err := check.Run(context.Background(), in.Scenarios[0].Domain, check.Config{Resolver: res, Iterative: true, Port: in.SMTPPort})
+		rep, err := check.Run(context.Background(), in.Scenarios[0].Domain, check.Config{Resolver: newResolver(), Iterative: true, Port: in.SMTPPort})
 		if err != nil {
 			b.Fatal(err)
 		}
