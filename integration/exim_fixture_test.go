@@ -174,6 +174,15 @@ func (m *eximMTA) Send(t *testing.T, from, to, subject, mid string) error {
 	return nil
 }
 
+// Version returns "Exim 4.96" from the first line of exim -bV ("Exim version 4.96 #2 built …").
+func (m *eximMTA) Version() string {
+	out, _ := exec.Command(m.bin, "-C", m.conf, "-bV").Output()
+	if f := strings.Fields(strings.SplitN(string(out), "\n", 2)[0]); len(f) >= 3 && f[1] == "version" {
+		return "Exim " + f[2]
+	}
+	return "Exim"
+}
+
 // Log returns Exim's main log and panic log.
 func (m *eximMTA) Log() string {
 	b, _ := os.ReadFile(filepath.Join(m.dir, "log", "mainlog"))
@@ -235,8 +244,9 @@ func TestEximFixture(t *testing.T) {
 
 	jf := filepath.Join(dir, "expect.json")
 	cmd := exec.Command(bin, "expect", "-fixture", url, "-profile", "exim", "-run", "^("+strings.Join(names, "|")+")$",
-		"-wait", "4m", "-json", jf)
+		"-wait", "4m", "-json", jf, "-mta", mta.Version())
 	out, code := tlRun(t, 6*time.Minute, cmd)
+	saveForMatrix(t, jf, "exim.json")
 	t.Logf("danelab expect -profile exim (exit %d; Exim's wall time %v from the first message to the last outcome, %v after the fixture started):\n%s",
 		code, time.Since(sent).Round(time.Second), time.Since(start).Round(time.Second), out)
 	var doc struct {

@@ -68,9 +68,11 @@ func TestPostfixFixture(t *testing.T) {
 	// The judge: danelab expect, waiting for every outcome (a DSN comes after the 2-minute
 	// lifetime, at Postfix's next queue run).
 	jf := filepath.Join(dir, "expect.json")
+	version, _ := exec.Command("postconf", "-h", "mail_version").Output()
 	cmd := exec.Command(bin, "expect", "-fixture", url, "-profile", "postfix", "-run", "^("+strings.Join(names, "|")+")$",
-		"-wait", "4m", "-json", jf)
+		"-wait", "4m", "-json", jf, "-mta", strings.TrimSpace("Postfix "+string(version)))
 	out, code := tlRun(t, 6*time.Minute, cmd)
+	saveForMatrix(t, jf, "postfix.json")
 	t.Logf("danelab expect -profile postfix (exit %d, %v after the fixture started):\n%s", code, time.Since(start).Round(time.Second), out)
 	var doc struct {
 		Summary struct{ Total, Passed int }
@@ -98,6 +100,24 @@ func getFixture(url string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// saveForMatrix copies an expect JSON into $DANELAB_MATRIX_DIR, if set, as name, for
+// `danelab expect -matrix` (docs/mta-conformance.md).
+func saveForMatrix(t *testing.T, jf, name string) {
+	dir := os.Getenv("DANELAB_MATRIX_DIR")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(jf)
+	if err == nil {
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		}
+	}
+	if err != nil {
+		t.Errorf("DANELAB_MATRIX_DIR: %v", err)
+	}
 }
 
 // lastLines returns the last n lines of s.

@@ -13,13 +13,14 @@ import (
 
 	"github.com/danelab/danelab/harness/fixture"
 	"github.com/danelab/danelab/harness/queue"
+	"github.com/danelab/danelab/harness/report"
 	"github.com/danelab/danelab/harness/scenario"
 )
 
 func init() {
 	register("expect", command{
 		group:   groupLab,
-		usage:   "-profile NAME [-fixture URL] [-run PATTERN] [-wait D] [-json FILE] [-junit FILE]",
+		usage:   "-profile NAME [-fixture URL] [-run PATTERN] [-wait D] [-json FILE [-mta LABEL]] [-junit FILE] | -matrix DIR [-o FILE]",
 		summary: "judge what an external MTA did in a running fixture against a sender profile",
 		help: "Reads the fixture's world and observations (deliveries with their TLS and\n" +
 			"certificate, DSNs at the sender's mailbox) and compares every scenario's outcome\n" +
@@ -37,8 +38,14 @@ func init() {
 			"\t-run PATTERN\tonly scenarios whose name matches\n" +
 			"\t-wait D\t\thow long to wait for outcomes (default 0: judge now)\n" +
 			"\t-min-retry D\ta DSN for a temporary failure must come at least this long after the\n\t\t\tMTA's first attempt, or it did not retry (default 30s; 0: not checked)\n" +
-			"\t-json FILE\twrite the results as JSON\n" +
-			"\t-junit FILE\twrite the results as JUnit XML",
+			"\t-json FILE\twrite the results as JSON (with the profile, -mta and the date)\n" +
+			"\t-mta LABEL\tthe MTA's name and version for the JSON, e.g. \"Postfix 3.7.11\"\n" +
+			"\t-junit FILE\twrite the results as JUnit XML\n\n" +
+			"With -matrix DIR, judges nothing: reads the JSON results saved in DIR (*.json, one per\n" +
+			"MTA) and prints a Markdown conformance matrix, scenario × MTA, each cell the observed\n" +
+			"outcome marked where it deviates from the profile, then the deviations.\n" +
+			"\t-matrix DIR\tthe saved results\n" +
+			"\t-o FILE\t\twrite the matrix there instead of to stdout, keeping what stands\n\t\t\tabove the generated part's marker line (an introduction)",
 		run: runExpect,
 	})
 }
@@ -51,6 +58,9 @@ func runExpect(args []string) error {
 	wait := fs.Duration("wait", 0, "how long to wait for outcomes")
 	minRetry := fs.Duration("min-retry", 30*time.Second, "least time between the first attempt and the DSN of a temporary failure")
 	jsonFile := fs.String("json", "", "JSON report")
+	mta := fs.String("mta", "", "the MTA's name and version, for the JSON report")
+	matrixDir := fs.String("matrix", "", "directory of saved JSON results to lay side by side")
+	outFile := fs.String("o", "", "where -matrix writes its table")
 	junitFile := fs.String("junit", "", "JUnit XML report")
 	pos, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -61,6 +71,12 @@ func runExpect(args []string) error {
 	}
 	if len(pos) > 0 {
 		return usagef("unexpected argument %q", pos[0])
+	}
+	if *matrixDir != "" {
+		return runMatrix(*matrixDir, *outFile)
+	}
+	if *outFile != "" {
+		return usagef("-o goes with -matrix (the results go to -json or -junit)")
 	}
 	if *profile == "" {
 		return usagef("-profile is required: %s", strings.Join(queue.ProfileNames, ", "))
@@ -119,7 +135,8 @@ func runExpect(args []string) error {
 			results[i].Diffs = append(results[i].Diffs, "no outcome: "+results[i].Observed)
 		}
 	}
-	err = writeReports(results, *jsonFile, *junitFile)
+	meta := report.Document{Profile: *profile, MTA: *mta, Date: time.Now().UTC().Format(time.RFC3339)}
+	err = writeReports(results, meta, *jsonFile, *junitFile)
 	for _, e := range fixtureErrs {
 		fmt.Fprintf(stderr, "danelab expect: the fixture reported an error: %s\n", e)
 	}

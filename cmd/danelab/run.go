@@ -78,7 +78,7 @@ func runRun(args []string) error {
 	}
 	quiet(!*verbose)
 	results := runScenarios(chosen, *parallel, *verbose)
-	return writeReports(results, *jsonFile, *junitFile)
+	return writeReports(results, report.Document{}, *jsonFile, *junitFile)
 }
 
 // selectScenarios loads dir and keeps the runs whose name matches pattern and, when profile
@@ -107,14 +107,15 @@ func selectScenarios(dir, pattern, profile string) ([]*scenario.Scenario, error)
 	return chosen, nil
 }
 
-// writeReports prints the matrix, writes the JSON and JUnit files asked for, and returns
-// errMismatch unless every scenario passed.
-func writeReports(results []scenario.Result, jsonFile, junitFile string) error {
+// writeReports prints the matrix, writes the JSON (with meta's profile, MTA and date) and
+// JUnit files asked for, and returns errMismatch unless every scenario passed.
+func writeReports(results []scenario.Result, meta report.Document, jsonFile, junitFile string) error {
 	if err := report.Matrix(stdout, results); err != nil {
 		return err
 	}
 	if jsonFile != "" {
-		if err := writeFile(jsonFile, func(w io.Writer) error { return report.JSON(w, results) }); err != nil {
+		meta.Results = results
+		if err := writeFile(jsonFile, func(w io.Writer) error { return report.WriteDocument(w, meta) }); err != nil {
 			return err
 		}
 	}

@@ -89,18 +89,30 @@ func Matrix(w io.Writer, rs []scenario.Result) error {
 
 // Document is the JSON report.
 type Document struct {
+	// Profile, MTA and Date say whom a result file judged and when, so that files saved
+	// from several MTAs can be laid side by side (`danelab expect -matrix`); `danelab
+	// expect` fills them in, `danelab run` (many profiles, no external MTA) leaves them out.
+	Profile string            `json:"profile,omitempty"`
+	MTA     string            `json:"mta,omitempty"`  // name and version, e.g. "Postfix 3.7.11"
+	Date    string            `json:"date,omitempty"` // RFC 3339, when the results were judged
 	Summary Summary           `json:"summary"`
 	Results []scenario.Result `json:"results"`
 }
 
 // JSON writes the results as an indented JSON document.
 func JSON(w io.Writer, rs []scenario.Result) error {
-	if rs == nil {
-		rs = []scenario.Result{}
+	return WriteDocument(w, Document{Results: rs})
+}
+
+// WriteDocument writes d as an indented JSON document, its summary counted from its results.
+func WriteDocument(w io.Writer, d Document) error {
+	if d.Results == nil {
+		d.Results = []scenario.Result{}
 	}
+	d.Summary = Summarize(d.Results)
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")
-	return e.Encode(Document{Summary: Summarize(rs), Results: rs})
+	return e.Encode(d)
 }
 
 type junitSuites struct {
