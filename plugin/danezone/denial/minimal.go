@@ -125,14 +125,20 @@ func predecessorLabel(label string, room int) (string, bool) {
 	if len(b) == 0 {
 		return "", false
 	}
-	last := b[len(b)-1]
-	if last == 0 {
-		// The label without its zero octet sorts right before it, and is a name a client
-		// can ask for ("q" for "q\000"): a validator that cached the NSEC claiming "q"
-		// exists would answer NODATA for it where the zone says NXDOMAIN (seen with
-		// Unbound, seed 1796217446460197162). The zone's real previous name serves instead.
+	// A label ending in zero octets: the label without them sorts right before it, but it
+	// is a name a client can ask for ("q" for "q\000"), and a validator that cached an NSEC
+	// claiming "q" exists answered NODATA for it where the zone says NXDOMAIN (Unbound, seed
+	// 1796217446460197162). The real previous name will not do either: below a wildcard it
+	// owns the NSEC that matches the wildcard too, and two NSECs at one owner are bogus (seed
+	// 1796218325974597334). So step back from the label without its zero octets: nothing
+	// exists between that and label (the caller checks it sorts after the previous name).
+	for len(b) > 0 && b[len(b)-1] == 0 {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
 		return "", false
 	}
+	last := b[len(b)-1]
 	last--
 	if last >= 'A' && last <= 'Z' {
 		last = '@'
