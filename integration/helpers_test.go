@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -38,29 +39,47 @@ var (
 )
 
 // FreePort returns a loopback port that is free for both UDP and TCP right now and that no
-// earlier FreePort call of this process returned.
+// earlier FreePort call of this process returned. It is taken below the kernel's ephemeral
+// range: a port from that range can be handed to any process's outgoing socket (Unbound's
+// own queries, a client in a parallel test package) between this check and the peer's bind,
+// and the peer then fails with "address already in use" (CI, TestFaultModes).
 func FreePort() (int, error) {
 	portMu.Lock()
 	defer portMu.Unlock()
-	for range 100 {
-		tl, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return 0, err
+	lo, hi := portWindow()
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		if portsUsed[port] {
+			continue
 		}
-		port := tl.Addr().(*net.TCPAddr).Port
+		tl, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
 		ul, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		tl.Close()
 		if err != nil {
 			continue
 		}
 		ul.Close()
-		if portsUsed[port] {
-			continue
-		}
 		portsUsed[port] = true
 		return port, nil
 	}
 	return 0, errors.New("no free UDP+TCP port found on 127.0.0.1")
+}
+
+// portWindow is the range FreePort draws from: the 12000 ports below the ephemeral range
+// (net.ipv4.ip_local_port_range, 32768 when it cannot be read).
+func portWindow() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 13024 {
+				hi = n
+			}
+		}
+	}
+	return hi - 12000, hi
 }
 
 // tempDir makes a temporary directory removed by cleanup, unless DANELAB_IT_KEEP is set.
