@@ -4,7 +4,7 @@ BIN     := bin
 .PHONY: build run lab deps test bench clean
 
 # Debian packages of the peers the tests use as judges (delv, unbound, ldns) and of the benchmark.
-PEERS := unbound bind9-dnsutils bind9-utils ldnsutils openssl postfix hash-slinger pebble lego dnsperf knot knot-dnsutils nsd bind9 chromium
+PEERS := curl unbound bind9-dnsutils bind9-utils ldnsutils openssl postfix hash-slinger pebble lego dnsperf knot knot-dnsutils nsd bind9 chromium
 
 build:
 	$(GO) build -o $(BIN)/coredns ./cmd/coredns
@@ -22,6 +22,7 @@ deps:
 	apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(PEERS)
 	.ci/install-exim
+	.ci/install-gomtas
 
 test: build
 	$(GO) vet ./...

@@ -1,26 +1,23 @@
 package integration
 
-// A second real MTA in fixture mode: Exim 4.96 (Debian's exim4-daemon-light, unpacked by
-// .ci/install-exim beside Postfix, whose package conflicts with exim4's) as the DANE sender,
-// resolving through the fixture's Unbound, one message per scenario a real sender can play in
-// real time, judged by `danelab expect -profile exim`. Where Exim departs from RFC 7672 the
-// scenario files say so in their exim expectations (README: fixture mode).
+// Exim 4.96 in fixture mode (mta_fixtures_test.go): Debian's exim4-daemon-light, unpacked by
+// .ci/install-exim beside Postfix (whose package conflicts with exim4's), its queue runner in
+// a mount namespace whose resolv.conf names the fixture's Unbound. Where Exim departs from RFC
+// 7672 the scenario files say so in their exim expectations (docs/mta-conformance.md).
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/danelab/danelab/harness/fixture"
 	"github.com/danelab/danelab/internal/peer"
 )
 
@@ -201,67 +198,18 @@ var eximDiffers = map[string]string{
 	"tlsa-211-nexthop-name": "Exim accepts only the MX host name as reference identifier for DANE-TA (RFC 7672 §3.2.3 lets a sender add the next-hop domain; danelab's sender does)",
 }
 
-func TestEximFixture(t *testing.T) {
-	for _, p := range []string{"unbound", "unshare", "mount"} {
-		peer.Need(t, p)
-	}
-	exim := eximBinary(t)
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root: receivers on port 25, mount namespaces (CI runs as root)")
-	}
-	bin := tlDanelab(t)
-	dir := t.TempDir()
-	resolverIP, err := tlSpareLoopback(53, true, "127.0.0.62", "127.0.0.63", "127.0.0.64", "127.0.0.65")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sf := startServe(t, bin, dir, "127.15", resolverIP)
-	in, url, start := sf.Info, sf.URL, sf.Start
-
-	mta := startExim(t, exim, filepath.Join(dir, "exim"), resolverIP)
-	defer func() {
-		if t.Failed() {
-			t.Logf("Exim log:\n%s", lastLines(mta.Log(), 600))
-		}
-	}()
-	var names []string
-	for _, si := range in.Scenarios {
-		// The same scenarios as the Postfix test: those a real sender can play in real time.
-		if !realTimeScenario(si) || eximDiffers[si.Name] != "" {
-			continue
-		}
-		if err := mta.Send(t, in.Sender, si.Recipient, "danelab "+si.Name, "<"+si.Name+"@sender.test>"); err != nil {
-			t.Fatalf("%s: %v", si.Name, err)
-		}
-		names = append(names, regexp.QuoteMeta(si.Name))
-	}
-	sort.Strings(names)
-	for name, why := range eximDiffers {
-		t.Logf("not sent: %s: %s", name, why)
-	}
-	sent := time.Now()
-	t.Logf("sent %d messages %v after the fixture started", len(names), sent.Sub(start).Round(time.Millisecond))
-
-	jf := filepath.Join(dir, "expect.json")
-	cmd := exec.Command(bin, "expect", "-fixture", url, "-profile", "exim", "-run", "^("+strings.Join(names, "|")+")$",
-		"-wait", "4m", "-json", jf, "-mta", mta.Version())
-	out, code := tlRun(t, 6*time.Minute, cmd)
-	saveForMatrix(t, jf, "exim.json")
-	t.Logf("danelab expect -profile exim (exit %d; Exim's wall time %v from the first message to the last outcome, %v after the fixture started):\n%s",
-		code, time.Since(sent).Round(time.Second), time.Since(start).Round(time.Second), out)
-	var doc struct {
-		Summary struct{ Total, Passed int }
-	}
-	if b, err := os.ReadFile(jf); err != nil {
-		t.Errorf("expect wrote no JSON: %v", err)
-	} else if err := json.Unmarshal(b, &doc); err != nil {
-		t.Errorf("expect JSON: %v", err)
-	}
-	if code != 0 || doc.Summary.Total != len(names) || doc.Summary.Passed != len(names) {
-		t.Errorf("real Exim did not do what the exim profile expects: exit %d, %d of %d passed (of %d sent)",
-			code, doc.Summary.Passed, doc.Summary.Total, len(names))
-	}
-	if os.Getenv("DANELAB_EXIM_KEEP") != "" {
-		t.Logf("Exim log:\n%s", mta.Log())
-	}
+func init() {
+	registerMTAFixture(mtaFixture{Profile: "exim", Net: "127.15",
+		ResolverIPs: []string{"127.0.0.62", "127.0.0.63", "127.0.0.64", "127.0.0.65"},
+		Differs:     eximDiffers,
+		Start: func(t *testing.T, dir, resolverIP string, _ fixture.Info) fixtureMTA {
+			for _, p := range []string{"unbound", "unshare", "mount"} {
+				peer.Need(t, p)
+			}
+			exim := eximBinary(t)
+			if os.Geteuid() != 0 {
+				t.Fatal("needs root: receivers on port 25, mount namespaces (CI runs as root)")
+			}
+			return startExim(t, exim, dir, resolverIP)
+		}})
 }

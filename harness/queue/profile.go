@@ -50,6 +50,8 @@ const (
 	colPostfix
 	colRFC
 	colExim
+	colMox
+	colMaddy
 	numColumns
 )
 
@@ -65,66 +67,95 @@ const (
 // support", -1 "host lookup did not complete"), and its DSN says Status: 5.0.0 when the retry
 // timeout is exceeded, and 5.0.0 for a null MX ("an MX or SRV record indicated no SMTP
 // service", not RFC 7505's 5.1.10); hence 4.0.0 while retrying, with Exim's log words.
+//
+// The mox column is mox v0.0.15 (integration/mox_fixture_test.go; source queue/dsn.go,
+// smtpclient): no enhanced code of its own for a DANE, TLS or DNS failure, so 4.0.0 in its
+// delay DSN and 5.0.0 in the failure DSN; with DANE in force it sends STARTTLS even when the
+// server did not offer it, and takes the reply (the lab's receivers: 502 5.5.1) as permanent.
+// The maddy column is maddy 0.8.1 (integration/maddy_fixture_test.go; target/remote/dane.go):
+// a DANE failure is a permanent 550 5.7.0/5.7.1, but its DSNs carry only the class of the code
+// (X.0.0: the queue's type assertion on the enhanced code never matches), and a temporary
+// failure that exhausts max_tries is returned with Status 4.0.0.
 var codeTable = map[string][numColumns]CodeEntry{
 	ResultSTARTTLSNotSupported: {
 		{"4.7.321", "starttls-not-supported: Destination mail server must support TLS to receive mail"},
 		{"4.7.4", "TLS is required, but was not offered"},
 		{"4.7.4", "STARTTLS not offered where TLS is required"},
 		{"4.0.0", "TLS session required, but not offered"},
+		{"5.5.1", "STARTTLS not offered, sent anyway as DANE requires TLS: the server's 502 5.5.1 reply is permanent"},
+		{"5.0.0", "TLS is required but unsupported or failed (enforced by DANE)"},
 	},
 	ResultCertificateExpired: {
 		{"4.7.322", "certificate-expired: Destination mail server's certificate is expired"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate expired"},
 		{"4.0.0", "TLS session: certificate verification failed"},
+		{"4.0.0", "tls handshake: dane verification: certificate has expired"},
+		{"5.0.0", "No matching TLSA records"},
 	},
 	ResultTLSAInvalid: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate does not match the TLSA records"},
 		{"4.0.0", "TLS session: certificate verification failed"},
+		{"4.0.0", "tls handshake: dane verification: no matching tlsa record"},
+		{"5.0.0", "No matching TLSA records"},
 	},
 	ResultCertificateHostMismatch: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate names no reference identifier"},
 		{"4.0.0", "TLS session: certificate verification failed"},
+		{"4.0.0", "tls handshake: dane verification: no matching tlsa record"},
+		{"5.0.0", "No matching TLSA records"},
 	},
 	ResultCertificateNotTrusted: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "server certificate chain does not validate to the TLSA trust anchor"},
 		{"4.0.0", "TLS session: certificate verification failed"},
+		{"4.0.0", "tls handshake: dane verification: no matching tlsa record"},
+		{"5.0.0", "No matching TLSA records"},
 	},
 	ResultValidationFailure: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Cannot start TLS: handshake failure"},
 		{"4.7.5", "TLS handshake failure"},
 		{"4.0.0", "TLS session: handshake failed"},
+		{"4.0.0", "tls handshake failed"},
+		{"5.0.0", "TLS is required but unsupported or failed (enforced by DANE)"},
 	},
 	ResultDANERequired: {
 		{"4.7.323", "tlsa-invalid: The domain failed DANE validation"},
 		{"4.7.5", "Server certificate not verified"},
 		{"4.7.5", "DANE required but no secure TLSA records"},
 		{"4.0.0", "TLS session: certificate verification failed"},
+		{"4.0.0", "tls handshake: dane verification: no usable tlsa record"},
+		{"5.0.0", "No matching TLSA records"},
 	},
 	ResultDNSSECInvalid: {
 		{"4.7.324", "dnssec-invalid: Destination domain returned invalid DNSSEC records"},
 		{"4.7.5", "TLSA lookup error"},
 		{"4.7.5", "TLSA lookup failed (bogus or indeterminate)"},
 		{"4.0.0", "TLSA lookup failed"},
+		{"4.0.0", "looking up tlsa records: dnssec bogus or server failure"},
+		{"4.0.0", "TLSA lookup error (temporary)"},
 	},
 	ResultDNSFailure: {
 		{"4.4.312", "DNS query failed"},
 		{"4.4.3", "Name service error: Host not found, try again"},
 		{"4.4.3", "DNS lookup failed (bogus or indeterminate)"},
 		{"4.0.0", "host lookup did not complete"},
+		{"4.0.0", "looking up mx records: server failure"},
+		{"4.0.0", "MX lookup error"},
 	},
 	ResultConnect: {
 		{"4.4.316", "Connection refused or timed out"},
 		{"4.4.1", "connect: Connection refused"},
 		{"4.4.1", "no answer from host"},
 		{"4.0.0", "Connection refused"},
+		{"4.0.0", "dial: connection refused"},
+		{"4.0.0", "No usable MXs: connection refused"},
 	},
 	ResultNullMX: {
 		{"5.1.10", "RESOLVER.ADR.RecipientDomainNotAcceptingMail; domain does not accept mail (null MX)"},
@@ -132,12 +163,15 @@ var codeTable = map[string][numColumns]CodeEntry{
 		{"5.1.0", "Domain does not accept mail"},
 		{"5.1.10", "domain does not accept mail (null MX, RFC 7505)"},
 		{"5.0.0", "an MX or SRV record indicated no SMTP service"},
+		{"5.0.0", "domain does not accept email as indicated with single dot for mx record"},
+		{"5.0.0", "Domain does not accept email (null MX)"},
 	},
 }
 
-// Lookup returns the code table cell of a profile ("exchange", "postfix", "rfc", "exim") and class.
+// Lookup returns the code table cell of a profile (one of ProfileNames) and class.
 func Lookup(profile, result string) (CodeEntry, bool) {
-	col, ok := map[string]column{"exchange": colExchange, "postfix": colPostfix, "rfc": colRFC, "exim": colExim}[profile]
+	col, ok := map[string]column{"exchange": colExchange, "postfix": colPostfix, "rfc": colRFC, "exim": colExim,
+		"mox": colMox, "maddy": colMaddy}[profile]
 	if !ok {
 		return CodeEntry{}, false
 	}
@@ -352,7 +386,7 @@ func (RFCProfile) Status(o Outcome) Status { return status(colRFC, o, false, fal
 func (RFCProfile) Final(o Outcome) Status { return status(colRFC, o, true, false, "smtp") }
 
 // ProfileNames are the sender profiles, in the order help texts list them.
-var ProfileNames = []string{"exchange", "postfix", "rfc", "exim"}
+var ProfileNames = []string{"exchange", "postfix", "rfc", "exim", "mox", "maddy"}
 
 // ProfileByName returns the profile of one of ProfileNames (with default backoff).
 func ProfileByName(name string) (Profile, error) {
@@ -365,6 +399,10 @@ func ProfileByName(name string) (Profile, error) {
 		return RFCProfile{}, nil
 	case "exim":
 		return EximProfile{}, nil
+	case "mox":
+		return MoxProfile{}, nil
+	case "maddy":
+		return MaddyProfile{}, nil
 	}
 	return nil, fmt.Errorf("queue: unknown sender profile %q", name)
 }
@@ -431,3 +469,61 @@ func (EximProfile) Status(o Outcome) Status { return status(colExim, o, false, f
 
 // Final implements Profile.
 func (EximProfile) Final(o Outcome) Status { return status(colExim, o, true, false, "smtp") }
+
+// MoxProfile is mox v0.0.15 (queue/queue.go, queue/dsn.go): the n-th retry comes 7.5 min ×
+// 2^(n-1) after the n-th failure (7.5m, 15m, 30m, 1h, 2h, 4h, 8h; mox adds ±5 s of jitter);
+// the 8th failed attempt, at 15h52m30s, returns the message with the 5.x.x version of the last
+// status (a delay DSN after the 5th attempt is a warning, not an outcome).
+type MoxProfile struct{}
+
+// MoxAttempts is mox's fixed number of delivery attempts for a submitted message.
+const MoxAttempts = 8
+
+// Name returns "mox".
+func (MoxProfile) Name() string { return "mox" }
+
+// Next implements Profile.
+func (MoxProfile) Next(attempt int, age time.Duration) Step {
+	if attempt >= MoxAttempts {
+		return Step{At: age, Expire: true}
+	}
+	return Step{At: age + 450*time.Second<<(attempt-1)}
+}
+
+// Status implements Profile.
+func (MoxProfile) Status(o Outcome) Status { return status(colMox, o, false, false, "smtp") }
+
+// Final implements Profile.
+func (MoxProfile) Final(o Outcome) Status { return status(colMox, o, true, false, "smtp") }
+
+// MaddyProfile is maddy 0.8.1's queue (internal/target/queue/queue.go): after the n-th failed
+// attempt the next comes 15 min × int(1.25^(n-1)) later (the factor is truncated to an
+// integer: 15m four times, then 30m, 45m, 1h, ...); the attempt that reaches MaxTries
+// (max_tries, default 20) and fails returns the message, keeping the temporary 4.0.0 status.
+type MaddyProfile struct {
+	MaxTries int
+}
+
+// MaddyMaxTries is maddy's default max_tries.
+const MaddyMaxTries = 20
+
+// Name returns "maddy".
+func (MaddyProfile) Name() string { return "maddy" }
+
+// Next implements Profile.
+func (p MaddyProfile) Next(attempt int, age time.Duration) Step {
+	tries := p.MaxTries
+	if tries <= 0 {
+		tries = MaddyMaxTries
+	}
+	if attempt >= tries {
+		return Step{At: age, Expire: true}
+	}
+	return Step{At: age + 15*time.Minute*time.Duration(math.Pow(1.25, float64(attempt-1)))}
+}
+
+// Status implements Profile.
+func (MaddyProfile) Status(o Outcome) Status { return status(colMaddy, o, false, true, "smtp") }
+
+// Final implements Profile.
+func (MaddyProfile) Final(o Outcome) Status { return status(colMaddy, o, true, true, "smtp") }

@@ -354,12 +354,12 @@ func TestCodeTable(t *testing.T) {
 	if s := (ExchangeProfile{}).Status(Outcome{Result: "x", Detail: "a\r\nb"}); s.Code != "4.0.0" || strings.ContainsAny(s.Diagnostic, "\r\n") {
 		t.Errorf("unknown class: %+v", s)
 	}
-	for _, name := range []string{"exchange", "postfix", "rfc"} {
+	for _, name := range ProfileNames {
 		if p, err := ProfileByName(name); err != nil || p.Name() != name {
 			t.Errorf("ProfileByName(%s) = %v, %v", name, p, err)
 		}
 	}
-	if _, err := ProfileByName("mox"); err == nil {
+	if _, err := ProfileByName("sendmail"); err == nil {
 		t.Error("unknown profile accepted")
 	}
 }

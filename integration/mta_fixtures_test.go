@@ -1,0 +1,205 @@
+package integration
+
+// The fixture proven with real MTAs: each one a private instance that the test starts and
+// stops, resolving through its own fixture's Unbound (`danelab serve` as a separate process,
+// on a loopback net of its own), sending one message per scenario it can play in real time,
+// judged by `danelab expect -profile NAME`. The MTAs run at the same time, each against its
+// own fixture: their wall time is the longest one's, not the sum (the test logs each).
+//
+//	go test ./integration -run 'TestMTAFixtures/(postfix|exim|mox|maddy)$' -v
+//
+// Where an MTA departs from RFC 7672 the scenario files say so in its profile's expectations
+// (docs/mta-conformance.md lists them with the RFC sections); scenarios where it does what
+// the RFC allows but danelab's own sender does not are not sent (Differs, logged).
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/danelab/danelab/harness/fixture"
+)
+
+// fixtureMTA is a running MTA under test.
+type fixtureMTA interface {
+	// Send submits one message from the fixture's sender to rcpt, to be delivered at once.
+	Send(t *testing.T, from, rcpt, subject, messageID string) error
+	// Version names the MTA for the matrix ("Exim 4.96").
+	Version() string
+	// Log returns what the MTA logged, shown when the test fails.
+	Log() string
+}
+
+// mtaFixture is one MTA's run: its profile, its fixture net and resolver addresses (distinct
+// from every other test's), how to start it, and the scenarios it does not play.
+type mtaFixture struct {
+	Profile     string
+	Net         string   // the fixture's loopback net (harness/fixture's TestFixtureNetsDistinct)
+	ResolverIPs []string // candidates for the fixture's Unbound on port 53
+	// Start starts the MTA (stopped by t.Cleanup) resolving through resolverIP:53, for the
+	// fixture described by in.
+	Start func(t *testing.T, dir, resolverIP string, in fixture.Info) fixtureMTA
+	// Differs: scenario -> why the MTA's RFC-conformant behaviour differs from what danelab's
+	// sender does (and so from the expectations); not sent.
+	Differs map[string]string
+	// After, if set, runs once expect has judged every outcome (e.g. TLS-RPT from the MTA).
+	After func(t *testing.T, m fixtureMTA, f *servedFixture, bin, dir string)
+}
+
+// mtaFixtures are the MTAs of TestMTAFixtures, by profile name.
+var mtaFixtures = map[string]mtaFixture{}
+
+func registerMTAFixture(m mtaFixture) { mtaFixtures[m.Profile] = m }
+
+// realTimeScenario says whether a real sender can play a scenario in real time (the fixture
+// says so: its world does not change after time 0 except for faults that heal, no sender
+// cache is involved) and it has expectations for profile.
+func realTimeScenario(si fixture.ScenarioInfo, profile string) bool {
+	_, ok := fixture.Applicable(si, profile)
+	return ok && si.RealTime
+}
+
+func TestMTAFixtures(t *testing.T) {
+	names := make([]string, 0, len(mtaFixtures))
+	for n := range mtaFixtures {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) < 4 {
+		t.Errorf("only %d MTAs registered (%v), want postfix, exim, mox and maddy", len(names), names)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	walls := make([]time.Duration, len(names))
+	for i, n := range names {
+		// t.Run from goroutines: the subtests run at once, not limited by -parallel (they
+		// mostly wait for retries and DSNs).
+		wg.Go(func() {
+			t.Run(n, func(t *testing.T) {
+				s := time.Now()
+				defer func() { walls[i] = time.Since(s) }()
+				runMTAFixture(t, mtaFixtures[n])
+			})
+		})
+	}
+	wg.Wait()
+	var b strings.Builder
+	for i, n := range names {
+		if walls[i] > 0 {
+			b.WriteString("\n  " + n + ": " + walls[i].Round(time.Second).String())
+		}
+	}
+	t.Logf("wall time of each MTA (fixture start to verdict), all at once in %v:%s", time.Since(start).Round(time.Second), b.String())
+}
+
+func runMTAFixture(t *testing.T, m mtaFixture) {
+	bin := tlDanelab(t)
+	dir := t.TempDir()
+	if err := pfTraversable(dir); err != nil { // MTAs drop privileges and read their configuration here
+		t.Fatal(err)
+	}
+	resolverIP, err := tlSpareLoopback(53, true, m.ResolverIPs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture: every shipped scenario, a scenario minute lasting one second (the faults
+	// of retry-heals and friends heal 30-40 s after the start).
+	sf := startServe(t, bin, dir, m.Net, resolverIP)
+	mta := m.Start(t, filepath.Join(dir, m.Profile), resolverIP, sf.Info)
+	defer func() {
+		if t.Failed() {
+			t.Logf("%s log:\n%s", mta.Version(), lastLines(mta.Log(), 600))
+		}
+	}()
+	var names []string
+	for _, si := range sf.Info.Scenarios {
+		if !realTimeScenario(si, m.Profile) || m.Differs[si.Name] != "" {
+			continue
+		}
+		if err := mta.Send(t, sf.Info.Sender, si.Recipient, "danelab "+si.Name, "<"+si.Name+"@sender.test>"); err != nil {
+			t.Fatalf("%s: %v", si.Name, err)
+		}
+		names = append(names, regexp.QuoteMeta(si.Name))
+	}
+	sort.Strings(names)
+	for name, why := range m.Differs {
+		t.Logf("not sent: %s: %s", name, why)
+	}
+	sent := time.Now()
+	t.Logf("sent %d messages (every scenario a real sender can play in real time) %v after the fixture started",
+		len(names), sent.Sub(sf.Start).Round(time.Millisecond))
+
+	// The judge: danelab expect, waiting for every outcome (DSNs come at the end of each
+	// MTA's shortened retry time).
+	jf := filepath.Join(dir, "expect.json")
+	cmd := exec.Command(bin, "expect", "-fixture", sf.URL, "-profile", m.Profile, "-run", "^("+strings.Join(names, "|")+")$",
+		"-wait", "4m", "-json", jf, "-mta", mta.Version())
+	out, code := tlRun(t, 6*time.Minute, cmd)
+	saveForMatrix(t, jf, m.Profile+".json")
+	t.Logf("danelab expect -profile %s (exit %d; %s's wall time %v from the first message to the last outcome, %v after the fixture started):\n%s",
+		m.Profile, code, mta.Version(), time.Since(sent).Round(time.Second), time.Since(sf.Start).Round(time.Second), out)
+	var doc struct {
+		Summary struct{ Total, Passed int }
+	}
+	if b, err := os.ReadFile(jf); err != nil {
+		t.Errorf("expect wrote no JSON: %v", err)
+	} else if err := json.Unmarshal(b, &doc); err != nil {
+		t.Errorf("expect JSON: %v", err)
+	}
+	if code != 0 || doc.Summary.Total != len(names) || doc.Summary.Passed != len(names) {
+		t.Errorf("real %s did not do what the %s profile expects: exit %d, %d of %d passed (of %d sent)",
+			mta.Version(), m.Profile, code, doc.Summary.Passed, doc.Summary.Total, len(names))
+	}
+	if m.After != nil && !t.Failed() {
+		m.After(t, mta, sf, bin, dir)
+	}
+}
+
+func getFixture(url string, v any) error {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// saveForMatrix copies an expect JSON into $DANELAB_MATRIX_DIR, if set, as name, for
+// `danelab expect -matrix` (docs/mta-conformance.md).
+func saveForMatrix(t *testing.T, jf, name string) {
+	dir := os.Getenv("DANELAB_MATRIX_DIR")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(jf)
+	if err == nil {
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+		}
+	}
+	if err != nil {
+		t.Errorf("DANELAB_MATRIX_DIR: %v", err)
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
