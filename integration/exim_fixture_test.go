@@ -25,18 +25,6 @@ import (
 // exim4 in PATH is not used: it would be the machine's MTA with its own configuration.
 const eximDefaultPath = "/opt/danelab-exim/usr/sbin/exim4"
 
-// eximBinary returns the Exim to test, or ends the test (fails under CI=true, see peer).
-func eximBinary(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("DANELAB_EXIM")
-	if p == "" {
-		p = eximDefaultPath
-	}
-	if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
-		peer.Absent(t, fmt.Sprintf("Exim is not installed at %s (env DANELAB_EXIM): run .ci/install-exim (make deps does)", p))
-	}
-	return p
-}
 
 // eximConfigure is the test's Exim configure file: a DANE sender (RFC 7672: DANE where the
 // TLSA records are secure, hosts_try_dane) with nothing local, so bounces leave by SMTP to the
@@ -128,7 +116,7 @@ func startExim(t *testing.T, bin, dir, resolverIP string) *eximMTA {
 	if err := os.WriteFile(m.conf, []byte(fmt.Sprintf(eximConfigure, dir, bin)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(bin, "-C", m.conf, "-bV").CombinedOutput(); err != nil {
+	if out, err := output(30*time.Second, "", bin, "-C", m.conf, "-bV"); err != nil {
 		t.Fatalf("exim -bV: %v\n%s", err, out)
 	} else if !strings.Contains(string(out), " DANE") {
 		t.Fatalf("this Exim has no DANE support:\n%s", out)
@@ -148,13 +136,7 @@ func startExim(t *testing.T, bin, dir, resolverIP string) *eximMTA {
 	go func() { m.daemon.Wait(); lf.Close(); close(m.done) }()
 	t.Cleanup(func() {
 		// The daemon and the deliveries it forked share its process group.
-		syscall.Kill(-m.daemon.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-m.done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-m.daemon.Process.Pid, syscall.SIGKILL)
-			<-m.done
-		}
+		stopGroup(m.daemon.Process.Pid, m.done, 10*time.Second)
 	})
 	return m
 }
@@ -173,7 +155,7 @@ func (m *eximMTA) Send(t *testing.T, from, to, subject, mid string) error {
 
 // Version returns "Exim 4.96" from the first line of exim -bV ("Exim version 4.96 #2 built …").
 func (m *eximMTA) Version() string {
-	out, _ := exec.Command(m.bin, "-C", m.conf, "-bV").Output()
+	out, _ := output(30*time.Second, "", m.bin, "-C", m.conf, "-bV")
 	if f := strings.Fields(strings.SplitN(string(out), "\n", 2)[0]); len(f) >= 3 && f[1] == "version" {
 		return "Exim " + f[2]
 	}
@@ -206,7 +188,7 @@ func init() {
 			for _, p := range []string{"unbound", "unshare", "mount"} {
 				peer.Need(t, p)
 			}
-			exim := eximBinary(t)
+			exim := mtaBinary(t, eximDefaultPath, "DANELAB_EXIM", "run .ci/install-exim (make deps does)")
 			if os.Geteuid() != 0 {
 				t.Fatal("needs root: receivers on port 25, mount namespaces (CI runs as root)")
 			}

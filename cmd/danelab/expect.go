@@ -94,7 +94,8 @@ func runExpect(args []string) error {
 	if err := getJSON(*url+"/scenarios", &in); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(*wait)
+	began := time.Now()
+	deadline := began.Add(*wait)
 	var results []scenario.Result
 	var skipped, fixtureErrs []string
 	var lastObs fixture.Observations
@@ -132,7 +133,9 @@ func runExpect(args []string) error {
 	for i := range results {
 		if results[i].Verdict == fixture.Pending {
 			results[i].Verdict = scenario.Fail
-			results[i].Diffs = append(results[i].Diffs, "no outcome: "+results[i].Observed)
+			// The MTA never delivered nor returned the message: say how long it had.
+			results[i].Diffs = append(results[i].Diffs, fmt.Sprintf("no outcome: no delivery, no DSN %v after the fixture started (expect waited %v): %s",
+				time.Since(in.Started).Round(time.Second), time.Since(began).Round(time.Second), results[i].Observed))
 		}
 	}
 	meta := report.Document{Profile: *profile, MTA: *mta, Date: time.Now().UTC().Format(time.RFC3339)}

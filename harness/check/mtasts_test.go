@@ -338,8 +338,9 @@ func TestSTSDefaultFetch(t *testing.T) {
 		name      string
 		certNames []string
 		handler   http.HandlerFunc
-		systemCAs bool // validate with the system roots instead of the test CA
-		noAddr    bool // mta-sts.example.test has no address
+		systemCAs bool          // validate with the system roots instead of the test CA
+		noAddr    bool          // mta-sts.example.test has no address
+		timeout   time.Duration // the check's timeout; 5 s when zero
 		want      []Verdict
 		has       []string
 	}{
@@ -366,7 +367,7 @@ func TestSTSDefaultFetch(t *testing.T) {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
-		}, want: []Verdict{Fail}, has: []string{"fetching " + stsURL + ": timeout after 300ms"}},
+		}, timeout: 300 * time.Millisecond, want: []Verdict{Fail}, has: []string{"fetching " + stsURL + ": timeout after 300ms"}},
 		{name: "no address", handler: policy, noAddr: true, want: []Verdict{Fail}, has: []string{"mta-sts.example.test has no A or AAAA record"}},
 	}
 	for _, tc := range tests {
@@ -386,7 +387,13 @@ func TestSTSDefaultFetch(t *testing.T) {
 			}
 			var mu sync.Mutex
 			var dialed []string
-			cfg := Config{Resolver: r, Timeout: 300 * time.Millisecond,
+			// A generous timeout but for the case about it: a TLS handshake with a test
+			// server took longer than 300 ms on a loaded CI machine.
+			timeout := tc.timeout
+			if timeout == 0 {
+				timeout = 5 * time.Second
+			}
+			cfg := Config{Resolver: r, Timeout: timeout,
 				Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 					mu.Lock()
 					dialed = append(dialed, addr)

@@ -43,7 +43,8 @@ func TestRenderHTMLBrowser(t *testing.T) {
 		`<link rel="stylesheet" href="https://canary.invalid/c.css"></head>` +
 		`<body><img src="http://canary.invalid/i.png" alt=""></body></html>`
 
-	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Second)
+	// Generous: two chromium runs at once took 8.4 s on a loaded 2-core CI machine.
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
 	type result struct {
 		b   *browsed

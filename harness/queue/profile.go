@@ -471,7 +471,8 @@ func (EximProfile) Status(o Outcome) Status { return status(colExim, o, false, f
 func (EximProfile) Final(o Outcome) Status { return status(colExim, o, true, false, "smtp") }
 
 // MoxProfile is mox v0.0.15 (queue/queue.go, queue/dsn.go): the n-th retry comes 7.5 min ×
-// 2^(n-1) after the n-th failure (7.5m, 15m, 30m, 1h, 2h, 4h, 8h; mox adds ±5 s of jitter);
+// 2^(n-1) after the n-th failure (7.5m, 15m, 30m, 1h, 2h, 4h, 8h; mox jitters the 7.5 min by
+// -5..+4 s before doubling, which is not modelled);
 // the 8th failed attempt, at 15h52m30s, returns the message with the 5.x.x version of the last
 // status (a delay DSN after the 5th attempt is a warning, not an outcome).
 type MoxProfile struct{}
@@ -498,7 +499,7 @@ func (MoxProfile) Final(o Outcome) Status { return status(colMox, o, true, false
 
 // MaddyProfile is maddy 0.8.1's queue (internal/target/queue/queue.go): after the n-th failed
 // attempt the next comes 15 min × int(1.25^(n-1)) later (the factor is truncated to an
-// integer: 15m four times, then 30m, 45m, 1h, ...); the attempt that reaches MaxTries
+// integer: 15m four times, then 30m, 45m, 45m, 1h, ...); the attempt that reaches MaxTries
 // (max_tries, default 20) and fails returns the message, keeping the temporary 4.0.0 status.
 type MaddyProfile struct {
 	MaxTries int
