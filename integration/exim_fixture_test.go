@@ -25,7 +25,6 @@ import (
 // exim4 in PATH is not used: it would be the machine's MTA with its own configuration.
 const eximDefaultPath = "/opt/danelab-exim/usr/sbin/exim4"
 
-
 // eximConfigure is the test's Exim configure file: a DANE sender (RFC 7672: DANE where the
 // TLSA records are secure, hosts_try_dane) with nothing local, so bounces leave by SMTP to the
 // fixture's mailbox like any other mail. Short retries like the Postfix test's: every 10 s,
