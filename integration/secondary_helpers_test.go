@@ -739,9 +739,9 @@ func LdnsVerifyZone(rrs []dns.RR, dir string, anchors ...dns.RR) error {
 // DnssecVerify writes rrs (a transferred zone) to a file in dir and runs `dnssec-verify -o
 // zone FILE`: for every algorithm of the DNSKEY RRset, the DNSKEY RRset self-signed by a KSK
 // and every other RRset signed by a ZSK, and the NSEC or NSEC3 chain complete. A zone whose
-// keys all have the SEP flag (a single CSK: 257) gets -z, without which dnssec-verify fails
-// it for "Missing ZSK"; -x is not needed for a DNSKEY RRset signed by the KSK only. It fails
-// with dnssec-verify's output.
+// data no ZSK signs (a single CSK: 257) gets -z, without which dnssec-verify fails it for
+// "Missing ZSK"; -x is not needed for a DNSKEY RRset signed by the KSK only. It fails with
+// dnssec-verify's output.
 func DnssecVerify(rrs []dns.RR, zone, dir string) error {
 	bin, err := lookPeer("dnssec-verify")
 	if err != nil {
@@ -752,10 +752,19 @@ func DnssecVerify(rrs []dns.RR, zone, dir string) error {
 		return fmt.Errorf("dnssec-verify: %w", err)
 	}
 	args := []string{"-o", dns.Fqdn(zone), path}
-	zsk := false
+	// -z unless a ZSK (no SEP flag) signs the zone's data: a KSK may sign it too (a CSK, or a
+	// KSK standing in while a new ZSK is pre-published; the SEP flag is a hint, RFC 4034
+	// §2.1.1), and dnssec-verify would fail that for "Missing ZSK".
+	zsks := map[uint16]bool{}
 	for _, rr := range rrs {
 		if k, ok := rr.(*dns.DNSKEY); ok && strings.EqualFold(k.Hdr.Name, dns.Fqdn(zone)) &&
 			k.Flags&dns.ZONE != 0 && k.Flags&(dns.SEP|dns.REVOKE) == 0 {
+			zsks[k.KeyTag()] = true
+		}
+	}
+	zsk := false
+	for _, rr := range rrs {
+		if sig, ok := rr.(*dns.RRSIG); ok && sig.TypeCovered == dns.TypeSOA && zsks[sig.KeyTag] {
 			zsk = true
 		}
 	}

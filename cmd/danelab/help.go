@@ -20,7 +20,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprint(w, `danelab is the command line of the danelab DANE lab. It runs every DANE scenario end to end
 (run), serves the scenarios as a fixture for another MTA and judges what that MTA did (serve,
 expect), serves a validating resolver for the lab (resolver), and has operator tools for
-danezone, the DNSSEC-signing CoreDNS plugin (ds, tlsa, status).
+danezone, the DNSSEC-signing CoreDNS plugin (check, ds, keys, status, tlsa).
 
 Usage:
 

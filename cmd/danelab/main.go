@@ -2,7 +2,7 @@
 // scenario end to end in an in-process lab (run); serves the scenarios as a fixture for
 // another MTA, then judges what that MTA did (serve, expect); serves a validating resolver
 // for the lab (resolver); and has operator tools for danezone, the DNSSEC-signing CoreDNS
-// plugin (ds, tlsa, status).
+// plugin (check, ds, keys, status, tlsa).
 //
 // Usage:
 //

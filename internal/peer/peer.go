@@ -23,6 +23,7 @@ var Packages = map[string]string{
 	"dig":               "bind9-dnsutils",
 	"dnssec-dsfromkey":  "bind9-utils",
 	"dnssec-keygen":     "bind9-utils",
+	"dnssec-settime":    "bind9-utils",
 	"dnssec-signzone":   "bind9-utils",
 	"dnssec-verify":     "bind9-utils",
 	"unbound":           "unbound",

@@ -17,6 +17,7 @@ import (
 	"github.com/coredns/coredns/request"
 	"github.com/danelab/danelab/plugin/danezone/control"
 	"github.com/danelab/danelab/plugin/danezone/fault"
+	"github.com/danelab/danelab/plugin/danezone/roll"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -46,6 +47,8 @@ type DaneZone struct {
 	pubMu      sync.Mutex // guards publishing and notify
 	publishing bool       // publishers run (from OnStartup): zones added later get theirs too
 	notify     func(zone string) error
+
+	keyPolicy roll.Policy // the key policy (rollover.go)
 }
 
 // Name implements plugin.Handler.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/miekg/dns"
@@ -40,6 +41,13 @@ func (cfg *config) openKeys(origin string) (*keys.Set, error) {
 	case o.Generated != nil:
 		keysGenerated.WithLabelValues(origin).Inc()
 		log.Infof("Generated a key (CSK, %s) for %s in %s", dns.AlgorithmToString[cfg.algorithm], origin, cfg.keyDir)
+		// The key policy's DNSKEY TTL (the timing directive), which its rolls count with.
+		if ttl := uint32(cfg.keyPolicy.DNSKEYTTL / time.Second); ttl != 0 && ttl != o.Generated.DNSKEY.Hdr.Ttl {
+			o.Generated.DNSKEY.Hdr.Ttl = ttl
+			if err := keys.SetTiming(o.Generated, o.Generated.Timing); err != nil {
+				return nil, err
+			}
+		}
 	case cfg.regen[origin]:
 		log.Warningf("`regenerate` names %s, whose keys are in %s: remove it from the Corefile, or the next time "+
 			"these keys go missing they are replaced without asking", origin, cfg.keyDir)
@@ -137,6 +145,33 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 	if err := keys.Remember(cfg.keyDir, ks); err != nil {
 		log.Errorf("%v; danezone cannot tell later whether these keys were lost: make the directory holding %s writable", err, cfg.keyDir)
 	}
-	log.Infof("Keys of %s changed: %d keys, re-signed", sz.origin, len(ks.Keys))
+	recordKeyStates(sz.origin, ks)
+	log.Infof("Keys of %s changed: %s", sz.origin, keySummary(ks))
 	return true
+}
+
+// keySummary says which keys a view publishes, signs with and names in CDS.
+func keySummary(s *keys.Set) string {
+	var pub, sign, cds []string
+	for _, k := range s.Published() {
+		pub = append(pub, fmt.Sprint(k.Tag))
+	}
+	seen := map[*keys.Key]bool{}
+	for _, k := range append(s.KSKs(), s.ZSKs()...) {
+		if !seen[k] {
+			seen[k] = true
+			sign = append(sign, fmt.Sprint(k.Tag))
+		}
+	}
+	for _, c := range s.CDS() {
+		cds = append(cds, fmt.Sprint(c.(*dns.CDS).KeyTag))
+	}
+	return fmt.Sprintf("DNSKEY %s, signing %s, CDS %s", orNone(pub), orNone(sign), orNone(cds))
+}
+
+func orNone(tags []string) string {
+	if len(tags) == 0 {
+		return "none"
+	}
+	return strings.Join(tags, " ")
 }

@@ -86,10 +86,16 @@ func (d *DaneZone) check(cfg *config, failed map[string]string) {
 		}
 	}
 	for _, sz := range next.byName {
+		if !sz.unsigned && d.rollKeys(cfg, sz, now) {
+			sz.keyStamp = "" // a scheduled key event passed, or the policy wrote keys: reload them
+		}
 		if !sz.unsigned && d.checkKeys(cfg, sz, failed, report) {
 			continue
 		}
 		d.checkFile(cfg, sz, now, report)
+	}
+	if cfg.followCDS {
+		d.followCDS(next)
 	}
 }
 

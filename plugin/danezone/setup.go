@@ -2,6 +2,7 @@ package danezone
 
 import (
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/roll"
 	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
@@ -49,6 +51,9 @@ type config struct {
 	token     string
 	tlsa      []tlsa.Host
 	serial    serial.Policy
+	keyPolicy roll.Policy // rollover, lifetime, timing; Algorithm is algorithm's
+	agents    []string    // parental_agents: where a KSK roll checks the parent's DS
+	followCDS bool        // follow_cds: parent zones served here take their children's DS from their CDS
 }
 
 func setup(c *caddy.Controller) error {
@@ -71,7 +76,7 @@ func setup(c *caddy.Controller) error {
 			// A reload starts this instance before the old one stops: the listener is shared
 			// and passes to the newest instance.
 			ctl, err := control.Acquire(cfg.control, control.Backend{Faults: d.faults, Records: d, History: d.history,
-				Token: cfg.token, TLSA: func() any { return d.TLSAStatus() }})
+				Token: cfg.token, TLSA: func() any { return d.TLSAStatus() }, Keys: func() any { return d.KeyStatus(cfg) }, Roll: d.RequestRoll})
 			if err != nil {
 				return plugin.Error("danezone", fmt.Errorf("control API: %v", err))
 			}
@@ -114,6 +119,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		reload:    time.Second,
 		grace:     defaultGrace,
 		serial:    serial.Unixtime,
+		keyPolicy: roll.DefaultPolicy(),
 	}
 	refreshSet, jitterSet := false, false
 	i := 0
@@ -256,6 +262,74 @@ func parse(c *caddy.Controller) (*config, error) {
 						err = c.Err(perr.Error())
 					}
 				}
+			case "rollover":
+				var v string
+				if v, err = one(); err == nil {
+					switch v {
+					case "csk":
+						cfg.keyPolicy.Split = false
+					case "split":
+						cfg.keyPolicy.Split = true
+					default:
+						err = c.Errf("rollover %q: want csk (one key signs everything) or split (a KSK and a ZSK)", v)
+					}
+				}
+			case "lifetime":
+				if len(vals) != 2 {
+					return nil, c.Errf("lifetime takes a role (csk, ksk or zsk) and a duration or never")
+				}
+				var d time.Duration
+				if vals[1] != "never" {
+					if d, err = duration.Parse(vals[1]); err == nil {
+						err = duration.Within(d, time.Second, 100*365*24*time.Hour)
+					}
+					if err != nil {
+						return nil, c.Errf("lifetime %s: %v", vals[0], err)
+					}
+				}
+				switch vals[0] {
+				case "csk", "ksk":
+					cfg.keyPolicy.KSKLifetime = d
+				case "zsk":
+					cfg.keyPolicy.ZSKLifetime = d
+				default:
+					return nil, c.Errf("lifetime %q: want csk, ksk or zsk", vals[0])
+				}
+			case "timing":
+				if len(vals) == 0 || len(vals)%2 != 0 {
+					return nil, c.Errf("timing takes pairs: NAME DURATION (%s)", strings.Join(timingNames, ", "))
+				}
+				for i := 0; i < len(vals); i += 2 {
+					d, perr := duration.Parse(vals[i+1])
+					if perr == nil {
+						perr = duration.Within(d, 0, 10*365*24*time.Hour)
+					}
+					if perr != nil {
+						return nil, c.Errf("timing %s: %v", vals[i], perr)
+					}
+					if !setTiming(&cfg.keyPolicy, vals[i], d) {
+						return nil, c.Errf("timing %q: want one of %s", vals[i], strings.Join(timingNames, ", "))
+					}
+				}
+			case "parental_agents":
+				if len(vals) == 0 {
+					return nil, c.Errf("parental_agents needs the addresses of the parent zone's servers")
+				}
+				for _, a := range vals {
+					host := a
+					if h, _, serr := net.SplitHostPort(a); serr == nil {
+						host = h
+					}
+					if net.ParseIP(host) == nil {
+						return nil, c.Errf("parental_agents: %q is not an IP address[:port]", a)
+					}
+				}
+				cfg.agents = append(cfg.agents, vals...)
+			case "follow_cds":
+				if len(vals) != 0 {
+					return nil, c.Errf("follow_cds takes no arguments")
+				}
+				cfg.followCDS = true
 			case "control":
 				if len(vals) < 1 || len(vals) > 2 {
 					return nil, c.Errf("control takes an address and an optional token")
@@ -284,7 +358,28 @@ func parse(c *caddy.Controller) (*config, error) {
 	if err := cfg.policy.Check(); err != nil {
 		return nil, c.Err(err.Error())
 	}
+	cfg.keyPolicy.Algorithm = cfg.algorithm
+	if !cfg.keyPolicy.Split && cfg.keyPolicy.ZSKLifetime > 0 {
+		return nil, c.Errf("lifetime zsk needs rollover split (a CSK has one lifetime: lifetime csk)")
+	}
+	if err := cfg.keyPolicy.Check(); err != nil {
+		return nil, c.Errf("key policy: %v", err)
+	}
 	return cfg, nil
+}
+
+// timingNames are the parameters of the timing directive (roll.Policy, RFC 7583 §2).
+var timingNames = []string{"dnskey-ttl", "max-zone-ttl", "propagation", "safety", "parent-ds-ttl", "parent-propagation", "parent-warn"}
+
+// setTiming sets one timing parameter of p by its name; false for an unknown name.
+func setTiming(p *roll.Policy, name string, d time.Duration) bool {
+	field := map[string]*time.Duration{"dnskey-ttl": &p.DNSKEYTTL, "max-zone-ttl": &p.MaxTTL, "propagation": &p.Propagation,
+		"safety": &p.Safety, "parent-ds-ttl": &p.ParentDSTTL, "parent-propagation": &p.ParentPropagation, "parent-warn": &p.ParentWarn}[name]
+	if field == nil {
+		return false
+	}
+	*field = d
+	return true
 }
 
 // historySize is how many queries the control API's history keeps.
@@ -480,7 +575,7 @@ func start(cfg *config) (*DaneZone, error) {
 		}
 		served = append(served, sz)
 	}
-	d := &DaneZone{faults: fault.NewRegistry()}
+	d := &DaneZone{faults: fault.NewRegistry(), keyPolicy: cfg.keyPolicy}
 	d.zones.Store(newZoneSet(served))
 	d.faults.OnChange = func() {
 		for _, sz := range d.zones.Load().byName {

@@ -47,6 +47,24 @@ func TestParseConfig(t *testing.T) {
 		{"danezone zones/ {\n validity 1d\n refresh 2d\n}", "shorter than validity", nil},
 		{"danezone zones/ {\n colour blue\n}", `unknown property "colour"`, nil},
 		{"danezone zones/ {\n keys\n}", "keys takes one argument", nil},
+		// The key policy.
+		{"danezone zones/", "", func(c *config) bool {
+			return !c.keyPolicy.Split && c.keyPolicy.KSKLifetime == 0 && c.keyPolicy.DNSKEYTTL == time.Hour && c.keyPolicy.Algorithm == dns.ECDSAP256SHA256
+		}},
+		{"danezone zones/ {\n rollover split\n lifetime zsk 90d\n lifetime ksk 365d\n algorithm ed25519\n timing dnskey-ttl 300s propagation 10m\n parental_agents 192.0.2.1 [2001:db8::1]:5353\n follow_cds\n}", "", func(c *config) bool {
+			p := c.keyPolicy
+			return p.Split && p.ZSKLifetime == 90*24*time.Hour && p.KSKLifetime == 365*24*time.Hour && p.Algorithm == dns.ED25519 &&
+				p.DNSKEYTTL == 300*time.Second && p.Propagation == 10*time.Minute && len(c.agents) == 2 && c.followCDS
+		}},
+		{"danezone zones/ {\n rollover double\n}", `rollover "double": want csk`, nil},
+		{"danezone zones/ {\n lifetime zsk 90d\n}", "lifetime zsk needs rollover split", nil},
+		{"danezone zones/ {\n lifetime kek 90d\n}", `lifetime "kek": want csk, ksk or zsk`, nil},
+		{"danezone zones/ {\n lifetime csk soon\n}", "lifetime csk", nil},
+		{"danezone zones/ {\n timing dnskey-ttl\n}", "timing takes pairs", nil},
+		{"danezone zones/ {\n timing ttl 1h\n}", `timing "ttl": want one of dnskey-ttl`, nil},
+		{"danezone zones/ {\n parental_agents ns1.example.net\n}", `parental_agents: "ns1.example.net" is not an IP address`, nil},
+		{"danezone zones/ {\n rollover split\n lifetime zsk 1h\n}", "key policy: zsk lifetime 1h0m0s is shorter than a ZSK roll takes", nil},
+		{"danezone zones/ {\n lifetime csk 1d\n}", "key policy: csk lifetime 24h0m0s is shorter than a roll takes at the least", nil},
 	}
 	for _, tc := range tests {
 		c := caddy.NewTestController("dns", tc.input)

@@ -103,7 +103,7 @@ func (d *DaneZone) publishTLSA(now time.Time) {
 		}
 	}
 	for sz, edits := range byZone {
-		if err := sz.setManaged(edits); err != nil {
+		if err := sz.setManaged(func(m *managedSets) *[]zone.Edit { return &m.tlsa }, edits); err != nil {
 			log.Errorf("Publishing TLSA in %s: %v", sz.origin, err)
 		}
 	}

@@ -48,8 +48,17 @@ type servedZone struct {
 	mu         sync.Mutex  // serialises loads and edits
 	fileZone   *zone.Zone  // the file's data, before edits
 	edits      zone.Log    // runtime record changes, their net effect, re-applied after every reload
-	managed    []zone.Edit // TLSA records that follow certificates, applied before edits
+	managed    managedSets // records danezone keeps in the zone, applied before edits
 	maxRecords int         // zone.Limits.MaxRecords
+
+	// The key policy (rollover.go). rollReq is set by the control API; the rest is the poll
+	// goroutine's.
+	rollReq    atomic.Value               // string: a role to roll now
+	rollNext   time.Time                  // when to plan again
+	waiting    string                     // what a KSK roll waits for, as last logged
+	waitWarned time.Time                  // when the wait was last logged loudly
+	followed   string                     // the DS edits follow_cds last applied (parent zones)
+	rollShown  atomic.Pointer[rollStatus] // the last plan, for GET /keys
 
 	// The poll's view of the file; only the poll goroutine touches these.
 	pending      settling  // a changed version of the file, waiting to settle
@@ -260,7 +269,7 @@ func (sz *servedZone) loadWith(ks *keys.Set) (*zone.Zone, *zone.Zone, fileStamp,
 	if after, err := stampOf(sz.file); err != nil || after != st {
 		return nil, nil, st, fmt.Errorf("%s: %w", sz.file, errUnsettled)
 	}
-	all := append(append([]zone.Edit{}, sz.managed...), sz.edits.Edits()...)
+	all := append(sz.managed.edits(), sz.edits.Edits()...)
 	z, err := fz.Apply(all, len(all))
 	if err != nil {
 		return nil, nil, st, fmt.Errorf("%s: the runtime record changes no longer apply to the new version: %v", sz.file, err)
@@ -375,7 +384,8 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
 	if reset {
-		if err := sz.rebuild(sz.managed, nil, len(sz.managed)); err != nil {
+		m := sz.managed.edits()
+		if err := sz.rebuild(m, nil, len(m)); err != nil {
 			return err
 		}
 		sz.edits = zone.Log{}
@@ -390,15 +400,29 @@ func (sz *servedZone) edit(edits []zone.Edit, reset bool) error {
 	return nil
 }
 
-// setManaged replaces the TLSA records that follow certificates.
-func (sz *servedZone) setManaged(managed []zone.Edit) error {
+// managedSets are the records danezone keeps in a zone over its file, by what keeps them: the
+// TLSA records that follow certificates, and, in a parent zone under follow_cds, the DS
+// RRsets that follow its children's CDS.
+type managedSets struct {
+	tlsa, ds []zone.Edit
+}
+
+func (m managedSets) edits() []zone.Edit {
+	return append(append([]zone.Edit{}, m.tlsa...), m.ds...)
+}
+
+// setManaged replaces the managed records of one kind: *tlsa or *ds of sz.managed, as set
+// picks.
+func (sz *servedZone) setManaged(set func(*managedSets) *[]zone.Edit, edits []zone.Edit) error {
 	sz.mu.Lock()
 	defer sz.mu.Unlock()
-	edits := sz.edits.Edits()
-	if err := sz.rebuild(managed, edits, len(managed)+len(edits)); err != nil {
+	next := sz.managed
+	*set(&next) = edits
+	m, rec := next.edits(), sz.edits.Edits()
+	if err := sz.rebuild(m, rec, len(m)+len(rec)); err != nil {
 		return err
 	}
-	sz.managed = managed
+	sz.managed = next
 	return nil
 }
 

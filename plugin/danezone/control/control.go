@@ -44,6 +44,10 @@ type Backend struct {
 	Token   string
 	// TLSA, if set, reports the TLSA records that follow certificates (GET /tlsa).
 	TLSA func() any
+	// Keys, if set, report each zone's keys and their schedules (GET /keys); Roll asks for a
+	// roll of a zone's role now (POST /keys/roll).
+	Keys func() any
+	Roll func(zone, role string) error
 }
 
 // Server is the control API. Its backend can be swapped while it serves: on a CoreDNS
@@ -176,6 +180,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /history", s.history)
 	mux.HandleFunc("DELETE /history", s.clearHistory)
 	mux.HandleFunc("POST /reset", s.reset)
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		if f := s.b().Keys; f != nil {
+			writeJSON(w, http.StatusOK, f())
+			return
+		}
+		writeJSON(w, http.StatusOK, []any{})
+	})
+	mux.HandleFunc("POST /keys/roll", s.roll)
 	mux.HandleFunc("GET /tlsa", func(w http.ResponseWriter, r *http.Request) {
 		if f := s.b().TLSA; f != nil {
 			writeJSON(w, http.StatusOK, f())
@@ -305,6 +317,30 @@ func (s *Server) addFault(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, f)
+}
+
+// roll asks for a key roll: {"zone": "example.test.", "role": "csk"|"ksk"|"zsk"}. The roll
+// starts at the next poll; GET /keys shows it.
+func (s *Server) roll(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Zone, Role string }
+	if _, err := decode(w, r, &req); err != nil {
+		refuse(w, err)
+		return
+	}
+	f := s.b().Roll
+	if f == nil {
+		writeError(w, http.StatusNotFound, "key rolls are not available here")
+		return
+	}
+	if req.Zone == "" || req.Role == "" {
+		writeError(w, http.StatusBadRequest, `want {"zone": ZONE, "role": "csk", "ksk" or "zsk"}`)
+		return
+	}
+	if err := f(req.Zone, req.Role); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"zone": req.Zone, "role": req.Role, "status": "the roll starts at the next poll"})
 }
 
 // checkLimits refuses a limit sent with a value that is no limit. In a Spec, share 0, count 0

@@ -41,23 +41,41 @@ type Key struct {
 	Signer crypto.Signer // private key
 	Tag    uint16
 	File   string // path of the .key file
+	Timing Timing // its schedule, from the files (timing.go)
 }
 
 // IsKSK reports whether the key has the SEP flag set (flags 257).
 func (k *Key) IsKSK() bool { return k.DNSKEY.Flags&dns.SEP != 0 }
 
-// Set is the keys of one zone.
+// Set is the keys of one zone as they stand at one moment, At: the DNSKEY RRset holds the keys
+// published then, the signing keys are those active then, CDS and CDNSKEY name those synced
+// then (Key.Published, Active, Synced). A Set is not changed once in use: a new moment is a
+// new Set (Set.View).
 type Set struct {
 	Zone string // lowercase FQDN
+	At   time.Time
 	Keys []*Key
 	// Warnings are problems that do not stop the keys from being used (a private key file
 	// others can read, a weak RSA key), each naming its file, for the caller to log.
 	Warnings []string
 }
 
-// KSKs returns the keys that sign the DNSKEY, CDS and CDNSKEY RRsets: the
-// keys with the SEP flag. If the zone has no SEP key at all, every key is
-// returned, so that the DNSKEY RRset is still signed.
+// View is the same keys at another moment.
+func (s *Set) View(at time.Time) *Set {
+	return &Set{Zone: s.Zone, At: at, Keys: s.Keys, Warnings: s.Warnings}
+}
+
+// at is the moment of the view: At, or now for a Set made without one.
+func (s *Set) at() time.Time {
+	if s.At.IsZero() {
+		return time.Now()
+	}
+	return s.At
+}
+
+// KSKs returns the keys that sign the DNSKEY, CDS and CDNSKEY RRsets: the active keys with the
+// SEP flag. If no active key has it, every active key is returned, so that the DNSKEY RRset is
+// still signed.
 func (s *Set) KSKs() []*Key {
 	ksk, zsk := s.split()
 	if len(ksk) == 0 {
@@ -66,9 +84,8 @@ func (s *Set) KSKs() []*Key {
 	return ksk
 }
 
-// ZSKs returns the keys that sign every RRset other than DNSKEY, CDS and
-// CDNSKEY: the keys without the SEP flag. If the zone has only SEP keys (a
-// CSK setup) those are returned.
+// ZSKs returns the keys that sign every RRset other than DNSKEY, CDS and CDNSKEY: the active
+// keys without the SEP flag, or, when only SEP keys are active (a CSK), those.
 func (s *Set) ZSKs() []*Key {
 	ksk, zsk := s.split()
 	if len(zsk) == 0 {
@@ -77,11 +94,16 @@ func (s *Set) ZSKs() []*Key {
 	return zsk
 }
 
+// split divides the active keys by the SEP flag.
 func (s *Set) split() (ksk, zsk []*Key) {
 	if s == nil {
 		return nil, nil
 	}
+	at := s.at()
 	for _, k := range s.Keys {
+		if !k.Active(at) {
+			continue
+		}
 		if k.IsKSK() {
 			ksk = append(ksk, k)
 		} else {
@@ -91,24 +113,68 @@ func (s *Set) split() (ksk, zsk []*Key) {
 	return ksk, zsk
 }
 
-// DNSKEYs returns fresh copies of the DNSKEY records of all keys.
-func (s *Set) DNSKEYs() []dns.RR {
+// Published returns the keys whose DNSKEY is in the zone.
+func (s *Set) Published() []*Key {
 	if s == nil {
 		return nil
 	}
-	rrs := make([]dns.RR, 0, len(s.Keys))
+	at := s.at()
+	var out []*Key
 	for _, k := range s.Keys {
+		if k.Published(at) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// DNSKEYs returns fresh copies of the DNSKEY records of the published keys.
+func (s *Set) DNSKEYs() []dns.RR {
+	var rrs []dns.RR
+	for _, k := range s.Published() {
 		rrs = append(rrs, dns.Copy(k.DNSKEY))
 	}
 	return rrs
 }
 
-// DS returns a DS record with the given digest type (dns.SHA256 is the usual)
-// for each KSK. Owner and TTL are those of the DNSKEY. An unsupported digest
-// type yields no records.
+// CDSKeys are the keys CDS and CDNSKEY name.
+func (s *Set) CDSKeys() []*Key { return s.synced() }
+
+// synced are the keys CDS and CDNSKEY name: those with a sync schedule that holds at At, or,
+// when no key has one (keys from before rollovers, or from a tool that writes none), the
+// published keys that sign the DNSKEY RRset.
+func (s *Set) synced() []*Key {
+	if s == nil {
+		return nil
+	}
+	at := s.at()
+	var out []*Key
+	scheduled := false
+	for _, k := range s.Keys {
+		if !k.Timing.SyncPublish.IsZero() || !k.Timing.SyncDelete.IsZero() {
+			scheduled = true
+		}
+		if k.Synced(at) {
+			out = append(out, k)
+		}
+	}
+	if scheduled {
+		return out
+	}
+	for _, k := range s.KSKs() {
+		if k.Published(at) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// DS returns a DS record with the given digest type (dns.SHA256 is the usual) for each key
+// CDS names: the DS the parent should serve. Owner and TTL are those of the DNSKEY. An
+// unsupported digest type yields no records.
 func (s *Set) DS(digest uint8) []*dns.DS {
 	var out []*dns.DS
-	for _, k := range s.KSKs() {
+	for _, k := range s.synced() {
 		if ds := k.DNSKEY.ToDS(digest); ds != nil {
 			out = append(out, ds)
 		}
@@ -116,8 +182,8 @@ func (s *Set) DS(digest uint8) []*dns.DS {
 	return out
 }
 
-// CDS returns a CDS record (RFC 7344/8078, SHA-256 digest) for each KSK,
-// owned by the zone apex.
+// CDS returns a CDS record (RFC 7344/8078, SHA-256 digest) for each synced key, owned by the
+// zone apex.
 func (s *Set) CDS() []dns.RR {
 	var out []dns.RR
 	for _, ds := range s.DS(dns.SHA256) {
@@ -126,10 +192,10 @@ func (s *Set) CDS() []dns.RR {
 	return out
 }
 
-// CDNSKEY returns a CDNSKEY record (RFC 7344/8078) for each KSK.
+// CDNSKEY returns a CDNSKEY record (RFC 7344/8078) for each synced key.
 func (s *Set) CDNSKEY() []dns.RR {
 	var out []dns.RR
-	for _, k := range s.KSKs() {
+	for _, k := range s.synced() {
 		out = append(out, dns.Copy(k.DNSKEY).(*dns.DNSKEY).ToCDNSKEY())
 	}
 	return out
@@ -270,7 +336,7 @@ func Load(dir, zone string) (*Set, error) {
 		return nil, err
 	}
 	prefix = strings.ToLower("K" + prefix)
-	set := &Set{Zone: z}
+	set := &Set{Zone: z, At: time.Now()}
 
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -349,7 +415,19 @@ func loadKey(dir, name, zone string, alg uint8, tag uint16) (k *Key, warnings []
 	if w := privateModeWarning(privPath, zone); w != "" {
 		warnings = append(warnings, w)
 	}
-	return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath}, warnings, nil
+	keyData, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	privData, err := os.ReadFile(privPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	timing, err := readTiming(keyData, privData, keyPath, privPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath, Timing: timing}, warnings, nil
 }
 
 // privateModeWarning returns a warning when the private key file at path grants any permission
@@ -656,7 +734,9 @@ func generate(dir, zone string, alg uint8, flags uint16, now time.Time) (*Key, e
 			}
 			return nil, err
 		}
-		return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath}, nil
+		stampT := now.UTC().Truncate(time.Second)
+		return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath,
+			Timing: Timing{Created: stampT, Publish: stampT, Activate: stampT}}, nil
 	}
 	return nil, fmt.Errorf("generating %s key for %s: key tag collisions in %s", algName(alg), z, dir)
 }

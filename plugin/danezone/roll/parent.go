@@ -1,0 +1,199 @@
+package roll
+
+// The parent check (like Knot's ksk-submission and BIND's parental-agents): before the old KSK
+// goes, every parental agent (a server of the parent zone) must serve the DS RRset that names
+// the new key, signed by a key of the parent's DNSKEY RRset, which that agent serves signed by
+// itself. Trust in the parent's keys beyond that is the chain's business: a forged answer can
+// only delay a roll (the old key stays), never make it drop the key the parent's DS names.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Checker asks a zone's parental agents for its DS RRset.
+type Checker struct {
+	Agents  []string      // host:port of the parent's authoritative servers
+	Timeout time.Duration // per query; 0: 3 s
+}
+
+// ParentDS returns the DS RRset of zone that every agent serves, verified; an error when an
+// agent does not answer, answers without a valid signature, or the agents disagree.
+func (c Checker) ParentDS(ctx context.Context, zone string) ([]*dns.DS, error) {
+	if len(c.Agents) == 0 {
+		return nil, errors.New("no parental agents configured (parental_agents)")
+	}
+	zone = dns.CanonicalName(zone)
+	labels := dns.SplitDomainName(zone)
+	if len(labels) == 0 {
+		return nil, errors.New("the root zone has no parent")
+	}
+	var agreed []*dns.DS
+	for i, a := range c.Agents {
+		dss, err := c.ask(ctx, a, zone)
+		if err != nil {
+			return nil, fmt.Errorf("parental agent %s: %v", a, err)
+		}
+		if i > 0 && dsKey(dss) != dsKey(agreed) {
+			return nil, fmt.Errorf("the parental agents disagree: %s serves %s, %s serves %s", c.Agents[0], dsKey(agreed), a, dsKey(dss))
+		}
+		agreed = dss
+	}
+	return agreed, nil
+}
+
+func dsKey(dss []*dns.DS) string {
+	var parts []string
+	for _, ds := range dss {
+		parts = append(parts, fmt.Sprintf("%d/%d/%d/%s", ds.KeyTag, ds.Algorithm, ds.DigestType, strings.ToLower(ds.Digest)))
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "no DS"
+	}
+	return strings.Join(parts, " ")
+}
+
+// ask queries one agent for the DS RRset of zone and verifies it.
+func (c Checker) ask(ctx context.Context, agent, zone string) ([]*dns.DS, error) {
+	r, err := c.query(ctx, agent, zone, dns.TypeDS)
+	if err != nil {
+		return nil, err
+	}
+	var dss []*dns.DS
+	var sigs []*dns.RRSIG
+	for _, rr := range r.Answer {
+		switch rr := rr.(type) {
+		case *dns.DS:
+			if dns.CanonicalName(rr.Hdr.Name) == zone {
+				dss = append(dss, rr)
+			}
+		case *dns.RRSIG:
+			if rr.TypeCovered == dns.TypeDS && dns.CanonicalName(rr.Hdr.Name) == zone {
+				sigs = append(sigs, rr)
+			}
+		}
+	}
+	if len(dss) == 0 {
+		return nil, nil // NODATA (its proof is the parent's business): no DS yet
+	}
+	if len(sigs) == 0 {
+		return nil, errors.New("the DS RRset comes without RRSIG")
+	}
+	parent := dns.CanonicalName(sigs[0].SignerName)
+	if !dns.IsSubDomain(parent, zone) || parent == zone {
+		return nil, fmt.Errorf("the DS RRSIG is by %s, not by a parent of %s", parent, zone)
+	}
+	keys, err := c.parentKeys(ctx, agent, parent)
+	if err != nil {
+		return nil, err
+	}
+	rrs := make([]dns.RR, len(dss))
+	for i, ds := range dss {
+		rrs[i] = ds
+	}
+	if err := verifyAny(sigs, keys, rrs); err != nil {
+		return nil, fmt.Errorf("the DS RRset does not verify with %s's DNSKEY: %v", parent, err)
+	}
+	return dss, nil
+}
+
+// parentKeys returns the parent's DNSKEY RRset as the agent serves it, verified by one of its
+// own keys.
+func (c Checker) parentKeys(ctx context.Context, agent, parent string) ([]*dns.DNSKEY, error) {
+	r, err := c.query(ctx, agent, parent, dns.TypeDNSKEY)
+	if err != nil {
+		return nil, err
+	}
+	var keys []*dns.DNSKEY
+	var rrs []dns.RR
+	var sigs []*dns.RRSIG
+	for _, rr := range r.Answer {
+		switch rr := rr.(type) {
+		case *dns.DNSKEY:
+			keys = append(keys, rr)
+			rrs = append(rrs, rr)
+		case *dns.RRSIG:
+			if rr.TypeCovered == dns.TypeDNSKEY {
+				sigs = append(sigs, rr)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no DNSKEY RRset for %s", parent)
+	}
+	if err := verifyAny(sigs, keys, rrs); err != nil {
+		return nil, fmt.Errorf("%s's DNSKEY RRset does not verify with its own keys: %v", parent, err)
+	}
+	return keys, nil
+}
+
+// verifyAny says whether one of sigs, valid now, verifies rrs with one of keys.
+func verifyAny(sigs []*dns.RRSIG, keys []*dns.DNSKEY, rrs []dns.RR) error {
+	if len(sigs) == 0 {
+		return errors.New("no RRSIG")
+	}
+	var last error
+	for _, sig := range sigs {
+		if !sig.ValidityPeriod(time.Now()) {
+			last = fmt.Errorf("RRSIG by key %d is outside its validity period", sig.KeyTag)
+			continue
+		}
+		i := slices.IndexFunc(keys, func(k *dns.DNSKEY) bool { return k.KeyTag() == sig.KeyTag && k.Algorithm == sig.Algorithm })
+		if i < 0 {
+			last = fmt.Errorf("no DNSKEY %d", sig.KeyTag)
+			continue
+		}
+		if err := sig.Verify(keys[i], rrs); err != nil {
+			last = fmt.Errorf("RRSIG by key %d: %v", sig.KeyTag, err)
+			continue
+		}
+		return nil
+	}
+	return last
+}
+
+// query asks agent without recursion, with DO; TCP when the answer is truncated. The answer
+// must be authoritative and NOERROR.
+func (c Checker) query(ctx context.Context, agent, name string, qtype uint16) (*dns.Msg, error) {
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 3 * time.Second
+	}
+	if _, _, err := net.SplitHostPort(agent); err != nil {
+		agent = net.JoinHostPort(agent, "53")
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	m.RecursionDesired = false
+	m.SetEdns0(4096, true)
+	var r *dns.Msg
+	var err error
+	for _, proto := range []string{"udp", "tcp"} {
+		qctx, cancel := context.WithTimeout(ctx, timeout)
+		cl := &dns.Client{Net: proto, Timeout: timeout}
+		r, _, err = cl.ExchangeContext(qctx, m, agent)
+		cancel()
+		if err != nil || !r.Truncated {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %v", name, dns.TypeToString[qtype], err)
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return nil, fmt.Errorf("%s %s: %s", name, dns.TypeToString[qtype], dns.RcodeToString[r.Rcode])
+	}
+	if !r.Authoritative {
+		return nil, fmt.Errorf("%s %s: the answer is not authoritative (is it a server of the parent zone?)", name, dns.TypeToString[qtype])
+	}
+	return r, nil
+}

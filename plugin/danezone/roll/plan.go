@@ -1,0 +1,325 @@
+package roll
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/plugin/danezone/keys"
+)
+
+// Action is one change Plan decides: a new key with its schedule (Key nil), or a new schedule
+// for an existing key.
+type Action struct {
+	Key    *keys.Key // nil: generate
+	KSK    bool      // for a new key: the SEP flag
+	Timing keys.Timing
+	Why    string
+}
+
+func (a Action) String() string {
+	if a.Key == nil {
+		role := "ZSK"
+		if a.KSK {
+			role = "KSK"
+		}
+		return fmt.Sprintf("new %s (%s): %s", role, a.Why, a.Timing)
+	}
+	return fmt.Sprintf("key %d (%s): %s", a.Key.Tag, a.Why, a.Timing)
+}
+
+// Parent is what the zone's parental agents serve: the DS RRset every one of them agrees on,
+// or the error that kept the check from saying.
+type Parent struct {
+	DS  []*dns.DS
+	Err error
+}
+
+// has says whether the parent's DS set names k.
+func (p Parent) has(k *keys.Key) bool {
+	for _, ds := range p.DS {
+		if ds.KeyTag != k.Tag || ds.Algorithm != k.DNSKEY.Algorithm {
+			continue
+		}
+		if mine := k.DNSKEY.ToDS(ds.DigestType); mine != nil && strings.EqualFold(mine.Digest, ds.Digest) {
+			return true
+		}
+	}
+	return false
+}
+
+// Input is what Plan works on.
+type Input struct {
+	Keys   []*keys.Key
+	Now    time.Time
+	MaxTTL time.Duration // the largest TTL the zone serves now, negative answers included
+	// Known are the keys (base names) the zone had before: a key that is not among them
+	// appeared by hand. Nil: no record (every key is taken as known).
+	Known map[string]bool
+	// Roll asks for a roll of the role now ("ksk", "zsk", "csk"), whatever the lifetimes say.
+	Roll string
+	// Parent asks the parental agents; Plan calls it only while a KSK roll waits for them.
+	Parent func() Parent
+}
+
+// Result is Plan's decision.
+type Result struct {
+	Actions []Action
+	// Next is when Plan must run again: the next event of a schedule, a lifetime's end, or
+	// the next check of the parent.
+	Next time.Time
+	// Waiting says what a KSK roll waits for ("" when none waits); Since is since when.
+	Waiting string
+	Since   time.Time
+}
+
+// ParentCheckEvery is how often a KSK roll asks the parental agents while it waits: every
+// propagation delay, from a second to a minute.
+func (p Policy) ParentCheckEvery() time.Duration {
+	return min(max(p.Propagation, time.Second), time.Minute)
+}
+
+// role is one role of a policy: the CSK, or the KSK, or the ZSK.
+type role struct {
+	name     string
+	sep      bool
+	lifetime time.Duration
+	syncs    bool // its keys are named by CDS/CDNSKEY (KSK, CSK)
+}
+
+func (p Policy) roles() []role {
+	if !p.Split {
+		return []role{{name: "csk", sep: true, lifetime: p.KSKLifetime, syncs: true}}
+	}
+	return []role{{name: "ksk", sep: true, lifetime: p.KSKLifetime, syncs: true},
+		{name: "zsk", sep: false, lifetime: p.ZSKLifetime}}
+}
+
+// Plan decides what the keys of a zone need now under policy p.
+func Plan(p Policy, in Input) Result {
+	var r Result
+	next := func(t time.Time) {
+		if !t.IsZero() && t.After(in.Now) && (r.Next.IsZero() || t.Before(r.Next)) {
+			r.Next = t
+		}
+	}
+	retimed := map[*keys.Key]keys.Timing{}
+	timing := func(k *keys.Key) keys.Timing {
+		if t, ok := retimed[k]; ok {
+			return t
+		}
+		return k.Timing
+	}
+	set := func(k *keys.Key, t keys.Timing, why string) {
+		retimed[k] = t
+		r.Actions = append(r.Actions, Action{Key: k, Timing: t, Why: why})
+	}
+	now := in.Now.UTC().Truncate(time.Second)
+	// Ipub counts with the DNSKEY RRset's TTL as caches hold it: the policy's, or the
+	// larger TTL of keys already published (made before the policy, or by hand).
+	pp := p
+	for _, k := range in.Keys {
+		if k.Published(in.Now) {
+			pp.DNSKEYTTL = max(pp.DNSKEYTTL, time.Duration(k.DNSKEY.Hdr.Ttl)*time.Second)
+		}
+	}
+	ipub := pp.PublishWait()
+
+	// A key that appeared by hand signs only once its DNSKEY has been published for Ipub.
+	for _, k := range in.Keys {
+		name := baseName(k)
+		t := k.Timing
+		if in.Known == nil || in.Known[name] || !t.Delete.IsZero() && !t.Delete.After(now) {
+			continue
+		}
+		activate := t.Activate
+		if !t.Scheduled() {
+			activate = now
+		}
+		publish := t.Publish
+		if publish.IsZero() || publish.Before(now) {
+			publish = now // not published before danezone saw it
+		}
+		if !activate.IsZero() && activate.Before(publish.Add(ipub)) {
+			t.Publish, t.Activate = publish, publish.Add(ipub)
+			if k.IsKSK() && !t.SyncPublish.IsZero() && t.SyncPublish.Before(t.Activate) {
+				t.SyncPublish = t.Activate
+			}
+			set(k, t, "added by hand: signs once its DNSKEY has been published for "+ipub.String())
+		}
+	}
+
+	for _, ro := range p.roles() {
+		var pending []*keys.Key // neither retiring nor gone: the current key and its successor
+		for _, k := range in.Keys {
+			t := timing(k)
+			if k.IsKSK() != ro.sep || !t.Inactive.IsZero() || !t.Delete.IsZero() && !t.Delete.After(now) {
+				continue
+			}
+			pending = append(pending, k)
+		}
+		sort.SliceStable(pending, func(i, j int) bool { return start(timing(pending[i])).Before(start(timing(pending[j]))) })
+		switch {
+		case len(pending) == 0:
+			// No key of the role (a new split policy, or every key retiring): one now,
+			// published at once when nothing of the role is in the zone yet.
+			t := keys.Timing{Publish: now, Activate: now}
+			if anyPublished(in.Keys, now) {
+				// Caches may hold the DNSKEY RRset without it: it signs only once its DNSKEY
+				// is in every cache.
+				t.Activate = now.Add(ipub)
+			}
+			if ro.syncs {
+				t.SyncPublish = t.Activate
+			}
+			r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: t, Why: "the policy's " + ro.name})
+		case len(pending) == 1:
+			cur := pending[0]
+			ct := timing(cur)
+			// A roll whose other key is gone (its file deleted): repair what is left. A key
+			// that was to hand over keeps signing and is named by CDS again; a successor that
+			// was not to sign yet signs now, as nothing else of its role does.
+			if ro.syncs && !ct.SyncDelete.IsZero() {
+				ct.SyncDelete = time.Time{}
+				set(cur, ct, fmt.Sprintf("the successor of key %d is gone (its files deleted?): CDS names key %d again", cur.Tag, cur.Tag))
+			}
+			if ct.Activate.After(now) && !activeRole(in.Keys, ro.sep, now) {
+				ct.Activate = now
+				if ro.syncs && ct.SyncPublish.After(now) {
+					ct.SyncPublish = now
+				}
+				set(cur, ct, fmt.Sprintf("no other %s signs (its files deleted?): key %d signs now", strings.ToUpper(ro.name), cur.Tag))
+			}
+			end := time.Time{}
+			if ro.lifetime > 0 {
+				end = start(ct).Add(ro.lifetime)
+			}
+			forced := in.Roll == ro.name
+			lead := ipub // the successor is published this long before the lifetime ends
+			if !forced && (end.IsZero() || now.Before(end.Add(-lead))) {
+				next(end.Add(-lead))
+				continue
+			}
+			why := fmt.Sprintf("%s roll: key %d reached its lifetime", strings.ToUpper(ro.name), cur.Tag)
+			if forced {
+				why = fmt.Sprintf("%s roll asked for: successor of key %d", strings.ToUpper(ro.name), cur.Tag)
+			}
+			nt := keys.Timing{Publish: now, Activate: now.Add(ipub)}
+			if !forced && end.After(nt.Activate) {
+				nt.Activate = end
+			}
+			if ro.syncs {
+				// Double-KSK: the successor signs the DNSKEY RRset once published; CDS
+				// names it instead of the current key once its DNSKEY is in every cache.
+				nt.SyncPublish = nt.Activate
+				if ct.SyncPublish.IsZero() {
+					ct.SyncPublish = start(ct)
+				}
+				ct.SyncDelete = nt.SyncPublish
+			} else {
+				// Pre-publication: the current key stops when the successor starts, and
+				// its DNSKEY goes once its signatures have expired from every cache.
+				ct.Inactive = nt.Activate
+				ct.Delete = nt.Activate.Add(p.RetireWait(in.MaxTTL))
+			}
+			set(cur, ct, why)
+			r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: nt, Why: why})
+		default:
+			// A roll under way. For the ZSK it is all in the schedules already; a KSK or
+			// CSK waits for the parent before its predecessor goes.
+			if !ro.syncs {
+				continue
+			}
+			succ := pending[len(pending)-1]
+			st := timing(succ)
+			for _, cur := range pending[:len(pending)-1] {
+				ct := timing(cur)
+				if st.SyncPublish.IsZero() || now.Before(st.SyncPublish) {
+					next(st.SyncPublish)
+					continue
+				}
+				parent := Parent{Err: fmt.Errorf("no parental agents to ask")}
+				if in.Parent != nil {
+					parent = in.Parent()
+				}
+				if parent.Err == nil && parent.has(succ) && !parent.has(cur) {
+					ct.Inactive = now.Add(p.DSWait())
+					ct.Delete = ct.Inactive
+					set(cur, ct, fmt.Sprintf("the parent serves the DS of key %d and no longer that of key %d", succ.Tag, cur.Tag))
+					continue
+				}
+				r.Waiting = fmt.Sprintf("%s roll: waiting for the parent to serve the DS of key %d instead of key %d's", strings.ToUpper(ro.name), succ.Tag, cur.Tag)
+				if parent.Err != nil {
+					r.Waiting += " (" + parent.Err.Error() + ")"
+				} else {
+					r.Waiting += fmt.Sprintf(" (it serves %s)", dsTags(parent.DS))
+				}
+				r.Since = st.SyncPublish
+				next(now.Add(p.ParentCheckEvery()))
+			}
+		}
+	}
+	for _, k := range in.Keys {
+		for _, e := range timing(k).Events(in.Now) {
+			next(e)
+		}
+	}
+	for _, a := range r.Actions {
+		for _, e := range a.Timing.Events(in.Now) {
+			next(e)
+		}
+	}
+	return r
+}
+
+// start is when a key started signing, or will: Activate, else Publish, else Created.
+func start(t keys.Timing) time.Time {
+	for _, at := range []time.Time{t.Activate, t.Publish, t.Created} {
+		if !at.IsZero() {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
+// activeRole says whether a key of the role signs at now.
+func activeRole(ks []*keys.Key, sep bool, now time.Time) bool {
+	for _, k := range ks {
+		if k.IsKSK() == sep && k.Active(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyPublished says whether a key is published at now.
+func anyPublished(ks []*keys.Key, now time.Time) bool {
+	for _, k := range ks {
+		if k.Published(now) {
+			return true
+		}
+	}
+	return false
+}
+
+func baseName(k *keys.Key) string {
+	name := k.File
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	return strings.TrimSuffix(name, ".key")
+}
+
+func dsTags(dss []*dns.DS) string {
+	if len(dss) == 0 {
+		return "no DS"
+	}
+	var tags []string
+	for _, ds := range dss {
+		tags = append(tags, fmt.Sprintf("DS %d", ds.KeyTag))
+	}
+	return strings.Join(tags, ", ")
+}

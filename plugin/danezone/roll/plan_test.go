@@ -1,0 +1,241 @@
+package roll
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/plugin/danezone/keys"
+)
+
+// sec is a policy of seconds, as the tests of real rolls use.
+func sec() Policy {
+	return Policy{Algorithm: dns.ECDSAP256SHA256, DNSKEYTTL: 2 * time.Second, MaxTTL: 3 * time.Second,
+		Propagation: time.Second, Safety: time.Second, ParentDSTTL: 2 * time.Second, ParentPropagation: time.Second, ParentWarn: time.Minute}
+}
+
+// world plays Plan's actions on real key files, as danezone does, and answers for a parent
+// that follows the zone's CDS at once.
+type world struct {
+	t      *testing.T
+	dir    string
+	p      Policy
+	now    time.Time
+	parent []*dns.DS
+}
+
+func (w *world) keys() []*keys.Key {
+	s, err := keys.Load(w.dir, "example.test.")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s.Keys
+}
+
+func (w *world) step(roll string) Result {
+	w.t.Helper()
+	r := Plan(w.p, Input{Keys: w.keys(), Now: w.now, MaxTTL: 2 * time.Second, Roll: roll,
+		Parent: func() Parent { return Parent{DS: w.parent} }})
+	for _, a := range r.Actions {
+		w.t.Logf("%v: %v", w.now.Format("15:04:05"), a)
+		if a.Key == nil {
+			if _, err := keys.GenerateScheduled(w.dir, "example.test.", w.p.Algorithm, a.KSK, uint32(w.p.DNSKEYTTL/time.Second), a.Timing); err != nil {
+				w.t.Fatal(err)
+			}
+		} else if err := keys.SetTiming(a.Key, a.Timing); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// view is the zone's keys at the world's time: published, signing and CDS tags.
+func (w *world) view() (pub, sign, cds []uint16) {
+	s := (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now)
+	for _, k := range s.Published() {
+		pub = append(pub, k.Tag)
+	}
+	for _, k := range append(s.KSKs(), s.ZSKs()...) {
+		sign = append(sign, k.Tag)
+	}
+	for _, c := range s.CDS() {
+		cds = append(cds, c.(*dns.CDS).KeyTag)
+	}
+	return
+}
+
+// run advances to each event Plan names until none is left or until stop, following the
+// zone's CDS at the parent when follow.
+func (w *world) run(until time.Time, follow bool) {
+	for i := 0; i < 100; i++ {
+		r := w.step("")
+		if follow {
+			w.parent = nil
+			for _, c := range (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now).CDS() {
+				ds := c.(*dns.CDS).DS
+				w.parent = append(w.parent, &ds)
+			}
+		}
+		if r.Next.IsZero() || r.Next.After(until) {
+			return
+		}
+		w.now = r.Next
+	}
+	w.t.Fatal("no end after 100 steps")
+}
+
+func newWorld(t *testing.T, p Policy) *world {
+	w := &world{t: t, dir: t.TempDir(), p: p, now: time.Now().UTC().Truncate(time.Second)}
+	w.step("") // the policy's first keys
+	return w
+}
+
+// TestZSKRoll: pre-publication. The successor is published, signs only after Ipub, and the
+// old DNSKEY stays until its signatures have expired from caches.
+func TestZSKRoll(t *testing.T) {
+	p := sec()
+	p.Split = true
+	w := newWorld(t, p)
+	if ks := w.keys(); len(ks) != 2 {
+		t.Fatalf("split policy: %d keys", len(ks))
+	}
+	_, sign0, _ := w.view()
+	w.step("zsk")
+	start := w.now
+	pub, sign, _ := w.view()
+	if len(pub) != 3 || len(sign) != 2 || sign[1] != sign0[1] {
+		t.Fatalf("at the start of the roll: published %v signing %v (before: %v)", pub, sign, sign0)
+	}
+	w.now = start.Add(p.PublishWait() - time.Second)
+	if _, sign, _ = w.view(); sign[1] != sign0[1] {
+		t.Fatalf("the successor signs before Ipub: %v", sign)
+	}
+	w.now = start.Add(p.PublishWait())
+	pub, sign, _ = w.view()
+	if sign[1] == sign0[1] || len(pub) != 3 {
+		t.Fatalf("at Ipub: published %v signing %v: want the successor signing, the old DNSKEY still there", pub, sign)
+	}
+	w.now = start.Add(p.PublishWait() + p.RetireWait(2*time.Second))
+	w.run(w.now.Add(time.Minute), false)
+	if pub, _, _ = w.view(); len(pub) != 2 {
+		t.Fatalf("after the roll: published %v", pub)
+	}
+}
+
+// TestKSKRoll: double-KSK with CDS. CDS moves to the successor after Ipub; the old KSK waits
+// for the parent's DS, then for the DS TTL.
+func TestKSKRoll(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		p := sec()
+		p.Split = split
+		w := newWorld(t, p)
+		w.run(w.now, true)
+		_, _, cds0 := w.view()
+		if len(cds0) != 1 {
+			t.Fatalf("split %v: CDS %v", split, cds0)
+		}
+		role := "csk"
+		if split {
+			role = "ksk"
+		}
+		w.step(role)
+		start := w.now
+		pub, _, cds := w.view()
+		if len(cds) != 1 || cds[0] != cds0[0] {
+			t.Fatalf("split %v at the start: CDS %v, want the old key's %v", split, cds, cds0)
+		}
+		// The parent never follows: the old key stays, and Plan says what it waits for.
+		w.now = start.Add(10 * p.PublishWait())
+		r := w.step("")
+		if !strings.Contains(r.Waiting, "waiting for the parent to serve the DS") || r.Next != w.now.Add(p.ParentCheckEvery()) {
+			t.Fatalf("split %v: waiting %q next %v", split, r.Waiting, r.Next)
+		}
+		if pub2, _, cds := w.view(); len(pub2) != len(pub) || len(cds) != 1 || cds[0] == cds0[0] {
+			t.Fatalf("split %v waiting: published %v (was %v) CDS %v", split, pub2, pub, cds)
+		}
+		// The parent follows the CDS: the old key goes after the DS wait.
+		w.run(w.now.Add(time.Hour), true)
+		pub, _, cds = w.view()
+		want := 1
+		if split {
+			want = 2
+		}
+		if len(pub) != want || len(cds) != 1 || cds[0] == cds0[0] {
+			t.Fatalf("split %v after the roll: published %v CDS %v (old %v)", split, pub, cds, cds0)
+		}
+	}
+}
+
+// TestHandAddedKey: a key that appears in the directory, active at once by its own files
+// (dnssec-keygen's default), signs only after Ipub.
+func TestHandAddedKey(t *testing.T) {
+	p := sec()
+	w := newWorld(t, p)
+	known := map[string]bool{}
+	for _, k := range w.keys() {
+		known[baseName(k)] = true
+	}
+	if _, err := keys.GenerateScheduled(w.dir, "example.test.", p.Algorithm, false, 2, keys.Timing{Publish: w.now, Activate: w.now}); err != nil {
+		t.Fatal(err)
+	}
+	r := Plan(p, Input{Keys: w.keys(), Now: w.now, Known: known})
+	if len(r.Actions) != 1 || !strings.Contains(r.Actions[0].Why, "added by hand") || !r.Actions[0].Timing.Activate.Equal(w.now.Add(p.PublishWait())) {
+		t.Fatalf("actions %v", r.Actions)
+	}
+}
+
+// TestPolicyCheck: a lifetime shorter than a roll is refused, naming both.
+func TestPolicyCheck(t *testing.T) {
+	p := sec()
+	p.Split, p.ZSKLifetime, p.KSKLifetime = true, 3*time.Second, 4*time.Second
+	err := p.Check()
+	if err == nil || !strings.Contains(err.Error(), "zsk lifetime 3s is shorter than a ZSK roll takes") || !strings.Contains(err.Error(), "ksk lifetime 4s") {
+		t.Fatalf("err = %v", err)
+	}
+	p.ZSKLifetime, p.KSKLifetime = time.Hour, time.Hour
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKeyDeletedMidRoll: a CSK roll whose successor's files are deleted hands CDS back to the
+// old key; one whose old key's files are deleted has the successor sign at once.
+func TestKeyDeletedMidRoll(t *testing.T) {
+	for _, gone := range []string{"successor", "current"} {
+		p := sec()
+		w := newWorld(t, p)
+		old := w.keys()[0]
+		w.step("csk")
+		var succ *keys.Key
+		for _, k := range w.keys() {
+			if k.Tag != old.Tag {
+				succ = k
+			}
+		}
+		w.now = w.now.Add(time.Second) // the successor neither signs nor is in CDS yet
+		del := succ
+		if gone == "current" {
+			del = old
+		}
+		for _, ext := range []string{".key", ".private"} {
+			if err := os.Remove(strings.TrimSuffix(del.File, ".key") + ext); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := w.step("")
+		if len(r.Actions) == 0 {
+			t.Fatalf("%s deleted: no repair", gone)
+		}
+		_, sign, cds := w.view()
+		left := old.Tag
+		if gone == "current" {
+			left = succ.Tag
+		}
+		if len(sign) != 2 || sign[0] != left || len(cds) != 1 || cds[0] != left {
+			t.Errorf("%s deleted: signing %v CDS %v, want key %d for both (%v)", gone, sign, cds, left, r.Actions)
+		}
+	}
+}
