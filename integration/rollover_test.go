@@ -172,7 +172,7 @@ type zoneKeys struct {
 	Zone string
 	Keys []struct {
 		Tag                       uint16
-		Role                      string
+		Role, Algorithm           string
 		Published, Active, Synced bool
 	}
 	Waiting string
@@ -278,16 +278,7 @@ func (l *rollLab) rollAndWait(role string, restart bool) {
 		if !restarted && len(now) == 2 {
 			// Halfway: the successor exists. A restart must resume the roll from the files.
 			l.t.Logf("restarting the server halfway through the %s roll (keys %v)", role, now)
-			l.paused.Store(true)
-			l.srv.Stop()
-			l.srv = StartServer(l.t, l.cfg)
-			// Unbound may hold the server as unreachable for a few seconds (infra-host-ttl):
-			// the judge resumes once an answer comes through again.
-			l.waitFor(20*time.Second, "answer through Unbound after the restart", func() bool {
-				r, err := Query(l.unbound.Addr, "www.example.test.", dns.TypeA, QueryOpts{RD: true, DO: true, Timeout: time.Second})
-				return err == nil && r.Rcode == dns.RcodeSuccess
-			})
-			l.paused.Store(false)
+			l.restart()
 			restarted = true
 			continue
 		}
@@ -300,6 +291,21 @@ func (l *rollLab) rollAndWait(role string, restart bool) {
 			l.t.Fatalf("%s roll not done within a minute: keys %v (was %v), %+v\n%s", role, now, old, l.keys("example.test."), lastLines(l.srv.Log(), 60))
 		}
 	}
+}
+
+// restart stops the server and starts it again with l.cfg, the same keys and address.
+func (l *rollLab) restart() {
+	l.t.Helper()
+	l.paused.Store(true)
+	l.srv.Stop()
+	l.srv = StartServer(l.t, l.cfg)
+	// Unbound may hold the server as unreachable for a few seconds (infra-host-ttl): the
+	// judge resumes once an answer comes through again.
+	l.waitFor(20*time.Second, "answer through Unbound after the restart", func() bool {
+		r, err := Query(l.unbound.Addr, "www.example.test.", dns.TypeA, QueryOpts{RD: true, DO: true, Timeout: time.Second})
+		return err == nil && r.Rcode == dns.RcodeSuccess
+	})
+	l.paused.Store(false)
 }
 
 func (l *rollLab) judge() {
@@ -357,4 +363,34 @@ func published(z zoneKeys) int {
 		}
 	}
 	return n
+}
+
+// TestKeyRollAlgorithm: an algorithm rollover, ECDSAP256SHA256 to ED25519, started by a
+// restart with the new algorithm in the Corefile (RFC 6781 §4.1.4: signatures of both
+// algorithms first, then the new DNSKEY, then CDS, then the old algorithm goes).
+func TestKeyRollAlgorithm(t *testing.T) {
+	l := startRollLab(t, "csk")
+	l.cfg.Extra = append(l.cfg.Extra, "algorithm ed25519")
+	start := time.Now()
+	l.restart()
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		l.verify(seen)
+		k := l.keys("example.test.")
+		done := published(k) == 1
+		for _, key := range k.Keys {
+			if (key.Published || key.Active) && key.Algorithm != "ED25519" {
+				done = false // its DNSKEY, or its signatures, still in the zone
+			}
+		}
+		if done {
+			l.verify(seen)
+			t.Logf("algorithm rollover of example.test. to ED25519 in %v, %d states, each verified", time.Since(start).Round(100*time.Millisecond), len(seen))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("algorithm rollover not done within a minute: %+v\n%s", k, lastLines(l.srv.Log(), 60))
+		}
+	}
+	l.judge()
 }

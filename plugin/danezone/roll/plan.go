@@ -152,7 +152,41 @@ func Plan(p Policy, in Input) Result {
 		}
 	}
 
+	// An algorithm rollover (RFC 6781 §4.1.4): when no key that is not retiring has the
+	// policy's algorithm, new keys of it for every role sign everything at once, but their
+	// DNSKEYs are published only once the RRsets signed by the old algorithm alone have
+	// expired from every cache (a validator holding a DNSKEY RRset of both algorithms wants
+	// signatures of both, RFC 4035 §2.2); CDS names the new KSK once its DNSKEY is in every
+	// cache. The old keys go once the parent serves the new DS only: their DNSKEYs after the
+	// old DS has expired from caches, their signatures one DNSKEY TTL later.
+	started := algorithmRoll(p, in.Keys, timing, now)
+	if started {
+		wait := p.Propagation + max(in.MaxTTL, p.MaxTTL, pp.DNSKEYTTL) + p.Safety
+		publish := now.Add(wait)
+		why := fmt.Sprintf("algorithm rollover to %s", dns.AlgorithmToString[p.Algorithm])
+		for _, ro := range p.roles() {
+			t := keys.Timing{Publish: publish, Activate: now}
+			if ro.syncs {
+				t.SyncPublish = publish.Add(ipub)
+			}
+			r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: t, Why: why})
+		}
+		for _, k := range in.Keys {
+			t := timing(k)
+			if k.IsKSK() && t.Inactive.IsZero() && (t.Delete.IsZero() || t.Delete.After(now)) {
+				if t.SyncPublish.IsZero() {
+					t.SyncPublish = start(t)
+				}
+				t.SyncDelete = publish.Add(ipub)
+				set(k, t, why+": the old KSK is named by CDS until the new one's DNSKEY is in every cache")
+			}
+		}
+	}
+
 	for _, ro := range p.roles() {
+		if started {
+			break // the new keys are generated from this plan; the next one follows them
+		}
 		var pending []*keys.Key // neither retiring nor gone: the current key and its successor
 		for _, k := range in.Keys {
 			t := timing(k)
@@ -246,9 +280,24 @@ func Plan(p Policy, in Input) Result {
 					parent = in.Parent()
 				}
 				if parent.Err == nil && parent.has(succ) && !parent.has(cur) {
-					ct.Inactive = now.Add(p.DSWait())
-					ct.Delete = ct.Inactive
-					set(cur, ct, fmt.Sprintf("the parent serves the DS of key %d and no longer that of key %d", succ.Tag, cur.Tag))
+					why := fmt.Sprintf("the parent serves the DS of key %d and no longer that of key %d", succ.Tag, cur.Tag)
+					if cur.DNSKEY.Algorithm == succ.DNSKEY.Algorithm {
+						ct.Inactive = now.Add(p.DSWait())
+						ct.Delete = ct.Inactive
+						set(cur, ct, why)
+						continue
+					}
+					// The end of an algorithm rollover: every key of the old algorithm goes,
+					// the DNSKEYs first, the signatures one DNSKEY TTL later.
+					for _, k := range in.Keys {
+						kt := timing(k)
+						if k.DNSKEY.Algorithm != cur.DNSKEY.Algorithm || !kt.Inactive.IsZero() {
+							continue
+						}
+						kt.Delete = now.Add(p.DSWait())
+						kt.Inactive = kt.Delete.Add(ipub)
+						set(k, kt, why+": the old algorithm goes")
+					}
 					continue
 				}
 				r.Waiting = fmt.Sprintf("%s roll: waiting for the parent to serve the DS of key %d instead of key %d's", strings.ToUpper(ro.name), succ.Tag, cur.Tag)
@@ -283,6 +332,26 @@ func start(t keys.Timing) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// algorithmRoll says whether an algorithm rollover must start: some key is in use, and no key
+// that is not retiring has the policy's algorithm.
+func algorithmRoll(p Policy, ks []*keys.Key, timing func(*keys.Key) keys.Timing, now time.Time) bool {
+	if p.Algorithm == 0 {
+		return false
+	}
+	inUse := false
+	for _, k := range ks {
+		t := timing(k)
+		if !t.Inactive.IsZero() || !t.Delete.IsZero() && !t.Delete.After(now) {
+			continue
+		}
+		if k.DNSKEY.Algorithm == p.Algorithm {
+			return false
+		}
+		inUse = true
+	}
+	return inUse
 }
 
 // activeRole says whether a key of the role signs at now.

@@ -239,3 +239,69 @@ func TestKeyDeletedMidRoll(t *testing.T) {
 		}
 	}
 }
+
+// invariants checks what a validator needs at every moment (RFC 4035 §2.2): each algorithm of
+// the DNSKEY RRset signs the DNSKEY RRset and the zone's data, and CDS names published keys.
+func (w *world) invariants() {
+	w.t.Helper()
+	s := (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now)
+	algs := map[uint8]bool{}
+	for _, k := range s.Published() {
+		algs[k.DNSKEY.Algorithm] = true
+	}
+	for alg := range algs {
+		for role, signers := range map[string][]*keys.Key{"DNSKEY": s.KSKs(), "data": s.ZSKs()} {
+			ok := false
+			for _, k := range signers {
+				ok = ok || k.DNSKEY.Algorithm == alg
+			}
+			if !ok {
+				w.t.Errorf("%s: algorithm %d is in the DNSKEY RRset but does not sign the %s", w.now.Format("15:04:05"), alg, role)
+			}
+		}
+	}
+	pub := map[uint16]bool{}
+	for _, k := range s.Published() {
+		pub[k.Tag] = true
+	}
+	for _, c := range s.CDS() {
+		if !pub[c.(*dns.CDS).KeyTag] {
+			w.t.Errorf("%s: CDS names key %d, which is not published", w.now.Format("15:04:05"), c.(*dns.CDS).KeyTag)
+		}
+	}
+}
+
+// TestAlgorithmRoll: ECDSAP256SHA256 to ED25519, for a CSK and for a KSK and ZSK: the zone
+// holds every invariant at every event, and ends with the new algorithm only.
+func TestAlgorithmRoll(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		p := sec()
+		p.Split = split
+		w := newWorld(t, p)
+		w.run(w.now, true)
+		w.p.Algorithm = dns.ED25519
+		start := w.now
+		for i := 0; i < 100; i++ {
+			r := w.step("")
+			w.parent = nil
+			for _, c := range (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now).CDS() {
+				ds := c.(*dns.CDS).DS
+				w.parent = append(w.parent, &ds)
+			}
+			w.invariants()
+			if r.Next.IsZero() || r.Next.After(start.Add(time.Hour)) {
+				break
+			}
+			w.now = r.Next
+		}
+		s := (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now)
+		want := 1
+		if split {
+			want = 2
+		}
+		if pub := s.Published(); len(pub) != want || pub[0].DNSKEY.Algorithm != dns.ED25519 || len(s.ZSKs()) == 0 || s.ZSKs()[0].DNSKEY.Algorithm != dns.ED25519 {
+			t.Fatalf("split %v after the roll (%v): published %d keys", split, w.now.Sub(start), len(pub))
+		}
+		t.Logf("split %v: algorithm rollover in %v of zone time", split, w.now.Sub(start))
+	}
+}
