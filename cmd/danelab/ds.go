@@ -45,9 +45,14 @@ func runDS(args []string) error {
 	if err != nil {
 		return err
 	}
-	ksks := set.KSKs()
-	if len(ksks) == 0 {
+	if len(set.Keys) == 0 {
 		return fmt.Errorf("no keys for %s in %s: start danezone once to generate them", zone, *dir)
+	}
+	// The keys CDS names now: those the parent's DS should name (during a KSK roll, the new
+	// key once its schedule says so).
+	ksks := set.CDSKeys()
+	if len(ksks) == 0 {
+		return fmt.Errorf("no key of %s in %s is to be named by the parent's DS now (see danelab keys for their schedules)", zone, *dir)
 	}
 	for _, k := range ksks {
 		ds := k.DNSKEY.ToDS(dns.SHA256)

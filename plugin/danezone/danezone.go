@@ -49,6 +49,7 @@ type DaneZone struct {
 	notify     func(zone string) error
 
 	keyPolicy roll.Policy // the key policy (rollover.go)
+	rolling   bool        // the poll runs the key policy (reload is not 0)
 }
 
 // Name implements plugin.Handler.

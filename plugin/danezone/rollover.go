@@ -8,6 +8,7 @@ package danezone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -60,6 +61,9 @@ func (d *DaneZone) RequestRoll(zoneName, role string) error {
 	case role != "csk" && role != "ksk" && role != "zsk":
 		return fmt.Errorf("role %q: want csk, ksk or zsk", role)
 	}
+	if !d.rolling {
+		return errors.New("key rolls need the poll: `reload` is 0 in this danezone block")
+	}
 	sz.rollReq.Store(role)
 	return nil
 }
@@ -84,12 +88,14 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	}
 	checker := roll.Checker{Agents: cfg.agents}
 	res := roll.Plan(cfg.keyPolicy, roll.Input{Keys: ks.Keys, Now: now, MaxTTL: sz.maxTTL(), Known: known, Roll: req,
+		SeenSince: sz.parentSeen,
 		Parent: func() roll.Parent {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			dss, err := checker.ParentDS(ctx, sz.origin)
-			return roll.Parent{DS: dss, Err: err}
+			dss, ttl, err := checker.ParentDS(ctx, sz.origin)
+			return roll.Parent{DS: dss, TTL: ttl, Err: err}
 		}})
+	sz.parentSeen = res.Seen
 	changed := false
 	for _, a := range res.Actions {
 		kind := "retime"
@@ -118,6 +124,10 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	if changed {
 		if ks, err = keys.Load(cfg.keyDir, sz.origin); err != nil {
 			return false
+		}
+		// The keys the policy made are the zone's own from now on, not keys added by hand.
+		if err := keys.Remember(cfg.keyDir, ks); err != nil {
+			log.Errorf("Key policy of %s: %v", sz.origin, err)
 		}
 	}
 	cur := sz.signer.Keys()

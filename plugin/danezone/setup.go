@@ -575,7 +575,10 @@ func start(cfg *config) (*DaneZone, error) {
 		}
 		served = append(served, sz)
 	}
-	d := &DaneZone{faults: fault.NewRegistry(), keyPolicy: cfg.keyPolicy}
+	d := &DaneZone{faults: fault.NewRegistry(), keyPolicy: cfg.keyPolicy, rolling: cfg.reload > 0}
+	if cfg.reload == 0 && (cfg.keyPolicy.KSKLifetime > 0 || cfg.keyPolicy.ZSKLifetime > 0) {
+		log.Warningf("reload 0: the key policy does not run (no poll), so the lifetimes set are not kept")
+	}
 	d.zones.Store(newZoneSet(served))
 	d.faults.OnChange = func() {
 		for _, sz := range d.zones.Load().byName {
@@ -609,12 +612,14 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 	if err != nil {
 		return nil, err
 	}
-	dsFile, err := keys.WriteDSSet(cfg.keyDir, ks)
-	if err != nil {
-		return nil, err
-	}
-	for _, ds := range ks.DS(dns.SHA256) {
-		log.Infof("DS for the parent of %s (also in %s): %s", origin, dsFile, ds.String())
+	// No DS (every key's CDS schedule over or to come, e.g. a successor's files deleted after
+	// CDS moved to it): the zone is served all the same, and the key policy repairs it.
+	if dsFile, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
+		log.Warningf("No DS for the parent of %s now: %v; CDS names no key until the key policy repairs the schedules", origin, err)
+	} else {
+		for _, ds := range ks.DS(dns.SHA256) {
+			log.Infof("DS for the parent of %s (also in %s): %s", origin, dsFile, ds.String())
+		}
 	}
 	mode := cfg.mode
 	if m, ok := cfg.modes[origin]; ok {

@@ -661,6 +661,12 @@ func Generate(dir, zone string, alg uint8) (*Key, error) {
 
 // generate does the work of Generate with the given flags and creation time.
 func generate(dir, zone string, alg uint8, flags uint16, now time.Time) (*Key, error) {
+	return generateWith(dir, zone, alg, flags, 0, nil, now)
+}
+
+// generateWith is generate with a DNSKEY TTL (0: DefaultTTL) and a schedule (nil: published
+// and active from now), written with the key: a key is never on disk with another schedule.
+func generateWith(dir, zone string, alg uint8, flags uint16, ttl uint32, sched *Timing, now time.Time) (*Key, error) {
 	z, err := normalizeZone(zone)
 	if err != nil {
 		return nil, err
@@ -675,8 +681,11 @@ func generate(dir, zone string, alg uint8, flags uint16, now time.Time) (*Key, e
 
 	const attempts = 10
 	for range attempts {
+		if ttl == 0 {
+			ttl = DefaultTTL
+		}
 		dnskey := &dns.DNSKEY{
-			Hdr:       dns.RR_Header{Name: z, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: DefaultTTL},
+			Hdr:       dns.RR_Header{Name: z, Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: ttl},
 			Flags:     flags,
 			Protocol:  3,
 			Algorithm: alg,
@@ -700,22 +709,23 @@ func generate(dir, zone string, alg uint8, flags uint16, now time.Time) (*Key, e
 			continue
 		}
 
-		stamp := now.UTC().Format(timeFormat)
-		human := now.UTC().Format("Mon Jan _2 15:04:05 2006")
-		kind := "key-signing"
-		if flags&dns.SEP == 0 {
-			kind = "zone-signing"
+		stampT := now.UTC().Truncate(time.Second)
+		timing := Timing{Created: stampT, Publish: stampT, Activate: stampT}
+		if sched != nil {
+			timing = *sched
+			timing.Created = stampT
+			for _, f := range timingFields {
+				if p := f.at(&timing); !p.IsZero() {
+					*p = p.UTC().Truncate(time.Second)
+				}
+			}
 		}
-		pubText := fmt.Sprintf("; This is a %s key, keyid %d, for %s\n"+
-			"; Created: %s (%s)\n; Publish: %s (%s)\n; Activate: %s (%s)\n"+
-			"%s IN DNSKEY %d %d %d %s\n",
-			kind, tag, z, stamp, human, stamp, human, stamp, human,
-			z, dnskey.Flags, dnskey.Protocol, dnskey.Algorithm, dnskey.PublicKey)
+		pubText := keyFileText(flags&dns.SEP != 0, tag, dnskey, timing)
 		privText := dnskey.PrivateKeyString(priv)
 		if privText == "" {
 			return nil, fmt.Errorf("generating %s key: cannot encode private key", algName(alg))
 		}
-		privText += fmt.Sprintf("Created: %s\nPublish: %s\nActivate: %s\n", stamp, stamp, stamp)
+		privText += timingLines(timing, false)
 
 		keyPath := filepath.Join(dir, base+".key")
 		privPath := filepath.Join(dir, base+".private")
@@ -734,9 +744,7 @@ func generate(dir, zone string, alg uint8, flags uint16, now time.Time) (*Key, e
 			}
 			return nil, err
 		}
-		stampT := now.UTC().Truncate(time.Second)
-		return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath,
-			Timing: Timing{Created: stampT, Publish: stampT, Activate: stampT}}, nil
+		return &Key{DNSKEY: dnskey, Signer: signer, Tag: tag, File: keyPath, Timing: timing}, nil
 	}
 	return nil, fmt.Errorf("generating %s key for %s: key tag collisions in %s", algName(alg), z, dir)
 }

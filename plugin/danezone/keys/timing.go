@@ -89,14 +89,25 @@ func within(at, from, until time.Time, open bool) bool {
 	return until.IsZero() || at.Before(until)
 }
 
-// Published says whether the key's DNSKEY is in the zone at t.
+// Published says whether the key's DNSKEY is in the zone at t. A key activated without a
+// publication time is published when it starts signing (as BIND does).
 func (k *Key) Published(t time.Time) bool {
-	return within(t, k.Timing.Publish, k.Timing.Delete, !k.Timing.Scheduled())
+	from := k.Timing.Publish
+	if from.IsZero() {
+		from = k.Timing.Activate
+	}
+	return within(t, from, k.Timing.Delete, !k.Timing.Scheduled())
 }
 
-// Active says whether the key signs at t.
+// Active says whether the key signs at t. A key whose DNSKEY was deleted stops signing then
+// too, unless an Inactive time says otherwise (an algorithm rollover keeps the old
+// signatures one DNSKEY TTL longer than the old DNSKEYs, RFC 6781 §4.1.4).
 func (k *Key) Active(t time.Time) bool {
-	return within(t, k.Timing.Activate, k.Timing.Inactive, !k.Timing.Scheduled())
+	until := k.Timing.Inactive
+	if until.IsZero() {
+		until = k.Timing.Delete
+	}
+	return within(t, k.Timing.Activate, until, !k.Timing.Scheduled())
 }
 
 // Synced says whether the key's CDS and CDNSKEY are in the zone at t.
@@ -116,8 +127,11 @@ func parseTime(v string) (time.Time, error) {
 	return time.ParseInLocation(timeFormat, f[0], time.UTC)
 }
 
-// readTiming reads the schedule from the .private file's "Name: value" lines (BIND's own
-// source) and, for names it lacks, from the .key file's "; Name: value" comments.
+// readTiming reads the schedule from the .private file's "Name: value" lines, BIND's own
+// source; only a .private file without any (written by a tool that keeps the schedule in
+// the .key file alone) has it read from the .key file's "; Name: value" comments. The two are
+// never mixed: SetTiming writes the .private file first, and a field cleared there must not
+// come back from a .key file not rewritten yet.
 func readTiming(keyData, privData []byte, keyPath, privPath string) (Timing, error) {
 	var t Timing
 	fromKey := map[string]string{}
@@ -130,12 +144,14 @@ func readTiming(keyData, privData []byte, keyPath, privPath string) (Timing, err
 		}
 	}
 	fromPriv := privateFields(privData)
+	src, path := fromKey, keyPath
 	for _, f := range timingFields {
-		name := strings.ToLower(f.name)
-		v, path := fromPriv[name], privPath
-		if v == "" {
-			v, path = fromKey[name], keyPath
+		if fromPriv[strings.ToLower(f.name)] != "" {
+			src, path = fromPriv, privPath
 		}
+	}
+	for _, f := range timingFields {
+		v := src[strings.ToLower(f.name)]
 		if v == "" {
 			continue
 		}
@@ -201,17 +217,7 @@ func SetTiming(k *Key, t Timing) error {
 		}
 	}
 	newPriv := strings.Join(kept, "\n") + "\n" + timingLines(t, false)
-	kind := "key-signing"
-	if !k.IsKSK() {
-		kind = "zone-signing"
-	}
-	d := k.DNSKEY
-	newKey := fmt.Sprintf("; This is a %s key, keyid %d, for %s\n%s%s IN DNSKEY %d %d %d %s\n",
-		kind, k.Tag, d.Hdr.Name, timingLines(t, true), d.Hdr.Name, d.Flags, d.Protocol, d.Algorithm, d.PublicKey)
-	if d.Hdr.Ttl != DefaultTTL {
-		newKey = fmt.Sprintf("; This is a %s key, keyid %d, for %s\n%s%s %d IN DNSKEY %d %d %d %s\n",
-			kind, k.Tag, d.Hdr.Name, timingLines(t, true), d.Hdr.Name, d.Hdr.Ttl, d.Flags, d.Protocol, d.Algorithm, d.PublicKey)
-	}
+	newKey := keyFileText(k.IsKSK(), k.Tag, k.DNSKEY, t)
 	if err := replaceFile(privPath, []byte(newPriv), 0o600); err != nil {
 		return err
 	}
@@ -255,16 +261,21 @@ func GenerateScheduled(dir, zone string, alg uint8, ksk bool, ttl uint32, t Timi
 		flags |= dns.SEP
 	}
 	now := time.Now()
-	k, err := generate(dir, zone, alg, flags, now)
-	if err != nil {
-		return nil, err
-	}
-	if ttl != 0 && ttl != k.DNSKEY.Hdr.Ttl {
-		k.DNSKEY.Hdr.Ttl = ttl
-	}
 	t.Created = now
-	if err := SetTiming(k, t); err != nil {
-		return nil, err
+	return generateWith(dir, zone, alg, flags, ttl, &t, now)
+}
+
+// keyFileText is a .key file as dnssec-keygen writes it: the comments (kind, timing) and the
+// DNSKEY, with its TTL when it is not DefaultTTL.
+func keyFileText(ksk bool, tag uint16, d *dns.DNSKEY, t Timing) string {
+	kind := "key-signing"
+	if !ksk {
+		kind = "zone-signing"
 	}
-	return k, nil
+	ttl := ""
+	if d.Hdr.Ttl != DefaultTTL {
+		ttl = fmt.Sprintf(" %d", d.Hdr.Ttl)
+	}
+	return fmt.Sprintf("; This is a %s key, keyid %d, for %s\n%s%s%s IN DNSKEY %d %d %d %s\n",
+		kind, tag, d.Hdr.Name, timingLines(t, true), d.Hdr.Name, ttl, d.Flags, d.Protocol, d.Algorithm, d.PublicKey)
 }

@@ -1,10 +1,12 @@
 package roll
 
 // The parent check (like Knot's ksk-submission and BIND's parental-agents): before the old KSK
-// goes, every parental agent (a server of the parent zone) must serve the DS RRset that names
-// the new key, signed by a key of the parent's DNSKEY RRset, which that agent serves signed by
-// itself. Trust in the parent's keys beyond that is the chain's business: a forged answer can
-// only delay a roll (the old key stays), never make it drop the key the parent's DS names.
+// goes, every parental agent (a server of the parent zone) must serve, over TCP, the DS RRset
+// that names the new key and not the old one, signed by a key of the parent's DNSKEY RRset,
+// which that agent serves signed by itself, and Plan asks again after the parent's propagation
+// delay before it believes it. The parent's keys are not validated up to a trust anchor: an
+// attacker on the path to every agent, twice, could make the old key go early; name agents
+// reached over paths you trust.
 
 import (
 	"context"
@@ -25,29 +27,34 @@ type Checker struct {
 	Timeout time.Duration // per query; 0: 3 s
 }
 
-// ParentDS returns the DS RRset of zone that every agent serves, verified; an error when an
-// agent does not answer, answers without a valid signature, or the agents disagree.
-func (c Checker) ParentDS(ctx context.Context, zone string) ([]*dns.DS, error) {
+// ParentDS returns the DS RRset of zone that every agent serves, verified, with the largest
+// TTL served; an error when an agent does not answer, answers without a valid signature, or
+// the agents disagree.
+func (c Checker) ParentDS(ctx context.Context, zone string) ([]*dns.DS, time.Duration, error) {
 	if len(c.Agents) == 0 {
-		return nil, errors.New("no parental agents configured (parental_agents)")
+		return nil, 0, errors.New("no parental agents configured (parental_agents)")
 	}
 	zone = dns.CanonicalName(zone)
 	labels := dns.SplitDomainName(zone)
 	if len(labels) == 0 {
-		return nil, errors.New("the root zone has no parent")
+		return nil, 0, errors.New("the root zone has no parent")
 	}
 	var agreed []*dns.DS
+	var ttl time.Duration
 	for i, a := range c.Agents {
 		dss, err := c.ask(ctx, a, zone)
 		if err != nil {
-			return nil, fmt.Errorf("parental agent %s: %v", a, err)
+			return nil, 0, fmt.Errorf("parental agent %s: %v", a, err)
 		}
 		if i > 0 && dsKey(dss) != dsKey(agreed) {
-			return nil, fmt.Errorf("the parental agents disagree: %s serves %s, %s serves %s", c.Agents[0], dsKey(agreed), a, dsKey(dss))
+			return nil, 0, fmt.Errorf("the parental agents disagree: %s serves %s, %s serves %s", c.Agents[0], dsKey(agreed), a, dsKey(dss))
 		}
 		agreed = dss
+		for _, ds := range dss {
+			ttl = max(ttl, time.Duration(ds.Hdr.Ttl)*time.Second)
+		}
 	}
-	return agreed, nil
+	return agreed, ttl, nil
 }
 
 func dsKey(dss []*dns.DS) string {
@@ -161,8 +168,8 @@ func verifyAny(sigs []*dns.RRSIG, keys []*dns.DNSKEY, rrs []dns.RR) error {
 	return last
 }
 
-// query asks agent without recursion, with DO; TCP when the answer is truncated. The answer
-// must be authoritative and NOERROR.
+// query asks agent without recursion, with DO, over TCP. The answer must be authoritative and
+// NOERROR.
 func (c Checker) query(ctx context.Context, agent, name string, qtype uint16) (*dns.Msg, error) {
 	timeout := c.Timeout
 	if timeout == 0 {
@@ -175,17 +182,11 @@ func (c Checker) query(ctx context.Context, agent, name string, qtype uint16) (*
 	m.SetQuestion(name, qtype)
 	m.RecursionDesired = false
 	m.SetEdns0(4096, true)
-	var r *dns.Msg
-	var err error
-	for _, proto := range []string{"udp", "tcp"} {
-		qctx, cancel := context.WithTimeout(ctx, timeout)
-		cl := &dns.Client{Net: proto, Timeout: timeout}
-		r, _, err = cl.ExchangeContext(qctx, m, agent)
-		cancel()
-		if err != nil || !r.Truncated {
-			break
-		}
-	}
+	// TCP: no answer spoofed off-path in one datagram (RFC 7766 §2 on connection use).
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cl := &dns.Client{Net: "tcp", Timeout: timeout}
+	r, _, err := cl.ExchangeContext(qctx, m, agent)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %v", name, dns.TypeToString[qtype], err)
 	}

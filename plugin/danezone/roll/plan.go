@@ -35,6 +35,7 @@ func (a Action) String() string {
 // or the error that kept the check from saying.
 type Parent struct {
 	DS  []*dns.DS
+	TTL time.Duration // the DS RRset's TTL as the parent serves it
 	Err error
 }
 
@@ -63,6 +64,9 @@ type Input struct {
 	Roll string
 	// Parent asks the parental agents; Plan calls it only while a KSK roll waits for them.
 	Parent func() Parent
+	// SeenSince is when the parent was first seen serving the new DS only (Result.Seen of
+	// the plan before; zero: not seen yet).
+	SeenSince time.Time
 }
 
 // Result is Plan's decision.
@@ -74,6 +78,9 @@ type Result struct {
 	// Waiting says what a KSK roll waits for ("" when none waits); Since is since when.
 	Waiting string
 	Since   time.Time
+	// Seen is when the parent was first seen serving the new DS only, for the next plan's
+	// Input.SeenSince (zero: not seen).
+	Seen time.Time
 }
 
 // ParentCheckEvery is how often a KSK roll asks the parental agents while it waits: every
@@ -195,7 +202,15 @@ func Plan(p Policy, in Input) Result {
 			}
 			pending = append(pending, k)
 		}
-		sort.SliceStable(pending, func(i, j int) bool { return start(timing(pending[i])).Before(start(timing(pending[j]))) })
+		// Oldest first: by when they sign, or, for the roles CDS names, by when CDS names
+		// them (a new KSK signs from the second it is made, like the one it replaces).
+		order := func(k *keys.Key) time.Time {
+			if t := timing(k); ro.syncs && !t.SyncPublish.IsZero() {
+				return t.SyncPublish
+			}
+			return start(timing(k))
+		}
+		sort.SliceStable(pending, func(i, j int) bool { return order(pending[i]).Before(order(pending[j])) })
 		switch {
 		case len(pending) == 0:
 			// No key of the role (a new split policy, or every key retiring): one now,
@@ -208,6 +223,9 @@ func Plan(p Policy, in Input) Result {
 			}
 			if ro.syncs {
 				t.SyncPublish = t.Activate
+				if anyPublished(in.Keys, now) {
+					t.SyncPublish = t.Activate.Add(ipub) // its DNSKEY signature in every cache first
+				}
 			}
 			r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: t, Why: "the policy's " + ro.name})
 		case len(pending) == 1:
@@ -246,9 +264,15 @@ func Plan(p Policy, in Input) Result {
 				nt.Activate = end
 			}
 			if ro.syncs {
-				// Double-KSK: the successor signs the DNSKEY RRset once published; CDS
-				// names it instead of the current key once its DNSKEY is in every cache.
-				nt.SyncPublish = nt.Activate
+				// Double-KSK (RFC 7583 §3.3.2): a KSK signs the DNSKEY RRset from its
+				// publication; a CSK, which signs the data too, from Ipub. CDS names it
+				// instead of the current key only once its signature over the DNSKEY RRset
+				// is in every cache and secondary, Ipub later: a parent acting on CDS at
+				// once then serves a DS every DNSKEY RRset around validates with.
+				if ro.name == "ksk" {
+					nt.Activate = now
+				}
+				nt.SyncPublish = later(nt.Activate, now).Add(ipub)
 				if ct.SyncPublish.IsZero() {
 					ct.SyncPublish = start(ct)
 				}
@@ -259,8 +283,9 @@ func Plan(p Policy, in Input) Result {
 				ct.Inactive = nt.Activate
 				ct.Delete = nt.Activate.Add(p.RetireWait(in.MaxTTL))
 			}
-			set(cur, ct, why)
+			// The successor first: if it cannot be made, the current key's schedule stays.
 			r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: nt, Why: why})
+			set(cur, ct, why)
 		default:
 			// A roll under way. For the ZSK it is all in the schedules already; a KSK or
 			// CSK waits for the parent before its predecessor goes.
@@ -279,10 +304,38 @@ func Plan(p Policy, in Input) Result {
 				if in.Parent != nil {
 					parent = in.Parent()
 				}
-				if parent.Err == nil && parent.has(succ) && !parent.has(cur) {
+				swapped := parent.Err == nil && parent.has(succ) && !parent.has(cur)
+				if swapped && in.SeenSince.IsZero() {
+					// First seen: it must hold for the parent's propagation delay too,
+					// asked again (one answer may be a stale or forged one).
+					r.Seen = now
+					r.Waiting = fmt.Sprintf("%s roll: the parent serves the DS of key %d instead of key %d's; confirming after %v",
+						strings.ToUpper(ro.name), succ.Tag, cur.Tag, p.ParentPropagation)
+					r.Since = st.SyncPublish
+					next(now.Add(max(p.ParentPropagation, time.Second)))
+					continue
+				}
+				if swapped && now.Before(in.SeenSince.Add(p.ParentPropagation)) {
+					r.Seen = in.SeenSince
+					r.Waiting = fmt.Sprintf("%s roll: the parent serves the DS of key %d instead of key %d's since %s; confirming",
+						strings.ToUpper(ro.name), succ.Tag, cur.Tag, in.SeenSince.Format(time.RFC3339))
+					r.Since = st.SyncPublish
+					next(in.SeenSince.Add(p.ParentPropagation))
+					continue
+				}
+				if swapped {
 					why := fmt.Sprintf("the parent serves the DS of key %d and no longer that of key %d", succ.Tag, cur.Tag)
+					// The old DS leaves caches after its TTL (the larger of the policy's and
+					// what the parent serves); the old key's own signatures after theirs:
+					// the DNSKEY RRset's for a KSK, all the data's for a CSK.
+					dsWait := p.DSWait() + max(0, parent.TTL-p.ParentDSTTL)
+					sigWait := pp.PublishWait()
+					if ro.name == "csk" {
+						sigWait = p.RetireWait(in.MaxTTL)
+					}
+					retire := later(now.Add(dsWait), later(st.Activate, now).Add(sigWait))
 					if cur.DNSKEY.Algorithm == succ.DNSKEY.Algorithm {
-						ct.Inactive = now.Add(p.DSWait())
+						ct.Inactive = retire
 						ct.Delete = ct.Inactive
 						set(cur, ct, why)
 						continue
@@ -294,7 +347,7 @@ func Plan(p Policy, in Input) Result {
 						if k.DNSKEY.Algorithm != cur.DNSKEY.Algorithm || !kt.Inactive.IsZero() {
 							continue
 						}
-						kt.Delete = now.Add(p.DSWait())
+						kt.Delete = now.Add(dsWait)
 						kt.Inactive = kt.Delete.Add(ipub)
 						set(k, kt, why+": the old algorithm goes")
 					}
@@ -352,6 +405,14 @@ func algorithmRoll(p Policy, ks []*keys.Key, timing func(*keys.Key) keys.Timing,
 		inUse = true
 	}
 	return inUse
+}
+
+// later is the later of two times.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // activeRole says whether a key of the role signs at now.

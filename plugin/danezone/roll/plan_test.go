@@ -25,6 +25,7 @@ type world struct {
 	p      Policy
 	now    time.Time
 	parent []*dns.DS
+	seen   time.Time // Result.Seen of the last plan
 }
 
 func (w *world) keys() []*keys.Key {
@@ -37,8 +38,9 @@ func (w *world) keys() []*keys.Key {
 
 func (w *world) step(roll string) Result {
 	w.t.Helper()
-	r := Plan(w.p, Input{Keys: w.keys(), Now: w.now, MaxTTL: 2 * time.Second, Roll: roll,
+	r := Plan(w.p, Input{Keys: w.keys(), Now: w.now, MaxTTL: 2 * time.Second, Roll: roll, SeenSince: w.seen,
 		Parent: func() Parent { return Parent{DS: w.parent} }})
+	w.seen = r.Seen
 	for _, a := range r.Actions {
 		w.t.Logf("%v: %v", w.now.Format("15:04:05"), a)
 		if a.Key == nil {
