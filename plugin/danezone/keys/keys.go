@@ -873,13 +873,8 @@ func WriteDSSet(dir string, s *Set) (path string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	tmp, err := writeTemp(path, []byte(b.String()), 0o644)
-	if err != nil {
+	if err := renameInto(path, []byte(b.String()), 0o644); err != nil {
 		return "", err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
 	return path, nil
 }

@@ -126,15 +126,7 @@ func Remember(dir string, s *Set) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := writeTemp(path, append(data, '\n'), 0o644)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return renameInto(path, append(data, '\n'), 0o644)
 }
 
 // LostError says that a key directory has no keys for a zone whose state records that it had

@@ -239,6 +239,12 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
+	return renameInto(path, data, mode)
+}
+
+// renameInto writes data to a new file beside path and renames it over path: readers see the
+// old file or the new one, never a part.
+func renameInto(path string, data []byte, mode os.FileMode) error {
 	tmp, err := writeTemp(path, data, mode)
 	if err != nil {
 		return err
