@@ -594,6 +594,12 @@ func start(cfg *config) (*DaneZone, error) {
 	if err := d.startTLSA(cfg); err != nil {
 		return nil, err
 	}
+	// Before the first answer: a parent served from its file alone would deny its children's
+	// DS until the first poll, and validators would cache them as insecure (seen after a
+	// restart in the middle of a KSK roll).
+	if cfg.followCDS {
+		d.followCDS(d.zones.Load())
+	}
 	return d, nil
 }
 
