@@ -136,6 +136,7 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 	keysMissing.WithLabelValues(sz.origin).Set(0)
 	report(sz.file, nil)
 	sz.keyStamp = stamp
+	sz.rollNext = time.Time{} // the files changed (by the policy or by hand): plan again now
 	for _, w := range ks.Warnings {
 		log.Warning(w)
 	}

@@ -96,6 +96,12 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 			return roll.Parent{DS: dss, TTL: ttl, Err: err}
 		}})
 	sz.parentSeen = res.Seen
+	for _, w := range res.Warnings {
+		if w != sz.warned {
+			sz.warned = w
+			log.Warningf("Key policy of %s: %s", sz.origin, w)
+		}
+	}
 	changed := false
 	for _, a := range res.Actions {
 		kind := "retime"

@@ -59,6 +59,7 @@ type servedZone struct {
 	waitWarned time.Time                  // when the wait was last logged loudly
 	followed   string                     // the DS edits follow_cds last applied (parent zones)
 	parentSeen time.Time                  // when the parent was first seen serving the new DS only
+	warned     string                     // the last plan warning logged
 	rollShown  atomic.Pointer[rollStatus] // the last plan, for GET /keys
 
 	// The poll's view of the file; only the poll goroutine touches these.

@@ -81,6 +81,8 @@ type Result struct {
 	// Seen is when the parent was first seen serving the new DS only, for the next plan's
 	// Input.SeenSince (zero: not seen).
 	Seen time.Time
+	// Warnings are problems the plan works around, for the log.
+	Warnings []string
 }
 
 // ParentCheckEvery is how often a KSK roll asks the parental agents while it waits: every
@@ -287,6 +289,14 @@ func Plan(p Policy, in Input) Result {
 			r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: nt, Why: why})
 			set(cur, ct, why)
 		default:
+			if len(pending) > 2 {
+				var tags []string
+				for _, k := range pending {
+					tags = append(tags, fmt.Sprint(k.Tag))
+				}
+				r.Warnings = append(r.Warnings, fmt.Sprintf("%d %s keys neither retiring nor gone (%s): one roll at a time has two; "+
+					"did two signers run the key policy on one key directory, or were keys added by hand?", len(pending), strings.ToUpper(ro.name), strings.Join(tags, " ")))
+			}
 			// A roll under way. For the ZSK it is all in the schedules already; a KSK or
 			// CSK waits for the parent before its predecessor goes.
 			if !ro.syncs {

@@ -307,3 +307,19 @@ func TestAlgorithmRoll(t *testing.T) {
 		t.Logf("split %v: algorithm rollover in %v of zone time", split, w.now.Sub(start))
 	}
 }
+
+// TestTooManyPending: three keys of a role that neither retire nor go (two signers running the
+// policy on one directory) are reported.
+func TestTooManyPending(t *testing.T) {
+	p := sec()
+	w := newWorld(t, p)
+	for range 2 {
+		if _, err := keys.GenerateScheduled(w.dir, "example.test.", p.Algorithm, true, 2, keys.Timing{Publish: w.now, Activate: w.now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := Plan(p, Input{Keys: w.keys(), Now: w.now})
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "3 CSK keys neither retiring nor gone") {
+		t.Errorf("warnings %q", r.Warnings)
+	}
+}
