@@ -235,12 +235,14 @@ func Plan(p Policy, in Input) Result {
 			ct := timing(cur)
 			// A roll whose other key is gone (its file deleted): repair what is left. A key
 			// that was to hand over keeps signing and is named by CDS again; a successor that
-			// was not to sign yet signs now, as nothing else of its role does.
+			// was not to sign yet signs now, as no key signs at all.
 			if ro.syncs && !ct.SyncDelete.IsZero() {
 				ct.SyncDelete = time.Time{}
 				set(cur, ct, fmt.Sprintf("the successor of key %d is gone (its files deleted?): CDS names key %d again", cur.Tag, cur.Tag))
 			}
-			if ct.Activate.After(now) && !activeRole(in.Keys, ro.sep, now) {
+			// Only when no key at all signs: a ZSK waiting for Ipub while a CSK signs the data
+			// (the first ZSK of a split policy) is not a repair, its wait is the point.
+			if ct.Activate.After(now) && !anyActive(in.Keys, now) {
 				ct.Activate = now
 				if ro.syncs && ct.SyncPublish.After(now) {
 					ct.SyncPublish = now
@@ -425,10 +427,10 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// activeRole says whether a key of the role signs at now.
-func activeRole(ks []*keys.Key, sep bool, now time.Time) bool {
+// anyActive says whether a key signs at now.
+func anyActive(ks []*keys.Key, now time.Time) bool {
 	for _, k := range ks {
-		if k.IsKSK() == sep && k.Active(now) {
+		if k.Active(now) {
 			return true
 		}
 	}

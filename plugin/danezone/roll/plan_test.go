@@ -323,3 +323,27 @@ func TestTooManyPending(t *testing.T) {
 		t.Errorf("warnings %q", r.Warnings)
 	}
 }
+
+// TestFirstZSKWaits: a split policy over a zone with a CSK pre-publishes its first ZSK: it
+// signs only after Ipub, the CSK signing meanwhile (no repair makes it sign early).
+func TestFirstZSKWaits(t *testing.T) {
+	p := sec()
+	w := newWorld(t, p) // a CSK
+	w.p.Split = true
+	w.step("")
+	w.now = w.now.Add(time.Second)
+	r := w.step("")
+	for _, a := range r.Actions {
+		t.Errorf("unexpected action: %v", a)
+	}
+	_, sign, _ := w.view()
+	ks := w.keys()
+	for _, k := range ks {
+		if !k.IsKSK() && k.Active(w.now) {
+			t.Errorf("the new ZSK %d signs %v after it was published, before Ipub (%v)", k.Tag, time.Second, p.PublishWait())
+		}
+	}
+	if len(sign) != 2 {
+		t.Errorf("signing %v, want the CSK for both roles", sign)
+	}
+}
