@@ -836,7 +836,9 @@ func LoadOrGenerate(dir, zone string, alg uint8) (set *Set, generated bool, err 
 	if err != nil {
 		return nil, false, err
 	}
-	set.Keys = []*Key{k}
+	// The view is of now, after the key's creation: Load's moment came before it, and a key
+	// created in the next second would not be active in a view of the one before.
+	set.Keys, set.At = []*Key{k}, time.Now()
 	return set, true, nil
 }
 

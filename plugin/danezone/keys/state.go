@@ -213,7 +213,8 @@ func Open(dir, zone string, alg uint8, regenerate bool) (*Opened, error) {
 		if err != nil {
 			return nil, err
 		}
-		set.Keys, o.Generated = []*Key{k}, k
+		// A view of now: Load's moment came before the key's creation (see LoadOrGenerate).
+		set.Keys, set.At, o.Generated = []*Key{k}, time.Now(), k
 	}
 	if err := Remember(dir, set); err != nil {
 		set.Warnings = append(set.Warnings, err.Error()+"; danezone cannot tell later whether these keys were lost")

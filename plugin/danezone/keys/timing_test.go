@@ -130,3 +130,30 @@ func TestTimingBadValue(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// TestGeneratedKeySignsInItsView: the set Open and LoadOrGenerate return with a key they just
+// made signs with it, even when the key's second began after the directory was read (its
+// times are kept to the second).
+func TestGeneratedKeySignsInItsView(t *testing.T) {
+	for i := range 4 {
+		// Start just before a second boundary, so creation falls in the next second.
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second - time.Millisecond)))
+		dir := t.TempDir()
+		var set *Set
+		var err error
+		if i%2 == 0 {
+			var o *Opened
+			if o, err = Open(dir, "example.test.", dns.ECDSAP256SHA256, false); err == nil {
+				set = o.Set
+			}
+		} else {
+			set, _, err = LoadOrGenerate(dir, "example.test.", dns.ECDSAP256SHA256)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(set.ZSKs()) != 1 || len(set.KSKs()) != 1 || len(set.DNSKEYs()) != 1 {
+			t.Fatalf("run %d: a new key that does not sign in its own set (At %v, key %v)", i, set.At, set.Keys[0].Timing)
+		}
+	}
+}
