@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,7 @@ type rollLab struct {
 	wg               sync.WaitGroup
 	asked, bad       atomic.Int64
 	paused           atomic.Bool // during a restart: an outage, not a validation failure
+	insecureOK       atomic.Bool // example.test. may be insecure: answers without AD are right
 	mu               sync.Mutex
 	bogus            []string
 	verified, states int
@@ -136,7 +138,8 @@ func (l *rollLab) ask() {
 		q := qs[i%len(qs)]
 		r, err := Query(l.unbound.Addr, q.name, q.qtype, QueryOpts{RD: true, DO: true, Timeout: 2 * time.Second})
 		l.asked.Add(1)
-		ok := err == nil && r.AuthenticatedData && (r.Rcode == dns.RcodeSuccess || r.Rcode == dns.RcodeNameError && q.name == "nx.example.test.")
+		secure := err == nil && (r.AuthenticatedData || l.insecureOK.Load() && q.name != "test.")
+		ok := secure && (r.Rcode == dns.RcodeSuccess || r.Rcode == dns.RcodeNameError && q.name == "nx.example.test.")
 		if !ok {
 			l.bad.Add(1)
 			what := fmt.Sprint(err)
@@ -177,6 +180,7 @@ type zoneKeys struct {
 		Published, Active, Synced bool
 	}
 	Waiting string
+	DNSSEC  string
 }
 
 func (l *rollLab) keys(zone string) zoneKeys {
@@ -238,11 +242,27 @@ func (l *rollLab) verify(seen map[string]bool) {
 		}
 	}
 	key := strings.Join(state, ", ")
+	if key == "" {
+		key = "unsigned"
+	}
 	if seen[key] {
 		return
 	}
 	seen[key] = true
 	l.states++
+	if key == "unsigned" {
+		// Insecure: no DNSSEC record at all, not even a stray NSEC or signature.
+		for _, rr := range rrs {
+			switch rr.(type) {
+			case *dns.RRSIG, *dns.NSEC, *dns.NSEC3, *dns.DNSKEY, *dns.CDS, *dns.CDNSKEY:
+				l.t.Errorf("unsigned state serves %v", rr)
+				return
+			}
+		}
+		l.verified++
+		l.t.Logf("state %d: unsigned, no DNSSEC record in the zone", l.states)
+		return
+	}
 	if err := DnssecVerify(rrs, "example.test.", l.t.TempDir()); err != nil {
 		l.t.Errorf("state %s: %v", key, err)
 		return
@@ -304,7 +324,7 @@ func (l *rollLab) restart() {
 	// judge resumes once an answer comes through again.
 	l.waitFor(20*time.Second, "validated answer through Unbound after the restart", func() bool {
 		r, err := Query(l.unbound.Addr, "www.example.test.", dns.TypeA, QueryOpts{RD: true, DO: true, Timeout: time.Second})
-		return err == nil && r.Rcode == dns.RcodeSuccess && r.AuthenticatedData
+		return err == nil && r.Rcode == dns.RcodeSuccess && (r.AuthenticatedData || l.insecureOK.Load())
 	})
 	l.paused.Store(false)
 }
@@ -409,4 +429,136 @@ func TestKeyRollAlgorithm(t *testing.T) {
 		}
 	}
 	l.judge()
+}
+
+// TestKeyInsecureAndBack: example.test. goes insecure with CDS/CDNSKEY DELETE (RFC 8078 §4):
+// the parent (following CDS) removes the DS, the parent check sees it gone, and the keys go
+// only once the DS has expired from caches; then the zone is served unsigned. With the
+// `insecure` line removed it is signed again, and CDS names the new key once the signed zone
+// is in every cache: Unbound validates it again. A restart halfway each way resumes it; no
+// answer is bogus at any step (insecure answers come without AD, never SERVFAIL).
+func TestKeyInsecureAndBack(t *testing.T) {
+	peer.Need(t, "delv")
+	l := startRollLab(t, "csk")
+	base := slices.Clone(l.cfg.Extra)
+	l.insecureOK.Store(true)
+	l.cfg.Extra = append(base, "insecure example.test")
+	start := time.Now()
+	l.restart()
+	seen := map[string]bool{}
+	restarted, judged := false, false
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		l.verify(seen)
+		k := l.keys("example.test.")
+		if !judged && k.DNSSEC == "going insecure" && l.cdsDelete() {
+			l.checkDeleteWithDelv()
+			judged = true
+		}
+		if !restarted && judged {
+			t.Logf("restarting halfway through going insecure (%s)", k.Waiting)
+			l.restart()
+			restarted = true
+			continue
+		}
+		if k.DNSSEC == "insecure" && l.unboundInsecure() {
+			l.verify(seen)
+			t.Logf("example.test. insecure in %v, %d states", time.Since(start).Round(100*time.Millisecond), len(seen))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not insecure within a minute: %+v\n%s", k, lastLines(l.srv.Log(), 60))
+		}
+	}
+	if r, err := Query(l.srv.Addr, "example.test.", dns.TypeDS, QueryOpts{DO: true, Timeout: time.Second}); err != nil || hasType(r.Answer, dns.TypeDS) {
+		t.Fatalf("the parent still serves a DS for the insecure zone: %v %v", r, err)
+	}
+
+	// Back: the line removed.
+	l.cfg.Extra = base
+	start = time.Now()
+	l.restart()
+	restarted = false
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		l.verify(seen)
+		k := l.keys("example.test.")
+		if !restarted && k.DNSSEC == "going secure" {
+			t.Logf("restarting halfway back (keys %+v)", k.Keys)
+			l.restart()
+			restarted = true
+			continue
+		}
+		if k.DNSSEC == "signed" && l.unboundSecure() {
+			t.Logf("example.test. signed and validated again in %v", time.Since(start).Round(100*time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not secure again within a minute: %+v\n%s", k, lastLines(l.srv.Log(), 60))
+		}
+	}
+	if !restarted {
+		t.Error("no restart while going back")
+	}
+	// Once the insecure answers Unbound cached have expired (cache-max-ttl 2 s), every answer
+	// must validate again.
+	time.Sleep(3 * time.Second)
+	l.insecureOK.Store(false)
+	time.Sleep(3 * time.Second)
+	l.judge()
+}
+
+// cdsDelete says whether example.test. serves the CDS DELETE record.
+func (l *rollLab) cdsDelete() bool {
+	r, err := Query(l.srv.Addr, "example.test.", dns.TypeCDS, QueryOpts{DO: true, Timeout: time.Second})
+	if err != nil {
+		return false
+	}
+	for _, rr := range r.Answer {
+		if c, ok := rr.(*dns.CDS); ok && c.Algorithm == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// checkDeleteWithDelv has delv validate the DELETE records (RFC 8078 §4) from the zone's own
+// key, which a parent following CDS trusts through the DS it still holds: CDS 0 0 0 00 and
+// CDNSKEY 0 3 0 AA==, fully validated.
+func (l *rollLab) checkDeleteWithDelv() {
+	l.t.Helper()
+	anchor, err := ReadAnchor(l.keyDir, "example.test.")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	d := NewDelv(l.t, l.srv, l.t.TempDir(), anchor)
+	for _, c := range []struct {
+		qtype uint16
+		want  string
+	}{{dns.TypeCDS, "CDS\t0 0 0 00"}, {dns.TypeCDNSKEY, "CDNSKEY\t0 3 0 AA=="}} {
+		res, err := d.Query("example.test.", "example.test.", c.qtype)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		var got []string
+		for _, rr := range res.Answer {
+			if rr.Header().Rrtype == c.qtype {
+				got = append(got, rr.String())
+			}
+		}
+		if !res.Secure || len(got) != 1 || !strings.HasSuffix(got[0], c.want) {
+			l.t.Fatalf("delv on the DELETE %s: secure %v, %v, want one %q\n%s", dns.TypeToString[c.qtype], res.Secure, got, c.want, res.Output)
+		}
+		l.t.Logf("delv: %s, fully validated", got[0])
+	}
+}
+
+// unboundInsecure says whether Unbound answers example.test. as insecure: NOERROR without AD.
+func (l *rollLab) unboundInsecure() bool {
+	r, err := Query(l.unbound.Addr, "www.example.test.", dns.TypeA, QueryOpts{RD: true, DO: true, Timeout: time.Second})
+	return err == nil && r.Rcode == dns.RcodeSuccess && !r.AuthenticatedData && len(r.Answer) > 0
+}
+
+// unboundSecure says whether Unbound validates example.test.'s answers.
+func (l *rollLab) unboundSecure() bool {
+	r, err := Query(l.unbound.Addr, "www.example.test.", dns.TypeA, QueryOpts{RD: true, DO: true, Timeout: time.Second})
+	return err == nil && r.Rcode == dns.RcodeSuccess && r.AuthenticatedData
 }

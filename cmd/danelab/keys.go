@@ -108,6 +108,9 @@ func runKeys(args []string) error {
 // printZoneKeys prints one zone's keys, one line per key and one per set time.
 func printZoneKeys(z roll.ZoneKeys, now time.Time) {
 	fmt.Fprintf(stdout, "%s  (policy %s", z.Zone, z.Policy)
+	if z.DNSSEC != "" && z.DNSSEC != "signed" {
+		fmt.Fprintf(stdout, ", %s", z.DNSSEC)
+	}
 	if !z.Next.IsZero() {
 		fmt.Fprintf(stdout, ", next event %s, in %v", z.Next.UTC().Format(time.RFC3339), z.Next.Sub(now).Round(time.Second))
 	}

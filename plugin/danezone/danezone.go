@@ -126,8 +126,9 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		w.WriteMsg(m)
 		return dns.RcodeBadVers, nil
 	}
-	do := opt != nil && opt.Do() && !sz.unsigned
 	snap := sz.cur.Load()
+	// A zone without keys in use (unsigned, or taken insecure) answers as if DO were clear.
+	do := opt != nil && opt.Do() && !snap.unsigned()
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
 	} else if d.faults != nil {
@@ -137,7 +138,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	a := &answer{m: m, do: do, sz: sz, snap: snap}
 	kind := a.resolve(set, r.Question[0].Name, qtype)
-	if a.err == nil && f != nil && !sz.unsigned {
+	if a.err == nil && f != nil && !snap.unsigned() {
 		a.err = d.damage(m, f, sz)
 	}
 	if a.err != nil {

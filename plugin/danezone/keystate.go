@@ -17,6 +17,14 @@ import (
 // DS names them) unless `regenerate` names the zone: the zone is then not served, with an
 // error that says what to do.
 func (cfg *config) openKeys(origin string) (*keys.Set, error) {
+	if cfg.insecure[origin] {
+		// Insecure and without keys (never signed, or the withdrawn key files removed): served
+		// unsigned, no key generated.
+		if ks, err := keys.Load(cfg.keyDir, origin); err == nil && len(ks.Keys) == 0 {
+			keysMissing.WithLabelValues(origin).Set(0)
+			return ks, nil
+		}
+	}
 	o, err := keys.Open(cfg.keyDir, origin, cfg.algorithm, cfg.regen[origin])
 	countKeyFailure(cfg.keyDir, origin, err)
 	if err != nil {
@@ -110,7 +118,7 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 		return true
 	}
 	ks, err := keys.Load(cfg.keyDir, sz.origin)
-	lost := err == nil && len(ks.Keys) == 0
+	lost := err == nil && len(ks.Keys) == 0 && !cfg.insecure[sz.origin]
 	if lost {
 		err = keys.Missing(cfg.keyDir, sz.origin)
 		keysMissing.WithLabelValues(sz.origin).Set(1)
@@ -165,6 +173,10 @@ func keySummary(s *keys.Set) string {
 		}
 	}
 	for _, c := range s.CDS() {
+		if isDelete(c) {
+			cds = append(cds, "DELETE")
+			continue
+		}
 		cds = append(cds, fmt.Sprint(c.(*dns.CDS).KeyTag))
 	}
 	return fmt.Sprintf("DNSKEY %s, signing %s, CDS %s", orNone(pub), orNone(sign), orNone(cds))
@@ -175,4 +187,10 @@ func orNone(tags []string) string {
 		return "none"
 	}
 	return strings.Join(tags, " ")
+}
+
+// isDelete says whether a CDS record is the DELETE record (RFC 8078 §4: algorithm 0).
+func isDelete(rr dns.RR) bool {
+	c, ok := rr.(*dns.CDS)
+	return ok && c.Algorithm == 0
 }

@@ -88,7 +88,7 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	}
 	checker := roll.Checker{Agents: cfg.agents}
 	res := roll.Plan(cfg.keyPolicy, roll.Input{Keys: ks.Keys, Now: now, MaxTTL: sz.maxTTL(), Known: known, Roll: req,
-		SeenSince: sz.parentSeen,
+		SeenSince: sz.parentSeen, Insecure: cfg.insecure[sz.origin], DeleteDS: ks.DeleteDS,
 		Parent: func() roll.Parent {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -103,6 +103,11 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 		}
 	}
 	changed := false
+	// DELETE is recorded before the keys stop being named by CDS, so that CDS never names
+	// nothing in a signed zone (a parent following CDS would keep a DS from its file).
+	if res.DeleteDS && !ks.DeleteDS {
+		changed = setDeleteDS(cfg, sz, true) || changed
+	}
 	for _, a := range res.Actions {
 		kind := "retime"
 		if a.Key == nil {
@@ -119,6 +124,9 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 		keyActions.WithLabelValues(sz.origin, kind, "ok").Inc()
 		log.Infof("Key policy of %s: %s", sz.origin, a)
 		changed = true
+	}
+	if !res.DeleteDS && ks.DeleteDS {
+		changed = setDeleteDS(cfg, sz, false) || changed
 	}
 	sz.rollNext = res.Next
 	if sz.rollNext.IsZero() {
@@ -138,6 +146,23 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	}
 	cur := sz.signer.Keys()
 	return viewKey(ks) != viewKey(cur)
+}
+
+// setDeleteDS records whether sz asks its parent to remove its DS, and reports whether it did.
+func setDeleteDS(cfg *config, sz *servedZone, on bool) bool {
+	action := map[bool]string{true: "delete-ds", false: "sign-again"}[on]
+	if err := keys.SetDeleteDS(cfg.keyDir, sz.origin, on); err != nil {
+		keyActions.WithLabelValues(sz.origin, action, "failed").Inc()
+		log.Errorf("Key policy of %s: %v", sz.origin, err)
+		return false
+	}
+	keyActions.WithLabelValues(sz.origin, action, "ok").Inc()
+	if on {
+		log.Infof("Key policy of %s: going insecure: CDS and CDNSKEY ask the parent to remove the DS (RFC 8078 DELETE)", sz.origin)
+	} else {
+		log.Infof("Key policy of %s: secure again: CDS and CDNSKEY name the zone's keys", sz.origin)
+	}
+	return true
 }
 
 // reportParentWait logs a KSK roll that waits for the parent: once when it starts waiting, and
@@ -177,7 +202,7 @@ func viewKey(s *keys.Set) string {
 		fmt.Fprintf(&b, "z%d ", k.Tag)
 	}
 	for _, c := range s.CDS() {
-		fmt.Fprintf(&b, "c%d ", c.(*dns.CDS).KeyTag)
+		fmt.Fprintf(&b, "c%d/%d ", c.(*dns.CDS).KeyTag, c.(*dns.CDS).Algorithm)
 	}
 	return b.String()
 }
@@ -190,7 +215,7 @@ func recordKeyStates(origin string, s *keys.Set) {
 		active[k] = true
 	}
 	keyStates.WithLabelValues(origin, "active").Set(float64(len(active)))
-	keyStates.WithLabelValues(origin, "synced").Set(float64(len(s.CDS())))
+	keyStates.WithLabelValues(origin, "synced").Set(float64(len(s.CDSKeys())))
 }
 
 func unixOrZero(t time.Time) int64 {
@@ -247,7 +272,14 @@ func (d *DaneZone) followCDS(set *zoneSet) {
 			}
 		}
 		var dss []dns.RR
-		for _, c := range child.signer.Keys().CDS() {
+		ks := child.signer.Keys()
+		cds := ks.CDS()
+		if ks.Unsigned() || len(cds) == 1 && isDelete(cds[0]) {
+			// DELETE (RFC 8078 §4), or a child taken insecure: no DS.
+			byParent[parent] = append(byParent[parent], zone.Edit{Op: zone.Replace, Name: child.origin, Type: dns.TypeDS})
+			continue
+		}
+		for _, c := range cds {
 			ds := c.(*dns.CDS).DS
 			ds.Hdr.Rrtype = dns.TypeDS
 			if ttl != 0 {
@@ -278,7 +310,10 @@ func (d *DaneZone) followCDS(set *zoneSet) {
 func dsSummary(edits []zone.Edit) string {
 	var parts []string
 	for _, e := range edits {
-		var tags []string
+		tags := []string{"none"}
+		if len(e.RRs) > 0 {
+			tags = nil
+		}
 		for _, rr := range e.RRs {
 			tags = append(tags, fmt.Sprint(rr.(*dns.DS).KeyTag))
 		}
@@ -313,6 +348,16 @@ func (d *DaneZone) KeyStatus(cfg *config) []roll.ZoneKeys {
 			zk.Next, zk.Waiting = st.Next.UTC(), st.Waiting
 		}
 		ks := sz.signer.Keys().View(now)
+		switch {
+		case ks.Unsigned():
+			zk.DNSSEC = "insecure"
+		case cfg.insecure[n]:
+			zk.DNSSEC = "going insecure"
+		case ks.DeleteDS && len(ks.CDSKeys()) == 0:
+			zk.DNSSEC = "going secure"
+		default:
+			zk.DNSSEC = "signed"
+		}
 		for _, k := range ks.Keys {
 			role := "zsk"
 			if k.IsKSK() {

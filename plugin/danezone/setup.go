@@ -40,6 +40,7 @@ type config struct {
 	mode      denial.Mode
 	modes     map[string]denial.Mode // per zone
 	unsigned  map[string]bool        // zones served without DNSSEC
+	insecure  map[string]bool        // zones the key policy takes insecure (RFC 8078 DELETE)
 	regen     map[string]bool        // zones whose lost keys may be replaced (regenerate)
 	policy    signer.Policy
 	reload    time.Duration
@@ -197,6 +198,24 @@ func parse(c *caddy.Controller) (*config, error) {
 				}
 				for _, z := range vals {
 					cfg.unsigned[zone.Canonical(z)] = true
+				}
+			case "insecure":
+				// Per zone: a signed zone goes insecure safely (the parent removes the DS
+				// first); removing the line signs it again.
+				if len(vals) == 0 {
+					return nil, c.Errf("insecure needs the zones to take insecure")
+				}
+				if cfg.insecure == nil {
+					cfg.insecure = map[string]bool{}
+				}
+				for _, z := range vals {
+					if _, ok := dns.IsDomainName(z); !ok {
+						return nil, c.Errf("insecure: invalid zone name %q", z)
+					}
+					if zone.Canonical(z) == "." {
+						return nil, c.Errf("insecure: the root zone has no parent to remove its DS; validators trust its key as configured")
+					}
+					cfg.insecure[zone.Canonical(z)] = true
 				}
 			case "regenerate":
 				// Deliberately per zone, with no "all": replacing keys breaks the chain of trust
@@ -364,6 +383,14 @@ func parse(c *caddy.Controller) (*config, error) {
 	}
 	if err := cfg.keyPolicy.Check(); err != nil {
 		return nil, c.Errf("key policy: %v", err)
+	}
+	for z := range cfg.insecure {
+		if cfg.unsigned[z] {
+			return nil, c.Errf("%s is both unsigned (served without DNSSEC at once) and insecure (taken insecure safely): choose one", z)
+		}
+	}
+	if len(cfg.insecure) > 0 && cfg.reload == 0 {
+		return nil, c.Errf("insecure needs the poll, which takes the zones insecure step by step: reload is 0")
 	}
 	return cfg, nil
 }
@@ -621,7 +648,14 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 	// No DS (every key's CDS schedule over or to come, e.g. a successor's files deleted after
 	// CDS moved to it): the zone is served all the same, and the key policy repairs it.
 	if dsFile, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
-		log.Warningf("No DS for the parent of %s now: %v; CDS names no key until the key policy repairs the schedules", origin, err)
+		switch {
+		case ks.Unsigned():
+			log.Infof("%s has no key in use: served unsigned", origin)
+		case ks.DeleteDS:
+			log.Infof("%s asks its parent to remove its DS: CDS and CDNSKEY are the DELETE records (RFC 8078)", origin)
+		default:
+			log.Warningf("No DS for the parent of %s now: %v; CDS names no key until the key policy repairs the schedules", origin, err)
+		}
 	} else {
 		for _, ds := range ks.DS(dns.SHA256) {
 			log.Infof("DS for the parent of %s (also in %s): %s", origin, dsFile, ds.String())

@@ -104,7 +104,7 @@ func (sz *servedZone) current() (*xfr.Version, error) {
 
 // keysFor is the key set a version of snap is signed with (nil for an unsigned zone).
 func (sz *servedZone) keysFor(snap *snapshot) *keys.Set {
-	if sz.unsigned {
+	if snap.unsigned() {
 		return nil
 	}
 	return snap.keys

@@ -33,6 +33,9 @@ type snapshot struct {
 	keys *keys.Set
 }
 
+// unsigned says whether the snapshot is served without DNSSEC: its zone has no key in use.
+func (s *snapshot) unsigned() bool { return s.keys.Unsigned() }
+
 // servedZone is one zone: its file, keys, signer and the snapshot being served.
 type servedZone struct {
 	origin   string

@@ -55,6 +55,9 @@ type Set struct {
 	Zone string // lowercase FQDN
 	At   time.Time
 	Keys []*Key
+	// DeleteDS: the zone has asked its parent to remove its DS (the state file says so, see
+	// SetDeleteDS): while no key is synced, CDS and CDNSKEY are the DELETE records.
+	DeleteDS bool
 	// Warnings are problems that do not stop the keys from being used (a private key file
 	// others can read, a weak RSA key), each naming its file, for the caller to log.
 	Warnings []string
@@ -62,7 +65,7 @@ type Set struct {
 
 // View is the same keys at another moment.
 func (s *Set) View(at time.Time) *Set {
-	return &Set{Zone: s.Zone, At: at, Keys: s.Keys, Warnings: s.Warnings}
+	return &Set{Zone: s.Zone, At: at, Keys: s.Keys, DeleteDS: s.DeleteDS, Warnings: s.Warnings}
 }
 
 // at is the moment of the view: At, or now for a Set made without one.
@@ -128,6 +131,21 @@ func (s *Set) Published() []*Key {
 	return out
 }
 
+// Unsigned says whether the zone is served without DNSSEC at the Set's moment: no key is
+// published and none signs (a zone taken insecure, or one that never had keys).
+func (s *Set) Unsigned() bool {
+	if s == nil {
+		return true
+	}
+	at := s.at()
+	for _, k := range s.Keys {
+		if k.Published(at) || k.Active(at) {
+			return false
+		}
+	}
+	return true
+}
+
 // DNSKEYs returns fresh copies of the DNSKEY records of the published keys.
 func (s *Set) DNSKEYs() []dns.RR {
 	var rrs []dns.RR
@@ -183,8 +201,12 @@ func (s *Set) DS(digest uint8) []*dns.DS {
 }
 
 // CDS returns a CDS record (RFC 7344/8078, SHA-256 digest) for each synced key, owned by the
-// zone apex.
+// zone apex; or, when no key is synced and the zone asks its parent to remove its DS, the
+// DELETE record (RFC 8078 §4: CDS 0 0 0 00).
 func (s *Set) CDS() []dns.RR {
+	if s.deleting() {
+		return []dns.RR{&dns.CDS{DS: dns.DS{Hdr: s.apexHeader(dns.TypeCDS), Digest: "00"}}}
+	}
 	var out []dns.RR
 	for _, ds := range s.DS(dns.SHA256) {
 		out = append(out, ds.ToCDS())
@@ -192,13 +214,33 @@ func (s *Set) CDS() []dns.RR {
 	return out
 }
 
-// CDNSKEY returns a CDNSKEY record (RFC 7344/8078) for each synced key.
+// CDNSKEY returns a CDNSKEY record (RFC 7344/8078) for each synced key; or the DELETE record
+// (RFC 8078 §4: CDNSKEY 0 3 0 AA==) like CDS.
 func (s *Set) CDNSKEY() []dns.RR {
+	if s.deleting() {
+		return []dns.RR{&dns.CDNSKEY{DNSKEY: dns.DNSKEY{Hdr: s.apexHeader(dns.TypeCDNSKEY), Protocol: 3, PublicKey: "AA=="}}}
+	}
 	var out []dns.RR
 	for _, k := range s.synced() {
 		out = append(out, dns.Copy(k.DNSKEY).(*dns.DNSKEY).ToCDNSKEY())
 	}
 	return out
+}
+
+// deleting says whether CDS and CDNSKEY are the DELETE records: the zone asks its parent to
+// remove its DS, no key is synced, and a DNSKEY is published (without one the DELETE could
+// not be authenticated, RFC 8078 §4).
+func (s *Set) deleting() bool {
+	return s != nil && s.DeleteDS && len(s.synced()) == 0 && len(s.Published()) > 0
+}
+
+// apexHeader is the header of a DELETE record: the apex, with the DNSKEY RRset's TTL.
+func (s *Set) apexHeader(t uint16) dns.RR_Header {
+	ttl := uint32(3600)
+	if p := s.Published(); len(p) > 0 {
+		ttl = p[0].DNSKEY.Hdr.Ttl
+	}
+	return dns.RR_Header{Name: s.Zone, Rrtype: t, Class: dns.ClassINET, Ttl: ttl}
 }
 
 // algorithms are the algorithms ParseAlgorithm and Generate support.
@@ -369,6 +411,10 @@ func Load(dir, zone string) (*Set, error) {
 		}
 		return a.File < b.File
 	})
+	// An unreadable state file is Open's and Remember's to report.
+	if zs, _, err := Recorded(dir, z); err == nil {
+		set.DeleteDS = zs.DeleteDS
+	}
 	return set, nil
 }
 

@@ -26,6 +26,9 @@ import (
 type ZoneState struct {
 	Keys []string `json:"keys"`         // base names of the key files, e.g. "Kexample.test.+013+12345"
 	DS   []string `json:"ds,omitempty"` // the SHA-256 DS of each KSK, as given to the parent
+	// DeleteDS: the zone has asked its parent to remove its DS (CDS/CDNSKEY DELETE, RFC 8078
+	// §4) to go insecure, and no key has been named by CDS since.
+	DeleteDS bool `json:"delete_ds,omitempty"`
 }
 
 // state is the content of the state file.
@@ -118,10 +121,42 @@ func Remember(dir string, s *Set) error {
 		return fmt.Errorf("not recording the keys of %s: %w", s.Zone, err)
 	}
 	zs := zoneState(s)
-	if old, ok := st.Zones[s.Zone]; ok && slices.Equal(old.Keys, zs.Keys) && slices.Equal(old.DS, zs.DS) {
+	old, ok := st.Zones[s.Zone]
+	zs.DeleteDS = old.DeleteDS
+	if ok && slices.Equal(old.Keys, zs.Keys) && slices.Equal(old.DS, zs.DS) {
 		return nil
 	}
-	st.About, st.Zones[s.Zone] = stateAbout, zs
+	st.Zones[s.Zone] = zs
+	return writeState(path, st)
+}
+
+// SetDeleteDS records in the state file of dir whether zone asks its parent to remove its DS
+// (Set.DeleteDS): set when the key policy takes the zone insecure, cleared once CDS names a
+// key again. A state file that cannot be read is left as it is.
+func SetDeleteDS(dir, zone string, on bool) error {
+	z, err := normalizeZone(zone)
+	if err != nil {
+		return err
+	}
+	stateMu.Lock()
+	defer stateMu.Unlock()
+	path := StatePath(dir)
+	st, err := readState(path)
+	if err != nil {
+		return fmt.Errorf("not recording that %s asks to remove its DS: %w", z, err)
+	}
+	zs := st.Zones[z]
+	if zs.DeleteDS == on {
+		return nil
+	}
+	zs.DeleteDS = on
+	st.Zones[z] = zs
+	return writeState(path, st)
+}
+
+// writeState replaces the state file at path with st. The caller holds stateMu.
+func writeState(path string, st *state) error {
+	st.About = stateAbout
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

@@ -90,7 +90,9 @@ func (c Checker) ask(ctx context.Context, agent, zone string) ([]*dns.DS, error)
 		}
 	}
 	if len(dss) == 0 {
-		return nil, nil // NODATA (its proof is the parent's business): no DS yet
+		// No DS: believed only with its signed proof, as a validator would (a zone goes
+		// insecure on it).
+		return nil, c.verifyNoDS(ctx, agent, zone, r)
 	}
 	if len(sigs) == 0 {
 		return nil, errors.New("the DS RRset comes without RRSIG")
@@ -111,6 +113,60 @@ func (c Checker) ask(ctx context.Context, agent, zone string) ([]*dns.DS, error)
 		return nil, fmt.Errorf("the DS RRset does not verify with %s's DNSKEY: %v", parent, err)
 	}
 	return dss, nil
+}
+
+// verifyNoDS checks the denial of zone's DS in r, a NODATA answer: an NSEC at zone, or an
+// NSEC3 matching it (RFC 5155 §8.5) or covering it with opt-out (§8.6, the closest encloser
+// not checked), whose type bitmap lacks DS, signed by the parent's DNSKEY.
+func (c Checker) verifyNoDS(ctx context.Context, agent, zone string, r *dns.Msg) error {
+	sigs := map[string][]*dns.RRSIG{}
+	for _, rr := range r.Ns {
+		if sig, ok := rr.(*dns.RRSIG); ok {
+			k := dns.CanonicalName(sig.Hdr.Name) + "/" + dns.TypeToString[sig.TypeCovered]
+			sigs[k] = append(sigs[k], sig)
+		}
+	}
+	for _, rr := range r.Ns {
+		var bitmap []uint16
+		switch rr := rr.(type) {
+		case *dns.NSEC:
+			if dns.CanonicalName(rr.Hdr.Name) != zone {
+				continue
+			}
+			bitmap = rr.TypeBitMap
+		case *dns.NSEC3:
+			if !rr.Match(zone) && !(rr.Flags&1 == 1 && rr.Cover(zone)) {
+				continue
+			}
+			bitmap = rr.TypeBitMap
+			if !rr.Match(zone) {
+				bitmap = nil // opt-out: the delegation has no NSEC3 of its own
+			}
+		default:
+			continue
+		}
+		if slices.Contains(bitmap, dns.TypeDS) {
+			return fmt.Errorf("the NSEC record for %s says it has a DS, but none was served", zone)
+		}
+		h := rr.Header()
+		ss := sigs[dns.CanonicalName(h.Name)+"/"+dns.TypeToString[h.Rrtype]]
+		if len(ss) == 0 {
+			return fmt.Errorf("the proof that %s has no DS comes without RRSIG", zone)
+		}
+		parent := dns.CanonicalName(ss[0].SignerName)
+		if !dns.IsSubDomain(parent, zone) || parent == zone {
+			return fmt.Errorf("the proof that %s has no DS is signed by %s, not by a parent", zone, parent)
+		}
+		keys, err := c.parentKeys(ctx, agent, parent)
+		if err != nil {
+			return err
+		}
+		if err := verifyAny(ss, keys, []dns.RR{rr}); err != nil {
+			return fmt.Errorf("the proof that %s has no DS does not verify with %s's DNSKEY: %v", zone, parent, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("no DS for %s, and no NSEC or NSEC3 proof of it", zone)
 }
 
 // parentKeys returns the parent's DNSKEY RRset as the agent serves it, verified by one of its

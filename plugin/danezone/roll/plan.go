@@ -67,6 +67,10 @@ type Input struct {
 	// SeenSince is when the parent was first seen serving the new DS only (Result.Seen of
 	// the plan before; zero: not seen yet).
 	SeenSince time.Time
+	// Insecure: the zone is to go insecure (RFC 8078 §4; the Corefile's `insecure`). DeleteDS:
+	// it has asked its parent to remove its DS and no key has been named by CDS since
+	// (keys.Set.DeleteDS).
+	Insecure, DeleteDS bool
 }
 
 // Result is Plan's decision.
@@ -83,6 +87,8 @@ type Result struct {
 	Seen time.Time
 	// Warnings are problems the plan works around, for the log.
 	Warnings []string
+	// DeleteDS is Input.DeleteDS as it must be from now on.
+	DeleteDS bool
 }
 
 // ParentCheckEvery is how often a KSK roll asks the parental agents while it waits: every
@@ -109,12 +115,13 @@ func (p Policy) roles() []role {
 
 // Plan decides what the keys of a zone need now under policy p.
 func Plan(p Policy, in Input) Result {
-	var r Result
+	r := Result{DeleteDS: in.DeleteDS}
 	next := func(t time.Time) {
 		if !t.IsZero() && t.After(in.Now) && (r.Next.IsZero() || t.Before(r.Next)) {
 			r.Next = t
 		}
 	}
+	now := in.Now.UTC().Truncate(time.Second)
 	retimed := map[*keys.Key]keys.Timing{}
 	timing := func(k *keys.Key) keys.Timing {
 		if t, ok := retimed[k]; ok {
@@ -123,10 +130,23 @@ func Plan(p Policy, in Input) Result {
 		return k.Timing
 	}
 	set := func(k *keys.Key, t keys.Timing, why string) {
+		if !k.Timing.Scheduled() {
+			// A key without a schedule is published and signs from when it was loaded; once
+			// it has one, from its Publish and Activate: they must say so (keys.Key.Published).
+			since := k.Timing.Created
+			if since.IsZero() || since.After(now) {
+				since = now
+			}
+			if t.Publish.IsZero() {
+				t.Publish = since
+			}
+			if t.Activate.IsZero() {
+				t.Activate = since
+			}
+		}
 		retimed[k] = t
 		r.Actions = append(r.Actions, Action{Key: k, Timing: t, Why: why})
 	}
-	now := in.Now.UTC().Truncate(time.Second)
 	// Ipub counts with the DNSKEY RRset's TTL as caches hold it: the policy's, or the
 	// larger TTL of keys already published (made before the policy, or by hand).
 	pp := p
@@ -168,6 +188,12 @@ func Plan(p Policy, in Input) Result {
 	// signatures of both, RFC 4035 §2.2); CDS names the new KSK once its DNSKEY is in every
 	// cache. The old keys go once the parent serves the new DS only: their DNSKEYs after the
 	// old DS has expired from caches, their signatures one DNSKEY TTL later.
+	if in.Insecure {
+		r.DeleteDS = true
+		insecure(p, in, &r, timing, set, next, now, ipub)
+		events(in, r.Actions, timing, next)
+		return r
+	}
 	started := algorithmRoll(p, in.Keys, timing, now)
 	if started {
 		wait := p.Propagation + max(in.MaxTTL, p.MaxTTL, pp.DNSKEYTTL) + p.Safety
@@ -218,6 +244,16 @@ func Plan(p Policy, in Input) Result {
 			// No key of the role (a new split policy, or every key retiring): one now,
 			// published at once when nothing of the role is in the zone yet.
 			t := keys.Timing{Publish: now, Activate: now}
+			if in.DeleteDS && !anyPublished(in.Keys, now) {
+				// Back from insecure (RFC 8078 §3): CDS names the key only once the signed
+				// zone has reached every secondary and cache, where an answer saying the zone
+				// has no DNSKEY may still live, with the negative TTL (RFC 2308 §5).
+				if ro.syncs {
+					t.SyncPublish = now.Add(p.Propagation + max(in.MaxTTL, p.MaxTTL, pp.DNSKEYTTL) + p.Safety)
+				}
+				r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: t, Why: "the policy's " + ro.name + ", signing again"})
+				continue
+			}
 			if anyPublished(in.Keys, now) {
 				// Caches may hold the DNSKEY RRset without it: it signs only once its DNSKEY
 				// is in every cache.
@@ -376,17 +412,127 @@ func Plan(p Policy, in Input) Result {
 			}
 		}
 	}
+	// Back from insecure once CDS names a key again.
+	if r.DeleteDS && anySynced(in.Keys, timing, now) {
+		r.DeleteDS = false
+	}
+	events(in, r.Actions, timing, next)
+	return r
+}
+
+// events passes the times to come of every schedule, the new ones included, to next.
+func events(in Input, actions []Action, timing func(*keys.Key) keys.Timing, next func(time.Time)) {
 	for _, k := range in.Keys {
 		for _, e := range timing(k).Events(in.Now) {
 			next(e)
 		}
 	}
-	for _, a := range r.Actions {
+	for _, a := range actions {
 		for _, e := range a.Timing.Events(in.Now) {
 			next(e)
 		}
 	}
-	return r
+}
+
+// insecure takes a zone insecure (RFC 8078 §4, RFC 6781 §4.3.2): CDS and CDNSKEY become the
+// DELETE records, every key in use keeps signing until the parent serves no DS (asked twice,
+// like a KSK roll), that DS has expired from every cache and so have the DNSKEY RRsets it
+// made secure; then the DNSKEYs and signatures go, and the zone is served unsigned.
+func insecure(p Policy, in Input, r *Result, timing func(*keys.Key) keys.Timing, set func(*keys.Key, keys.Timing, string),
+	next func(time.Time), now time.Time, ipub time.Duration) {
+	var live []*keys.Key // keys not retiring: they keep the zone signed until the parent lets go
+	for _, k := range in.Keys {
+		t := timing(k)
+		if t.Inactive.IsZero() && (t.Delete.IsZero() || t.Delete.After(now)) {
+			live = append(live, k)
+		}
+	}
+	// CDS names no key from now: every key it names or is to name stops being named. Keys
+	// without any sync schedule are named as the published KSKs (keys.Set.CDSKeys).
+	legacy := !anySyncSchedule(in.Keys, timing)
+	synced := false
+	for _, k := range live {
+		t := timing(k)
+		named := !t.SyncPublish.IsZero() && (t.SyncDelete.IsZero() || t.SyncDelete.After(now))
+		if legacy && k.IsKSK() && k.Published(now) {
+			named, t.SyncPublish = true, start(t)
+		}
+		if !named {
+			continue
+		}
+		synced = true
+		if t.SyncPublish.IsZero() || t.SyncPublish.After(now) {
+			t.SyncPublish = now
+		}
+		t.SyncDelete = now
+		set(k, t, "going insecure: CDS and CDNSKEY ask the parent to remove the DS (RFC 8078 DELETE)")
+	}
+	if len(live) == 0 {
+		return // insecure, or the last keys retiring on their schedule
+	}
+	if synced || !in.DeleteDS {
+		// DELETE is published by the keys just retimed and the state the caller records;
+		// the parent is asked from the next plan on.
+		next(now.Add(time.Second))
+		return
+	}
+	parent := Parent{Err: fmt.Errorf("no parental agents to ask")}
+	if in.Parent != nil {
+		parent = in.Parent()
+	}
+	gone := parent.Err == nil && len(parent.DS) == 0
+	switch {
+	case gone && in.SeenSince.IsZero():
+		r.Seen = now
+		r.Waiting = fmt.Sprintf("going insecure: the parent serves no DS; confirming after %v", p.ParentPropagation)
+		r.Since = now
+		next(now.Add(max(p.ParentPropagation, time.Second)))
+	case gone && now.Before(in.SeenSince.Add(p.ParentPropagation)):
+		r.Seen = in.SeenSince
+		r.Waiting = "going insecure: the parent serves no DS since " + in.SeenSince.Format(time.RFC3339) + "; confirming"
+		r.Since = in.SeenSince
+		next(in.SeenSince.Add(p.ParentPropagation))
+	case gone:
+		// The DS leaves caches after its TTL; a validator that made its DNSKEY RRset secure
+		// with it just before keeps that a DNSKEY TTL longer, and wants signatures until then.
+		// Then the DNSKEYs and the signatures go together: every state is a whole zone.
+		end := now.Add(p.DSWait() + ipub)
+		for _, k := range live {
+			t := timing(k)
+			t.Delete, t.Inactive = end, end
+			set(k, t, "going insecure: the parent serves no DS")
+		}
+	default:
+		r.Waiting = "going insecure: waiting for the parent to remove the DS"
+		if parent.Err != nil {
+			r.Waiting += " (" + parent.Err.Error() + ")"
+		} else {
+			r.Waiting += fmt.Sprintf(" (it serves %s)", dsTags(parent.DS))
+		}
+		r.Since = now
+		next(now.Add(p.ParentCheckEvery()))
+	}
+}
+
+// anySyncSchedule says whether a key has a CDS schedule (SyncPublish or SyncDelete).
+func anySyncSchedule(ks []*keys.Key, timing func(*keys.Key) keys.Timing) bool {
+	for _, k := range ks {
+		if t := timing(k); !t.SyncPublish.IsZero() || !t.SyncDelete.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// anySynced says whether CDS names a key at now.
+func anySynced(ks []*keys.Key, timing func(*keys.Key) keys.Timing, now time.Time) bool {
+	for _, k := range ks {
+		t := timing(k)
+		if !t.SyncPublish.IsZero() && !t.SyncPublish.After(now) && (t.SyncDelete.IsZero() || t.SyncDelete.After(now)) {
+			return true
+		}
+	}
+	return false
 }
 
 // start is when a key started signing, or will: Activate, else Publish, else Created.

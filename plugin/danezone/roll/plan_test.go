@@ -26,6 +26,8 @@ type world struct {
 	now    time.Time
 	parent []*dns.DS
 	seen   time.Time // Result.Seen of the last plan
+	// insecure is the Corefile's `insecure` for the zone.
+	insecure bool
 }
 
 func (w *world) keys() []*keys.Key {
@@ -36,11 +38,27 @@ func (w *world) keys() []*keys.Key {
 	return s.Keys
 }
 
+func (w *world) set() *keys.Set {
+	s, err := keys.Load(w.dir, "example.test.")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return s.View(w.now)
+}
+
 func (w *world) step(roll string) Result {
 	w.t.Helper()
-	r := Plan(w.p, Input{Keys: w.keys(), Now: w.now, MaxTTL: 2 * time.Second, Roll: roll, SeenSince: w.seen,
+	s := w.set()
+	r := Plan(w.p, Input{Keys: s.Keys, Now: w.now, MaxTTL: 2 * time.Second, Roll: roll, SeenSince: w.seen,
+		Insecure: w.insecure, DeleteDS: s.DeleteDS,
 		Parent: func() Parent { return Parent{DS: w.parent} }})
 	w.seen = r.Seen
+	if r.DeleteDS != s.DeleteDS {
+		w.t.Logf("%v: DeleteDS %v", w.now.Format("15:04:05"), r.DeleteDS)
+		if err := keys.SetDeleteDS(w.dir, "example.test.", r.DeleteDS); err != nil {
+			w.t.Fatal(err)
+		}
+	}
 	for _, a := range r.Actions {
 		w.t.Logf("%v: %v", w.now.Format("15:04:05"), a)
 		if a.Key == nil {
@@ -56,7 +74,7 @@ func (w *world) step(roll string) Result {
 
 // view is the zone's keys at the world's time: published, signing and CDS tags.
 func (w *world) view() (pub, sign, cds []uint16) {
-	s := (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now)
+	s := w.set()
 	for _, k := range s.Published() {
 		pub = append(pub, k.Tag)
 	}
@@ -76,8 +94,11 @@ func (w *world) run(until time.Time, follow bool) {
 		r := w.step("")
 		if follow {
 			w.parent = nil
-			for _, c := range (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now).CDS() {
+			for _, c := range w.set().CDS() {
 				ds := c.(*dns.CDS).DS
+				if ds.Algorithm == 0 { // DELETE (RFC 8078 §4)
+					break
+				}
 				w.parent = append(w.parent, &ds)
 			}
 		}
@@ -286,8 +307,11 @@ func TestAlgorithmRoll(t *testing.T) {
 		for i := 0; i < 100; i++ {
 			r := w.step("")
 			w.parent = nil
-			for _, c := range (&keys.Set{Zone: "example.test.", Keys: w.keys()}).View(w.now).CDS() {
+			for _, c := range w.set().CDS() {
 				ds := c.(*dns.CDS).DS
+				if ds.Algorithm == 0 { // DELETE (RFC 8078 §4)
+					break
+				}
 				w.parent = append(w.parent, &ds)
 			}
 			w.invariants()
@@ -345,5 +369,103 @@ func TestFirstZSKWaits(t *testing.T) {
 	}
 	if len(sign) != 2 {
 		t.Errorf("signing %v, want the CSK for both roles", sign)
+	}
+}
+
+// TestInsecureAndBack: the zone goes insecure (RFC 8078 DELETE), the keys go only after the
+// parent has removed the DS and it has expired from caches; then it is signed again, and CDS
+// names the new key only once the signed zone has reached every cache.
+func TestInsecureAndBack(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		p := sec()
+		p.Split = split
+		w := newWorld(t, p)
+		w.run(w.now, true)
+		if len(w.parent) != 1 {
+			t.Fatalf("split %v: parent DS %v", split, w.parent)
+		}
+		w.insecure = true
+		w.step("")
+		s := w.set()
+		if cds, cdnskey := s.CDS(), s.CDNSKEY(); !s.DeleteDS || len(cds) != 1 || cds[0].String() != "example.test.\t2\tIN\tCDS\t0 0 0 00" ||
+			len(cdnskey) != 1 || cdnskey[0].String() != "example.test.\t2\tIN\tCDNSKEY\t0 3 0 AA==" {
+			t.Fatalf("split %v going insecure: DeleteDS %v CDS %v CDNSKEY %v", split, s.DeleteDS, cds, cdnskey)
+		}
+		// The parent does not act: the keys stay.
+		w.now = w.now.Add(time.Hour)
+		r := w.step("")
+		if pub, sign, _ := w.view(); !strings.Contains(r.Waiting, "waiting for the parent to remove the DS") || len(pub) == 0 || len(sign) == 0 {
+			t.Fatalf("split %v: waiting %q, published %v signing %v", split, r.Waiting, pub, sign)
+		}
+		// The parent follows: the DS goes now.
+		gone := w.now
+		var unpublished, unsigned time.Time
+		for i := 0; i < 100 && unsigned.IsZero(); i++ {
+			r := w.step("")
+			w.parent = nil
+			pub, sign, _ := w.view()
+			if len(pub) == 0 && unpublished.IsZero() {
+				unpublished = w.now
+			}
+			if len(pub) == 0 && len(sign) == 0 {
+				unsigned = w.now
+				break
+			}
+			if r.Next.IsZero() {
+				t.Fatalf("split %v: no next event, published %v signing %v", split, pub, sign)
+			}
+			w.now = r.Next
+		}
+		if !w.set().Unsigned() {
+			t.Fatalf("split %v: never unsigned", split)
+		}
+		// Confirmed after the parent's propagation, then the DS TTL in caches and the DNSKEY
+		// TTL of the RRsets it made secure; DNSKEYs and signatures go together.
+		if min := gone.Add(p.ParentPropagation + p.DSWait() + p.PublishWait()); unpublished.Before(min) {
+			t.Errorf("split %v: DNSKEYs gone at %v, before %v", split, unpublished, min)
+		}
+		if !unsigned.Equal(unpublished) {
+			t.Errorf("split %v: DNSKEYs gone at %v, signatures at %v", split, unpublished, unsigned)
+		}
+		if r := w.step(""); len(r.Actions) != 0 || !r.DeleteDS {
+			t.Fatalf("split %v: insecure, the plan still acts: %+v", split, r)
+		}
+		// Back: new keys sign at once; CDS stays DELETE until the signed zone is in every cache.
+		w.insecure = false
+		back := w.now
+		w.step("")
+		pub, sign, cds := w.view()
+		if len(pub) == 0 || len(sign) == 0 || len(cds) != 1 || cds[0] != 0 {
+			t.Fatalf("split %v back: published %v signing %v CDS %v", split, pub, sign, cds)
+		}
+		w.run(back.Add(time.Hour), true)
+		s = w.set()
+		if _, _, cds = w.view(); len(cds) != 1 || cds[0] == 0 || s.DeleteDS || len(w.parent) != 1 {
+			t.Fatalf("split %v back: CDS %v DeleteDS %v parent %v", split, cds, s.DeleteDS, w.parent)
+		}
+		for _, k := range s.CDSKeys() {
+			if wait := p.Propagation + p.MaxTTL + p.Safety; k.Timing.SyncPublish.Before(back.Add(wait)) {
+				t.Errorf("split %v: CDS names key %d from %v, before %v", split, k.Tag, k.Timing.SyncPublish, back.Add(wait))
+			}
+		}
+	}
+}
+
+// TestUnscheduledKeyRetimed: a key without a schedule (made before rollovers, or by a tool
+// that writes none) keeps being published and signing when a roll gives it one.
+func TestUnscheduledKeyRetimed(t *testing.T) {
+	dir := t.TempDir()
+	k, err := keys.Generate(dir, "example.test.", dns.ECDSAP256SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.SetTiming(k, keys.Timing{Created: k.Timing.Created}); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, dir: dir, p: sec(), now: time.Now().UTC().Truncate(time.Second)}
+	w.step("csk")
+	pub, sign, cds := w.view()
+	if len(pub) != 2 || len(sign) != 2 || sign[0] != k.Tag || sign[1] != k.Tag || len(cds) != 1 || cds[0] != k.Tag {
+		t.Fatalf("after a roll began: published %v signing %v CDS %v; want key %d published, signing and in CDS", pub, sign, cds, k.Tag)
 	}
 }

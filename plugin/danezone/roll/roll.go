@@ -101,8 +101,12 @@ func (p Policy) Check() error {
 // ZoneKeys is one zone's keys as danezone's control API reports them (GET /keys) and
 // `danelab keys` prints them.
 type ZoneKeys struct {
-	Zone    string    `json:"zone"`
-	Policy  string    `json:"policy"` // "csk" or "split"
+	Zone   string `json:"zone"`
+	Policy string `json:"policy"` // "csk" or "split"
+	// DNSSEC is where the zone stands: "signed"; "going insecure" (CDS DELETE, the keys
+	// still signing); "insecure" (served unsigned); "going secure" (signed again, CDS DELETE
+	// until CDS may name the new key).
+	DNSSEC  string    `json:"dnssec"`
 	Keys    []KeyInfo `json:"keys"`
 	Next    time.Time `json:"next_event,omitzero"`
 	Waiting string    `json:"waiting,omitempty"`
