@@ -148,7 +148,7 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 	for _, w := range ks.Warnings {
 		log.Warning(w)
 	}
-	if _, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
+	if _, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil && !ks.DeleteDS && !ks.Unsigned() {
 		log.Errorf("Writing the DS set of %s: %v", sz.origin, err)
 	}
 	if err := keys.Remember(cfg.keyDir, ks); err != nil {

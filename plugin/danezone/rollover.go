@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -72,7 +74,7 @@ func (d *DaneZone) RequestRoll(zoneName, role string) error {
 // in use no longer match what the key files say now, for checkKeys to reload them.
 func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	req, _ := sz.rollReq.Swap("").(string)
-	if req == "" && now.Before(sz.rollNext) {
+	if req == "" && now.Before(sz.rollNext) && !sz.parent.answered.Swap(false) {
 		return false
 	}
 	ks, err := keys.Load(cfg.keyDir, sz.origin)
@@ -90,12 +92,17 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	res := roll.Plan(cfg.keyPolicy, roll.Input{Keys: ks.Keys, Now: now, MaxTTL: sz.maxTTL(), Known: known, Roll: req,
 		SeenSince: sz.parentSeen, Insecure: cfg.insecure[sz.origin], DeleteDS: ks.DeleteDS,
 		Parent: func() roll.Parent {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			dss, ttl, err := checker.ParentDS(ctx, sz.origin)
-			return roll.Parent{DS: dss, TTL: ttl, Err: err}
+			return sz.parent.take(func() roll.Parent {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				dss, ttl, err := checker.ParentDS(ctx, sz.origin)
+				return roll.Parent{DS: dss, TTL: ttl, Err: err}
+			})
 		}})
 	sz.parentSeen = res.Seen
+	if res.ParentPending && sz.waiting != "" {
+		res.Waiting = sz.waiting // no news: what the last answer said stands
+	}
 	for _, w := range res.Warnings {
 		if w != sz.warned {
 			sz.warned = w
@@ -320,6 +327,38 @@ func dsSummary(edits []zone.Edit) string {
 		parts = append(parts, e.Name+" DS "+strings.Join(tags, ","))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// parentProbe asks a zone's parental agents off the poll goroutine: agents that do not answer
+// would otherwise hold up every zone's reloads for the check's timeout. A plan that needs the
+// parent takes the answer that came in since it last asked, or starts asking and gets
+// Pending; the answer makes the next poll plan again (answered).
+type parentProbe struct {
+	mu       sync.Mutex
+	running  bool
+	ready    *roll.Parent
+	answered atomic.Bool
+}
+
+func (p *parentProbe) take(ask func() roll.Parent) roll.Parent {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ready != nil {
+		r := *p.ready
+		p.ready = nil
+		return r
+	}
+	if !p.running {
+		p.running = true
+		go func() {
+			r := ask()
+			p.mu.Lock()
+			p.ready, p.running = &r, false
+			p.mu.Unlock()
+			p.answered.Store(true)
+		}()
+	}
+	return roll.Parent{Pending: true}
 }
 
 // rollStatus is what the last plan of a zone said.

@@ -62,6 +62,7 @@ type servedZone struct {
 	waitWarned time.Time                  // when the wait was last logged loudly
 	followed   string                     // the DS edits follow_cds last applied (parent zones)
 	parentSeen time.Time                  // when the parent was first seen serving the new DS only
+	parent     parentProbe                // the parental agents, asked in the background
 	warned     string                     // the last plan warning logged
 	rollShown  atomic.Pointer[rollStatus] // the last plan, for GET /keys
 

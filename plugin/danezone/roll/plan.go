@@ -37,6 +37,9 @@ type Parent struct {
 	DS  []*dns.DS
 	TTL time.Duration // the DS RRset's TTL as the parent serves it
 	Err error
+	// Pending: the agents are being asked; no news yet (the caller plans again once the
+	// answer is in).
+	Pending bool
 }
 
 // has says whether the parent's DS set names k.
@@ -89,6 +92,9 @@ type Result struct {
 	Warnings []string
 	// DeleteDS is Input.DeleteDS as it must be from now on.
 	DeleteDS bool
+	// ParentPending: a wait for the parent had no news (Parent.Pending); Waiting then says
+	// only what is waited for.
+	ParentPending bool
 }
 
 // ParentCheckEvery is how often a KSK roll asks the parental agents while it waits: every
@@ -352,6 +358,12 @@ func Plan(p Policy, in Input) Result {
 				if in.Parent != nil {
 					parent = in.Parent()
 				}
+				if parent.Pending {
+					r.ParentPending, r.Seen, r.Since = true, in.SeenSince, st.SyncPublish
+					r.Waiting = fmt.Sprintf("%s roll: waiting for the parent to serve the DS of key %d instead of key %d's", strings.ToUpper(ro.name), succ.Tag, cur.Tag)
+					next(now.Add(p.ParentCheckEvery()))
+					continue
+				}
 				swapped := parent.Err == nil && parent.has(succ) && !parent.has(cur)
 				if swapped && in.SeenSince.IsZero() {
 					// First seen: it must hold for the parent's propagation delay too,
@@ -482,6 +494,10 @@ func insecure(p Policy, in Input, r *Result, timing func(*keys.Key) keys.Timing,
 	}
 	gone := parent.Err == nil && len(parent.DS) == 0
 	switch {
+	case parent.Pending:
+		r.ParentPending, r.Seen, r.Since = true, in.SeenSince, now
+		r.Waiting = "going insecure: waiting for the parent to remove the DS"
+		next(now.Add(p.ParentCheckEvery()))
 	case gone && in.SeenSince.IsZero():
 		r.Seen = now
 		r.Waiting = fmt.Sprintf("going insecure: the parent serves no DS; confirming after %v", p.ParentPropagation)
