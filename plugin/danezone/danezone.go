@@ -48,8 +48,9 @@ type DaneZone struct {
 	publishing bool       // publishers run (from OnStartup): zones added later get theirs too
 	notify     func(zone string) error
 
-	keyPolicy roll.Policy // the key policy (rollover.go)
-	rolling   bool        // the poll runs the key policy (reload is not 0)
+	keyPolicy roll.Policy     // the key policy (rollover.go)
+	rolling   bool            // the poll runs the key policy (reload is not 0)
+	insecure  map[string]bool // zones going insecure (the insecure directive): no rolls asked
 }
 
 // Name implements plugin.Handler.

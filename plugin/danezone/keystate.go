@@ -3,6 +3,7 @@ package danezone
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,9 +19,9 @@ import (
 // error that says what to do.
 func (cfg *config) openKeys(origin string) (*keys.Set, error) {
 	if cfg.insecure[origin] {
-		// Insecure and without keys (never signed, or the withdrawn key files removed): served
-		// unsigned, no key generated.
-		if ks, err := keys.Load(cfg.keyDir, origin); err == nil && len(ks.Keys) == 0 {
+		// Insecure and without keys (never signed, or its withdrawn key files removed):
+		// served unsigned, no key generated.
+		if ks, err := keys.Load(cfg.keyDir, origin); err == nil && len(ks.Keys) == 0 && withoutKeys(cfg, origin) {
 			keysMissing.WithLabelValues(origin).Set(0)
 			return ks, nil
 		}
@@ -50,11 +51,18 @@ func (cfg *config) openKeys(origin string) (*keys.Set, error) {
 		keysGenerated.WithLabelValues(origin).Inc()
 		log.Infof("Generated a key (CSK, %s) for %s in %s", dns.AlgorithmToString[cfg.algorithm], origin, cfg.keyDir)
 		// The key policy's DNSKEY TTL (the timing directive), which its rolls count with.
-		if ttl := uint32(cfg.keyPolicy.DNSKEYTTL / time.Second); ttl != 0 && ttl != o.Generated.DNSKEY.Hdr.Ttl {
+		t := o.Generated.Timing
+		if ttl := uint32(cfg.keyPolicy.DNSKEYTTL / time.Second); ttl != 0 {
 			o.Generated.DNSKEY.Hdr.Ttl = ttl
-			if err := keys.SetTiming(o.Generated, o.Generated.Timing); err != nil {
-				return nil, err
-			}
+		}
+		if ks.DeleteDS {
+			// Signed again after being insecure: CDS names the key once the signed zone is in
+			// every cache (as the key policy schedules it, with the policy's largest TTL).
+			t.SyncPublish = time.Now().Add(cfg.keyPolicy.SecureAgainWait(0))
+			log.Infof("%s is signed again: CDS and CDNSKEY name key %d from %s", origin, o.Generated.Tag, t.SyncPublish.UTC().Format(time.RFC3339))
+		}
+		if err := keys.SetTiming(o.Generated, t); err != nil {
+			return nil, err
 		}
 	case cfg.regen[origin]:
 		log.Warningf("`regenerate` names %s, whose keys are in %s: remove it from the Corefile, or the next time "+
@@ -118,7 +126,7 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 		return true
 	}
 	ks, err := keys.Load(cfg.keyDir, sz.origin)
-	lost := err == nil && len(ks.Keys) == 0 && !cfg.insecure[sz.origin]
+	lost := err == nil && len(ks.Keys) == 0 && !(cfg.insecure[sz.origin] && withoutKeys(cfg, sz.origin))
 	if lost {
 		err = keys.Missing(cfg.keyDir, sz.origin)
 		keysMissing.WithLabelValues(sz.origin).Set(1)
@@ -148,9 +156,7 @@ func (d *DaneZone) checkKeys(cfg *config, sz *servedZone, failed map[string]stri
 	for _, w := range ks.Warnings {
 		log.Warning(w)
 	}
-	if _, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil && !ks.DeleteDS && !ks.Unsigned() {
-		log.Errorf("Writing the DS set of %s: %v", sz.origin, err)
-	}
+	writeDSSet(cfg, ks)
 	if err := keys.Remember(cfg.keyDir, ks); err != nil {
 		log.Errorf("%v; danezone cannot tell later whether these keys were lost: make the directory holding %s writable", err, cfg.keyDir)
 	}
@@ -193,4 +199,29 @@ func orNone(tags []string) string {
 func isDelete(rr dns.RR) bool {
 	c, ok := rr.(*dns.CDS)
 	return ok && c.Algorithm == 0
+}
+
+// withoutKeys says whether a zone may be served without key files: its state records none, or
+// records that it withdrew them on purpose (insecure). Otherwise missing keys are lost keys,
+// whose DS the parent may still serve.
+func withoutKeys(cfg *config, origin string) bool {
+	had, ok, err := keys.Recorded(cfg.keyDir, origin)
+	return err == nil && (!ok || had.Unsigned)
+}
+
+// writeDSSet writes the dsset file for the parent, or, while CDS names no key (going insecure,
+// insecure, or signed again but not named yet), removes it: a script uploading it would put
+// a withdrawn DS back.
+func writeDSSet(cfg *config, ks *keys.Set) (string, error) {
+	if len(ks.DS(dns.SHA256)) == 0 && (ks.DeleteDS || ks.Unsigned()) {
+		if name, err := keys.DSSetName(ks.Zone); err == nil {
+			os.Remove(filepath.Join(cfg.keyDir, name))
+		}
+		return "", nil
+	}
+	path, err := keys.WriteDSSet(cfg.keyDir, ks)
+	if err != nil {
+		log.Errorf("Writing the DS set of %s: %v", ks.Zone, err)
+	}
+	return path, err
 }

@@ -1,13 +1,16 @@
 package danezone
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coredns/caddy"
 	"github.com/danelab/danelab/plugin/danezone/keys"
+	"github.com/danelab/danelab/plugin/danezone/roll"
 	"github.com/miekg/dns"
 )
 
@@ -103,5 +106,57 @@ func TestPollRecordsNewKeys(t *testing.T) {
 	had, ok, err := keys.Recorded(cfg.keyDir, origin)
 	if err != nil || !ok || len(had.Keys) != 2 || !strings.Contains(strings.Join(had.Keys, " "), strings.TrimSuffix(filepath.Base(k.File), ".key")) {
 		t.Fatalf("state after adding a key: %+v %v %v", had, ok, err)
+	}
+}
+
+// TestInsecureKeysLostOrWithdrawn: `insecure` does not turn off the lost-keys check: a zone
+// whose keys go missing before it withdrew them on purpose (its parent may still serve the DS)
+// is not served unsigned. Once it has withdrawn them, the key files may go: served unsigned
+// with `insecure`; without it, signed again with a new key that CDS names only after the
+// signed zone is in every cache.
+func TestInsecureKeysLostOrWithdrawn(t *testing.T) {
+	const origin = "withdrawn.test."
+	cfg := signedZone(t, origin)
+	cfg.keyPolicy = roll.DefaultPolicy()
+	if _, err := start(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.SetDeleteDS(cfg.keyDir, origin, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(cfg.keyDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg.insecure = map[string]bool{origin: true}
+	_, err := start(cfg)
+	var lost *keys.LostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("insecure, DS asked to go but keys lost before they were withdrawn: %v, want the lost-keys error", err)
+	}
+	if err := keys.MarkUnsigned(cfg.keyDir, origin); err != nil {
+		t.Fatal(err)
+	}
+	d, err := start(cfg)
+	if err != nil {
+		t.Fatalf("insecure with its keys withdrawn and their files removed: %v", err)
+	}
+	if snap := d.zones.Load().byName[origin].cur.Load(); !snap.unsigned() {
+		t.Fatal("not served unsigned")
+	}
+	cfg.insecure = nil
+	before := time.Now()
+	d, err = start(cfg)
+	if err != nil {
+		t.Fatalf("signed again after the withdrawn key files were removed: %v", err)
+	}
+	ks := d.zones.Load().byName[origin].signer.Keys()
+	if len(ks.Keys) != 1 || !ks.DeleteDS || len(ks.CDSKeys()) != 0 {
+		t.Fatalf("signed again: %d keys, DeleteDS %v, CDS names %d (%v at %v)", len(ks.Keys), ks.DeleteDS, len(ks.CDSKeys()), ks.Keys[0].Timing, ks.At)
+	}
+	if sp, want := ks.Keys[0].Timing.SyncPublish, before.Add(cfg.keyPolicy.SecureAgainWait(0)).Truncate(time.Second); sp.Before(want) {
+		t.Errorf("CDS names the new key from %v, want not before %v", sp, want)
+	}
+	if cds := ks.CDS(); len(cds) != 1 || cds[0].(*dns.CDS).Algorithm != 0 {
+		t.Errorf("CDS while signed again: %v, want DELETE until the key is named", cds)
 	}
 }

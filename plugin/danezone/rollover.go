@@ -66,6 +66,9 @@ func (d *DaneZone) RequestRoll(zoneName, role string) error {
 	if !d.rolling {
 		return errors.New("key rolls need the poll: `reload` is 0 in this danezone block")
 	}
+	if d.insecure[sz.origin] {
+		return fmt.Errorf("%s is going insecure (the insecure directive): no key rolls", sz.origin)
+	}
 	sz.rollReq.Store(role)
 	return nil
 }
@@ -90,7 +93,7 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	}
 	checker := roll.Checker{Agents: cfg.agents}
 	res := roll.Plan(cfg.keyPolicy, roll.Input{Keys: ks.Keys, Now: now, MaxTTL: sz.maxTTL(), Known: known, Roll: req,
-		SeenSince: sz.parentSeen, Insecure: cfg.insecure[sz.origin], DeleteDS: ks.DeleteDS,
+		SeenSince: sz.parentSeen, Insecure: cfg.insecure[sz.origin], DeleteDS: ks.DeleteDS, ParentTTL: sz.parentTTL,
 		Parent: func() roll.Parent {
 			return sz.parent.take(func() roll.Parent {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -99,7 +102,7 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 				return roll.Parent{DS: dss, TTL: ttl, Err: err}
 			})
 		}})
-	sz.parentSeen = res.Seen
+	sz.parentSeen, sz.parentTTL = res.Seen, res.ParentTTL
 	if res.ParentPending && sz.waiting != "" {
 		res.Waiting = sz.waiting // no news: what the last answer said stands
 	}
@@ -113,7 +116,10 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	// DELETE is recorded before the keys stop being named by CDS, so that CDS never names
 	// nothing in a signed zone (a parent following CDS would keep a DS from its file).
 	if res.DeleteDS && !ks.DeleteDS {
-		changed = setDeleteDS(cfg, sz, true) || changed
+		if !setDeleteDS(cfg, sz, true) {
+			res.Actions = nil // CDS naming nothing at all would leave a parent's DS as it is
+		}
+		changed = true
 	}
 	for _, a := range res.Actions {
 		kind := "retime"
@@ -134,6 +140,12 @@ func (d *DaneZone) rollKeys(cfg *config, sz *servedZone, now time.Time) bool {
 	}
 	if !res.DeleteDS && ks.DeleteDS {
 		changed = setDeleteDS(cfg, sz, false) || changed
+	}
+	if res.DeleteDS && ks.View(now).Unsigned() {
+		// Every key withdrawn: insecure on purpose, the key files may go.
+		if err := keys.MarkUnsigned(cfg.keyDir, sz.origin); err != nil {
+			log.Errorf("Key policy of %s: %v", sz.origin, err)
+		}
 	}
 	sz.rollNext = res.Next
 	if sz.rollNext.IsZero() {
@@ -188,8 +200,13 @@ func (d *DaneZone) reportParentWait(cfg *config, sz *servedZone, res roll.Result
 	}
 	if waited >= cfg.keyPolicy.ParentWarn && now.Sub(sz.waitWarned) >= time.Hour {
 		sz.waitWarned = now
-		log.Warningf("Key policy of %s: the KSK roll has waited %v for the parent: %s. Give the parent the new DS (CDS and CDNSKEY name it; dsset file in %s), or check parental_agents",
-			sz.origin, waited.Round(time.Second), res.Waiting, cfg.keyDir)
+		if cfg.insecure[sz.origin] {
+			log.Warningf("Key policy of %s: going insecure has waited %v for the parent to remove the DS: %s. Have the parent remove it (CDS and CDNSKEY DELETE ask for it), or check parental_agents",
+				sz.origin, waited.Round(time.Second), res.Waiting)
+		} else {
+			log.Warningf("Key policy of %s: the KSK roll has waited %v for the parent: %s. Give the parent the new DS (CDS and CDNSKEY name it; dsset file in %s), or check parental_agents",
+				sz.origin, waited.Round(time.Second), res.Waiting, cfg.keyDir)
+		}
 	}
 }
 

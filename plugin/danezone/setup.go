@@ -602,7 +602,10 @@ func start(cfg *config) (*DaneZone, error) {
 		}
 		served = append(served, sz)
 	}
-	d := &DaneZone{faults: fault.NewRegistry(), keyPolicy: cfg.keyPolicy, rolling: cfg.reload > 0}
+	d := &DaneZone{faults: fault.NewRegistry(), keyPolicy: cfg.keyPolicy, rolling: cfg.reload > 0, insecure: cfg.insecure}
+	if len(cfg.insecure) > 0 && len(cfg.agents) == 0 {
+		log.Warningf("insecure: without parental_agents the zones wait for ever for the parent to remove the DS, and keep signing")
+	}
 	if cfg.reload == 0 && (cfg.keyPolicy.KSKLifetime > 0 || cfg.keyPolicy.ZSKLifetime > 0) {
 		log.Warningf("reload 0: the key policy does not run (no poll), so the lifetimes set are not kept")
 	}
@@ -647,16 +650,14 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 	}
 	// No DS (every key's CDS schedule over or to come, e.g. a successor's files deleted after
 	// CDS moved to it): the zone is served all the same, and the key policy repairs it.
-	if dsFile, err := keys.WriteDSSet(cfg.keyDir, ks); err != nil {
-		switch {
-		case ks.Unsigned():
-			log.Infof("%s has no key in use: served unsigned", origin)
-		case ks.DeleteDS:
-			log.Infof("%s asks its parent to remove its DS: CDS and CDNSKEY are the DELETE records (RFC 8078)", origin)
-		default:
-			log.Warningf("No DS for the parent of %s now: %v; CDS names no key until the key policy repairs the schedules", origin, err)
-		}
-	} else {
+	switch dsFile, err := writeDSSet(cfg, ks); {
+	case ks.Unsigned():
+		log.Infof("%s has no key in use: served unsigned", origin)
+	case dsFile == "" && ks.DeleteDS:
+		log.Infof("%s asks its parent to remove its DS, or is signed again and waits to name its key: CDS and CDNSKEY are the DELETE records (RFC 8078)", origin)
+	case err != nil:
+		log.Warningf("No DS for the parent of %s now: %v; CDS names no key until the key policy repairs the schedules", origin, err)
+	default:
 		for _, ds := range ks.DS(dns.SHA256) {
 			log.Infof("DS for the parent of %s (also in %s): %s", origin, dsFile, ds.String())
 		}

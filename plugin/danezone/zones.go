@@ -63,6 +63,7 @@ type servedZone struct {
 	followed   string                     // the DS edits follow_cds last applied (parent zones)
 	parentSeen time.Time                  // when the parent was first seen serving the new DS only
 	parent     parentProbe                // the parental agents, asked in the background
+	parentTTL  time.Duration              // the largest DS TTL the parent served while going insecure
 	warned     string                     // the last plan warning logged
 	rollShown  atomic.Pointer[rollStatus] // the last plan, for GET /keys
 

@@ -29,6 +29,9 @@ type ZoneState struct {
 	// DeleteDS: the zone has asked its parent to remove its DS (CDS/CDNSKEY DELETE, RFC 8078
 	// §4) to go insecure, and no key has been named by CDS since.
 	DeleteDS bool `json:"delete_ds,omitempty"`
+	// Unsigned: with DeleteDS, the zone has since withdrawn all its keys (the parent removed
+	// the DS): it is insecure on purpose, and its key files may go.
+	Unsigned bool `json:"unsigned,omitempty"`
 }
 
 // state is the content of the state file.
@@ -122,7 +125,7 @@ func Remember(dir string, s *Set) error {
 	}
 	zs := zoneState(s)
 	old, ok := st.Zones[s.Zone]
-	zs.DeleteDS = old.DeleteDS
+	zs.DeleteDS, zs.Unsigned = old.DeleteDS, old.Unsigned
 	if ok && slices.Equal(old.Keys, zs.Keys) && slices.Equal(old.DS, zs.DS) {
 		return nil
 	}
@@ -131,9 +134,36 @@ func Remember(dir string, s *Set) error {
 }
 
 // SetDeleteDS records in the state file of dir whether zone asks its parent to remove its DS
-// (Set.DeleteDS): set when the key policy takes the zone insecure, cleared once CDS names a
-// key again. A state file that cannot be read is left as it is.
+// (Set.DeleteDS): set when the key policy takes the zone insecure, cleared (with Unsigned)
+// once CDS names a key again. A state file that cannot be read is left as it is.
 func SetDeleteDS(dir, zone string, on bool) error {
+	return updateZone(dir, zone, func(zs *ZoneState) bool {
+		if zs.DeleteDS == on && (on || !zs.Unsigned) {
+			return false
+		}
+		zs.DeleteDS = on
+		if !on {
+			zs.Unsigned = false
+		}
+		return true
+	})
+}
+
+// MarkUnsigned records in the state file of dir that zone, which asked its parent to remove
+// its DS, has withdrawn all its keys on purpose: key files missing then are not lost keys.
+func MarkUnsigned(dir, zone string) error {
+	return updateZone(dir, zone, func(zs *ZoneState) bool {
+		if zs.Unsigned || !zs.DeleteDS {
+			return false
+		}
+		zs.Unsigned = true
+		return true
+	})
+}
+
+// updateZone changes the record of zone in the state file of dir with change, which reports
+// whether it changed anything.
+func updateZone(dir, zone string, change func(*ZoneState) bool) error {
 	z, err := normalizeZone(zone)
 	if err != nil {
 		return err
@@ -143,13 +173,12 @@ func SetDeleteDS(dir, zone string, on bool) error {
 	path := StatePath(dir)
 	st, err := readState(path)
 	if err != nil {
-		return fmt.Errorf("not recording that %s asks to remove its DS: %w", z, err)
+		return fmt.Errorf("not recording the DNSSEC state of %s: %w", z, err)
 	}
 	zs := st.Zones[z]
-	if zs.DeleteDS == on {
+	if !change(&zs) {
 		return nil
 	}
-	zs.DeleteDS = on
 	st.Zones[z] = zs
 	return writeState(path, st)
 }
@@ -239,6 +268,8 @@ func Open(dir, zone string, alg uint8, regenerate bool) (*Opened, error) {
 			return nil, fmt.Errorf("%s has no keys for %s, and its state file cannot be read, so it may have had keys: %w. "+
 				"Not generating new ones: restore the key files, or repair or remove the state file if %s never had keys, "+
 				"or add `regenerate %s` to the danezone block", dir, set.Zone, err, set.Zone, zoneArg(set.Zone))
+		case ok && had.Unsigned:
+			// Insecure on purpose, its withdrawn keys removed: a fresh start (the DS went).
 		case ok && !regenerate:
 			return nil, &LostError{Dir: dir, Zone: set.Zone, State: StatePath(dir), Had: had}
 		case ok:

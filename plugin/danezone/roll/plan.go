@@ -74,6 +74,9 @@ type Input struct {
 	// it has asked its parent to remove its DS and no key has been named by CDS since
 	// (keys.Set.DeleteDS).
 	Insecure, DeleteDS bool
+	// ParentTTL is the largest TTL of the DS the parent served while the zone waited for it
+	// to go (Result.ParentTTL of the plan before).
+	ParentTTL time.Duration
 }
 
 // Result is Plan's decision.
@@ -95,6 +98,8 @@ type Result struct {
 	// ParentPending: a wait for the parent had no news (Parent.Pending); Waiting then says
 	// only what is waited for.
 	ParentPending bool
+	// ParentTTL is for the next plan's Input.ParentTTL.
+	ParentTTL time.Duration
 }
 
 // ParentCheckEvery is how often a KSK roll asks the parental agents while it waits: every
@@ -194,9 +199,7 @@ func Plan(p Policy, in Input) Result {
 	// signatures of both, RFC 4035 §2.2); CDS names the new KSK once its DNSKEY is in every
 	// cache. The old keys go once the parent serves the new DS only: their DNSKEYs after the
 	// old DS has expired from caches, their signatures one DNSKEY TTL later.
-	if in.Insecure {
-		r.DeleteDS = true
-		insecure(p, in, &r, timing, set, next, now, ipub)
+	if in.Insecure && insecure(p, in, &r, timing, set, next, now, ipub) {
 		events(in, r.Actions, timing, next)
 		return r
 	}
@@ -249,13 +252,25 @@ func Plan(p Policy, in Input) Result {
 		case len(pending) == 0:
 			// No key of the role (a new split policy, or every key retiring): one now,
 			// published at once when nothing of the role is in the zone yet.
+			if in.DeleteDS {
+				// Going insecure cancelled after its keys were given their end: the newest of
+				// the role, still published, keeps signing, and CDS names it again.
+				if k := revivable(in.Keys, ro.sep, timing, now); k != nil {
+					t := timing(k)
+					t.Inactive, t.Delete = time.Time{}, time.Time{}
+					if ro.syncs {
+						t.SyncDelete = time.Time{}
+					}
+					set(k, t, fmt.Sprintf("going insecure cancelled: key %d keeps signing", k.Tag))
+					continue
+				}
+			}
 			t := keys.Timing{Publish: now, Activate: now}
 			if in.DeleteDS && !anyPublished(in.Keys, now) {
 				// Back from insecure (RFC 8078 §3): CDS names the key only once the signed
-				// zone has reached every secondary and cache, where an answer saying the zone
-				// has no DNSKEY may still live, with the negative TTL (RFC 2308 §5).
+				// zone has reached every secondary and cache.
 				if ro.syncs {
-					t.SyncPublish = now.Add(p.Propagation + max(in.MaxTTL, p.MaxTTL, pp.DNSKEYTTL) + p.Safety)
+					t.SyncPublish = now.Add(pp.SecureAgainWait(in.MaxTTL))
 				}
 				r.Actions = append(r.Actions, Action{KSK: ro.sep, Timing: t, Why: "the policy's " + ro.name + ", signing again"})
 				continue
@@ -425,7 +440,7 @@ func Plan(p Policy, in Input) Result {
 		}
 	}
 	// Back from insecure once CDS names a key again.
-	if r.DeleteDS && anySynced(in.Keys, timing, now) {
+	if v, _ := viewAt(in.Keys, timing, now); r.DeleteDS && len(v.CDSKeys()) > 0 {
 		r.DeleteDS = false
 	}
 	events(in, r.Actions, timing, next)
@@ -449,45 +464,72 @@ func events(in Input, actions []Action, timing func(*keys.Key) keys.Timing, next
 // insecure takes a zone insecure (RFC 8078 §4, RFC 6781 §4.3.2): CDS and CDNSKEY become the
 // DELETE records, every key in use keeps signing until the parent serves no DS (asked twice,
 // like a KSK roll), that DS has expired from every cache and so have the DNSKEY RRsets it
-// made secure; then the DNSKEYs and signatures go, and the zone is served unsigned.
+// made secure; then the DNSKEYs and signatures go, and the zone is served unsigned. It
+// returns false when a KSK roll under way must end first (the plan goes on with it).
 func insecure(p Policy, in Input, r *Result, timing func(*keys.Key) keys.Timing, set func(*keys.Key, keys.Timing, string),
-	next func(time.Time), now time.Time, ipub time.Duration) {
+	next func(time.Time), now time.Time, ipub time.Duration) bool {
 	var live []*keys.Key // keys not retiring: they keep the zone signed until the parent lets go
+	ksks := 0
 	for _, k := range in.Keys {
 		t := timing(k)
 		if t.Inactive.IsZero() && (t.Delete.IsZero() || t.Delete.After(now)) {
 			live = append(live, k)
+			if k.IsKSK() {
+				ksks++
+			}
 		}
 	}
-	// CDS names no key from now: every key it names or is to name stops being named. Keys
-	// without any sync schedule are named as the published KSKs (keys.Set.CDSKeys).
-	legacy := !anySyncSchedule(in.Keys, timing)
+	if len(live) == 0 {
+		return true // insecure, or the last keys retiring on their schedule
+	}
+	if !in.DeleteDS && ksks > 1 {
+		// A KSK roll under way ends first: going insecure, cancelled, then has one key for
+		// CDS to name again.
+		return false
+	}
+	r.DeleteDS = true
+	// CDS names no key from now: every key it names (by the one rule, keys.Set.CDSKeys, which
+	// also covers keys without any sync schedule) or is to name stops being named.
+	v, orig := viewAt(in.Keys, timing, now)
+	named := map[*keys.Key]bool{}
+	for _, c := range v.CDSKeys() {
+		named[orig[c]] = true
+	}
 	synced := false
 	for _, k := range live {
 		t := timing(k)
-		named := !t.SyncPublish.IsZero() && (t.SyncDelete.IsZero() || t.SyncDelete.After(now))
-		if legacy && k.IsKSK() && k.Published(now) {
-			named, t.SyncPublish = true, start(t)
-		}
-		if !named {
+		later := !t.SyncPublish.IsZero() && t.SyncPublish.After(now) && (t.SyncDelete.IsZero() || t.SyncDelete.After(t.SyncPublish))
+		if !later && !named[k] {
 			continue
 		}
 		synced = true
 		if t.SyncPublish.IsZero() || t.SyncPublish.After(now) {
-			t.SyncPublish = now
+			t.SyncPublish = start(t)
+			if t.SyncPublish.IsZero() || t.SyncPublish.After(now) {
+				t.SyncPublish = now
+			}
 		}
 		t.SyncDelete = now
 		set(k, t, "going insecure: CDS and CDNSKEY ask the parent to remove the DS (RFC 8078 DELETE)")
-	}
-	if len(live) == 0 {
-		return // insecure, or the last keys retiring on their schedule
 	}
 	if synced || !in.DeleteDS {
 		// DELETE is published by the keys just retimed and the state the caller records;
 		// the parent is asked from the next plan on.
 		next(now.Add(time.Second))
-		return
+		return true
 	}
+	// Since when the zone has asked: its keys stopped being named by CDS then.
+	since := time.Time{}
+	for _, k := range in.Keys {
+		if t := timing(k); !t.SyncDelete.After(now) && t.SyncDelete.After(since) {
+			since = t.SyncDelete
+		}
+	}
+	if since.IsZero() {
+		since = now
+	}
+	r.Since = since
+	r.ParentTTL = in.ParentTTL
 	parent := Parent{Err: fmt.Errorf("no parental agents to ask")}
 	if in.Parent != nil {
 		parent = in.Parent()
@@ -495,60 +537,79 @@ func insecure(p Policy, in Input, r *Result, timing func(*keys.Key) keys.Timing,
 	gone := parent.Err == nil && len(parent.DS) == 0
 	switch {
 	case parent.Pending:
-		r.ParentPending, r.Seen, r.Since = true, in.SeenSince, now
+		r.ParentPending, r.Seen = true, in.SeenSince
 		r.Waiting = "going insecure: waiting for the parent to remove the DS"
 		next(now.Add(p.ParentCheckEvery()))
 	case gone && in.SeenSince.IsZero():
 		r.Seen = now
 		r.Waiting = fmt.Sprintf("going insecure: the parent serves no DS; confirming after %v", p.ParentPropagation)
-		r.Since = now
 		next(now.Add(max(p.ParentPropagation, time.Second)))
 	case gone && now.Before(in.SeenSince.Add(p.ParentPropagation)):
 		r.Seen = in.SeenSince
 		r.Waiting = "going insecure: the parent serves no DS since " + in.SeenSince.Format(time.RFC3339) + "; confirming"
-		r.Since = in.SeenSince
 		next(in.SeenSince.Add(p.ParentPropagation))
 	case gone:
-		// The DS leaves caches after its TTL; a validator that made its DNSKEY RRset secure
-		// with it just before keeps that a DNSKEY TTL longer, and wants signatures until then.
-		// Then the DNSKEYs and the signatures go together: every state is a whole zone.
-		end := now.Add(p.DSWait() + ipub)
-		for _, k := range live {
+		// The DS leaves caches after its TTL (the larger of the policy's and the one the
+		// parent served); a validator that made its DNSKEY RRset secure with it just before
+		// keeps that a DNSKEY TTL longer, and wants signatures until then. Then every key
+		// goes, DNSKEY and signatures together (a ZSK retiring from a roll, an old algorithm's
+		// key too, none later than the rest): every state is a whole zone.
+		end := now.Add(p.DSWait() + max(0, in.ParentTTL-p.ParentDSTTL) + ipub)
+		for _, k := range in.Keys {
 			t := timing(k)
-			t.Delete, t.Inactive = end, end
+			if !t.Delete.IsZero() && !t.Delete.After(now) && !t.Inactive.After(now) {
+				continue // gone already
+			}
+			if t.Delete.IsZero() || t.Delete.After(end) {
+				t.Delete = end
+			}
+			if t.Inactive.IsZero() || t.Inactive.After(end) {
+				t.Inactive = end
+			}
 			set(k, t, "going insecure: the parent serves no DS")
 		}
+		r.ParentTTL = 0
 	default:
+		r.ParentTTL = max(in.ParentTTL, parent.TTL)
 		r.Waiting = "going insecure: waiting for the parent to remove the DS"
 		if parent.Err != nil {
 			r.Waiting += " (" + parent.Err.Error() + ")"
 		} else {
 			r.Waiting += fmt.Sprintf(" (it serves %s)", dsTags(parent.DS))
 		}
-		r.Since = now
 		next(now.Add(p.ParentCheckEvery()))
 	}
+	return true
 }
 
-// anySyncSchedule says whether a key has a CDS schedule (SyncPublish or SyncDelete).
-func anySyncSchedule(ks []*keys.Key, timing func(*keys.Key) keys.Timing) bool {
-	for _, k := range ks {
-		if t := timing(k); !t.SyncPublish.IsZero() || !t.SyncDelete.IsZero() {
-			return true
-		}
-	}
-	return false
-}
-
-// anySynced says whether CDS names a key at now.
-func anySynced(ks []*keys.Key, timing func(*keys.Key) keys.Timing, now time.Time) bool {
+// revivable is the newest key of a role (SEP flag sep) that still is published and signs but
+// has an end: one that going insecure retired.
+func revivable(ks []*keys.Key, sep bool, timing func(*keys.Key) keys.Timing, now time.Time) *keys.Key {
+	var best *keys.Key
 	for _, k := range ks {
 		t := timing(k)
-		if !t.SyncPublish.IsZero() && !t.SyncPublish.After(now) && (t.SyncDelete.IsZero() || t.SyncDelete.After(now)) {
-			return true
+		if k.IsKSK() != sep || t.Delete.IsZero() || !t.Delete.After(now) || !t.Inactive.After(now) {
+			continue
+		}
+		if best == nil || start(t).After(start(timing(best))) {
+			best = k
 		}
 	}
-	return false
+	return best
+}
+
+// viewAt is the keys with the schedules of this plan as a key set at now, for the rules
+// keys.Set owns (which keys CDS names).
+func viewAt(ks []*keys.Key, timing func(*keys.Key) keys.Timing, now time.Time) (*keys.Set, map[*keys.Key]*keys.Key) {
+	s := &keys.Set{At: now}
+	orig := map[*keys.Key]*keys.Key{}
+	for _, k := range ks {
+		c := *k
+		c.Timing = timing(k)
+		s.Keys = append(s.Keys, &c)
+		orig[&c] = k
+	}
+	return s, orig
 }
 
 // start is when a key started signing, or will: Activate, else Publish, else Created.

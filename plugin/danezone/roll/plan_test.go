@@ -469,3 +469,187 @@ func TestUnscheduledKeyRetimed(t *testing.T) {
 		t.Fatalf("after a roll began: published %v signing %v CDS %v; want key %d published, signing and in CDS", pub, sign, cds, k.Tag)
 	}
 }
+
+// TestInsecureCancelledDuringKSKRoll: `insecure` set while a KSK roll waits for the parent,
+// then removed: going insecure waits for the roll, and CDS never stays DELETE.
+func TestInsecureCancelledDuringKSKRoll(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		p := sec()
+		p.Split = split
+		w := newWorld(t, p)
+		w.run(w.now, true)
+		role := "csk"
+		if split {
+			role = "ksk"
+		}
+		w.step(role)
+		// advance past the successor's SyncPublish, parent does not follow
+		w.now = w.now.Add(10 * p.PublishWait())
+		w.step("")
+		_, _, cds := w.view()
+		t.Logf("split %v: mid roll CDS %v parent %v", split, cds, w.parent)
+		w.insecure = true
+		w.step("")
+		_, _, cds = w.view()
+		t.Logf("split %v: insecure CDS %v", split, cds)
+		w.now = w.now.Add(time.Second)
+		w.step("")
+		// cancel
+		w.insecure = false
+		for i := 0; i < 20; i++ {
+			r := w.step("")
+			if r.Next.IsZero() {
+				break
+			}
+			w.now = r.Next
+		}
+		s := w.set()
+		_, _, cds = w.view()
+		t.Logf("split %v: after cancel CDS %v DeleteDS %v", split, cds, s.DeleteDS)
+		if len(cds) == 0 || cds[0] == 0 || s.DeleteDS {
+			t.Errorf("split %v: cancelled, but CDS is %v (DeleteDS %v)", split, cds, s.DeleteDS)
+		}
+		// The roll goes on: the parent follows, the old key goes.
+		w.run(w.now.Add(time.Hour), true)
+		if pub, _, cds := w.view(); len(cds) != 1 || cds[0] == 0 || len(pub) != map[bool]int{false: 1, true: 2}[split] {
+			t.Errorf("split %v: after the roll: published %v CDS %v", split, pub, cds)
+		}
+	}
+}
+
+// TestInsecureAfterKSKRoll: `insecure` set while a KSK roll waits for the parent: the roll
+// ends first (the parent follows), then the zone goes insecure.
+func TestInsecureAfterKSKRoll(t *testing.T) {
+	p := sec()
+	w := newWorld(t, p)
+	w.run(w.now, true)
+	w.step("csk")
+	w.now = w.now.Add(10 * p.PublishWait())
+	w.insecure = true
+	if r := w.step(""); !strings.Contains(r.Waiting, "waiting for the parent to serve the DS") {
+		t.Fatalf("insecure during a roll: waiting %q, want the roll's", r.Waiting)
+	}
+	if s := w.set(); s.DeleteDS {
+		t.Fatal("DELETE during a KSK roll")
+	}
+	w.run(w.now.Add(time.Hour), true)
+	if pub, sign, _ := w.view(); len(pub) != 0 || len(sign) != 0 || !w.set().Unsigned() {
+		t.Fatalf("after the roll and going insecure: published %v signing %v", pub, sign)
+	}
+}
+
+// TestInsecureCancelledAfterDSGone: cancelled after the parent removed the DS and the keys
+// were given their end: the same keys sign on, and CDS names only a key published for Ipub.
+func TestInsecureCancelledAfterDSGone(t *testing.T) {
+	for _, split := range []bool{false, true} {
+		p := sec()
+		p.Split = split
+		w := newWorld(t, p)
+		w.run(w.now, true)
+		w.insecure = true
+		w.step("")
+		w.parent = nil
+		var end time.Time
+		for i := 0; i < 50; i++ {
+			r := w.step("")
+			for _, k := range w.keys() {
+				if !k.Timing.Delete.IsZero() {
+					end = k.Timing.Delete
+				}
+			}
+			if !end.IsZero() {
+				break
+			}
+			w.now = r.Next
+		}
+		// cancel one second before the end
+		w.now = end.Add(-time.Second)
+		w.insecure = false
+		cancel := w.now
+		nkeys := len(w.keys())
+		for i := 0; i < 50; i++ {
+			r := w.step("")
+			pub, sign, cds := w.view()
+			t.Logf("split %v %s: pub %v sign %v cds %v", split, w.now.Sub(cancel), pub, sign, cds)
+			if len(cds) == 1 && cds[0] != 0 {
+				s := w.set()
+				for _, k := range s.CDSKeys() {
+					if since := w.now.Sub(k.Timing.Publish); since < p.PublishWait() {
+						t.Errorf("split %v: CDS names key %d %v after its DNSKEY was published (< Ipub %v)", split, k.Tag, since, p.PublishWait())
+					}
+				}
+				if n := len(w.keys()); n != nkeys || s.DeleteDS {
+					t.Errorf("split %v: %d keys after the cancel (%d before), DeleteDS %v: want the same keys signing on", split, n, nkeys, s.DeleteDS)
+				}
+				break
+			}
+			if r.Next.IsZero() {
+				t.Fatalf("split %v: CDS never names a key again after the cancel", split)
+			}
+			w.now = r.Next
+		}
+	}
+}
+
+// TestInsecureLegacyKeyWithoutSEP: a key without the SEP flag and without any schedule, which
+// CDS names as the key that signs the DNSKEY RRset, gives way to DELETE like any other.
+func TestInsecureLegacyKeyWithoutSEP(t *testing.T) {
+	dir := t.TempDir()
+	k, err := keys.GenerateScheduled(dir, "example.test.", 13, false, 2, keys.Timing{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.SetTiming(k, keys.Timing{}); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, dir: dir, p: sec(), now: time.Now().UTC().Truncate(time.Second), insecure: true}
+	_, _, cds := w.view()
+	t.Logf("before: CDS %v", cds)
+	for i := 0; i < 5; i++ {
+		r := w.step("")
+		w.now = w.now.Add(2 * time.Second)
+		_, _, cds = w.view()
+		t.Logf("CDS %v waiting %q", cds, r.Waiting)
+	}
+	if len(cds) != 1 || cds[0] != 0 {
+		t.Errorf("CDS %v, want DELETE", cds)
+	}
+}
+
+// TestInsecureDuringZSKRoll: going insecure in the middle of a ZSK roll: the retiring ZSK
+// goes with the rest, never leaving a DNSKEY RRset no key signs with.
+func TestInsecureDuringZSKRoll(t *testing.T) {
+	p := sec()
+	p.Split = true
+	p.MaxTTL = time.Hour // long RetireWait
+	w := newWorld(t, p)
+	w.run(w.now, true)
+	w.step("zsk")
+	w.now = w.now.Add(p.PublishWait() + time.Second)
+	w.insecure = true
+	w.step("")
+	w.parent = nil
+	var unpub time.Time
+	for i := 0; i < 100; i++ {
+		r := w.step("")
+		pub, sign, _ := w.view()
+		if unpub.IsZero() && len(pub) < 3 {
+			t.Logf("%v: pub %v sign %v", w.now, pub, sign)
+		}
+		if len(pub) == 0 && len(sign) == 0 {
+			t.Logf("unsigned at %v", w.now)
+			break
+		}
+		if len(pub) == 1 && unpub.IsZero() {
+			unpub = w.now
+			t.Logf("only one key left at %v: pub %v sign %v", w.now, pub, sign)
+		}
+		if r.Next.IsZero() {
+			break
+		}
+		w.now = r.Next
+	}
+	if !unpub.IsZero() {
+		t.Errorf("the zone was partly signed from %v (one key of three left)", unpub)
+	}
+}

@@ -62,6 +62,14 @@ func (p Policy) RetireWait(maxTTL time.Duration) time.Duration {
 	return p.Propagation + max(maxTTL, p.MaxTTL) + p.Safety
 }
 
+// SecureAgainWait is how long a zone signed again after being insecure waits before CDS
+// names its key (RFC 8078 §3): until the signed zone has reached every secondary and cache,
+// where an answer saying the zone has no DNSKEY may live for the negative TTL (RFC 2308 §5),
+// included in the zone's largest TTL (maxTTL, as measured; the policy's max-zone-ttl if larger).
+func (p Policy) SecureAgainWait(maxTTL time.Duration) time.Duration {
+	return p.Propagation + max(maxTTL, p.MaxTTL, p.DNSKEYTTL) + p.Safety
+}
+
 // DSWait is how long the old KSK stays after every parental agent serves the new DS, until
 // the old DS has expired from every cache [Dprp(parent) + TTLds + safety].
 func (p Policy) DSWait() time.Duration { return p.ParentPropagation + p.ParentDSTTL + p.Safety }
