@@ -20,6 +20,8 @@ type answerCase struct {
 	skipUnbound, skipDelv bool
 	// extra checks on the direct answer with DO (optional).
 	check func(t *testing.T, l *Lab, r *dns.Msg)
+	// hashed: 0 in every denial mode; -1 only in the NSEC modes, 1 only in the NSEC3 modes.
+	hashed int
 }
 
 var answerCases = []answerCase{
@@ -82,7 +84,14 @@ var answerCases = []answerCase{
 	{name: "NODATA mx1 CNAME", qname: "mx1.example.test", qtype: dns.TypeCNAME, want: NoData},
 	{name: "NODATA DS at non-delegation", qname: "mx1.example.test", qtype: dns.TypeDS, want: NoData},
 	{name: "NODATA apex CAA", qname: "example.test", qtype: dns.TypeCAA, want: NoData},
-	{name: "NODATA apex NSEC3PARAM", qname: "example.test", qtype: dns.TypeNSEC3PARAM, want: NoData},
+	{name: "NODATA apex NSEC3PARAM", qname: "example.test", qtype: dns.TypeNSEC3PARAM, want: NoData, hashed: -1},
+	{name: "apex NSEC3PARAM", qname: "example.test", qtype: dns.TypeNSEC3PARAM, want: Positive, hashed: 1},
+	{name: "NODATA apex NSEC in an NSEC3 zone", qname: "example.test", qtype: dns.TypeNSEC, want: Unknown, hashed: 1,
+		check: func(t *testing.T, l *Lab, r *dns.Msg) {
+			if len(r.Answer) != 0 || r.Rcode != dns.RcodeSuccess {
+				t.Errorf("NSEC at the apex of a zone denied with NSEC3: %s with %d answers, want NODATA", dns.RcodeToString[r.Rcode], len(r.Answer))
+			}
+		}},
 	{name: "ENT NODATA _tcp.mx1 A", qname: "_tcp.mx1.example.test", qtype: dns.TypeA, want: NoData},
 	{name: "ENT NODATA _tls A", qname: "_tls.example.test", qtype: dns.TypeA, want: NoData},
 	{name: "ENT NODATA wildcard parent users A", qname: "users.example.test", qtype: dns.TypeA, want: NoData},
@@ -113,7 +122,7 @@ var answerCases = []answerCase{
 	{name: "mixed case wildcard", qname: "FOO.Users.Example.Test", qtype: dns.TypeMX, want: Positive},
 
 	// NSEC query at the apex: NOERROR, secure; an NSEC owned by the apex lists the apex types.
-	{name: "apex NSEC", qname: "example.test", qtype: dns.TypeNSEC, want: Unknown,
+	{name: "apex NSEC", qname: "example.test", qtype: dns.TypeNSEC, want: Unknown, hashed: -1,
 		check: func(t *testing.T, l *Lab, r *dns.Msg) {
 			for _, rr := range r.Answer {
 				n, ok := rr.(*dns.NSEC)
@@ -196,6 +205,9 @@ func TestAnswers(t *testing.T) {
 // runAnswerCase checks one case with the zone model and then with every judge.
 func runAnswerCase(t *testing.T, l *Lab, c answerCase) {
 	t.Helper()
+	if h := hashedMode(l.ModeFor(canon(c.qname))); c.hashed == 1 && !h || c.hashed == -1 && h {
+		t.Skipf("for the %s denial modes only", map[int]string{1: "NSEC3", -1: "NSEC"}[c.hashed])
+	}
 	if l.Zones.ZoneFor(c.qname) == nil {
 		t.Skipf("%s is not served by this lab", c.qname)
 	}

@@ -1074,6 +1074,7 @@ func NewLab(cfg ServerConfig, cleanup func(func())) (*Lab, error) {
 	if l.Zones, err = NewZoneSet(served, l.Anchors); err != nil {
 		return nil, err
 	}
+	l.Zones.denial(l.ModeFor)
 	if msg := PeerMissing("unbound"); msg != "" {
 		l.UnboundMissing = msg
 	} else {
@@ -1095,4 +1096,4 @@ func NewLab(cfg ServerConfig, cleanup func(func())) (*Lab, error) {
 }
 
 // denialModes are the modes every answer class is tested in.
-var denialModes = []string{"nsec", "minimal"}
+var denialModes = []string{"nsec", "minimal", "nsec3", "nsec3-narrow"}

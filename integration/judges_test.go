@@ -231,7 +231,7 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 		if _, ok := ansSets[rrsetKey{lq, dns.TypeCNAME}]; ok {
 			add("%s: answered with the CNAME chain; %s RRsets live beside a CNAME and must be answered from the owner (RFC 4035 §2.5)", q, typeString(qtype))
 		}
-		if z := l.Zones.ZoneFor(lq); qtype == dns.TypeNSEC && z != nil && e.Wildcard == "" && len(z.Data[lq]) > 0 && !z.BelowCut(lq, false) {
+		if z := l.Zones.ZoneFor(lq); qtype == dns.TypeNSEC && z != nil && !hashedMode(l.ModeFor(z.Origin)) && e.Wildcard == "" && len(z.Data[lq]) > 0 && !z.BelowCut(lq, false) {
 			if _, ok := ansSets[rrsetKey{lq, dns.TypeNSEC}]; !ok {
 				add("%s: no NSEC owned by %s in the answer", q, lq)
 			}
@@ -246,6 +246,15 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 	// Every NSEC (answer or authority) fits the zone: the exact chain in nsec mode, honest
 	// bitmaps and intervals that hide no data in minimal mode.
 	for _, rr := range append(slices.Clone(r.Answer), r.Ns...) {
+		if n3, ok := rr.(*dns.NSEC3); ok {
+			z := l.Zones.ZoneFor(parentName(canon(n3.Hdr.Name)))
+			if z == nil || !hashedMode(l.ModeFor(z.Origin)) {
+				add("%s: NSEC3 %s outside the zones served with NSEC3", q, n3.Hdr.Name)
+			} else if err := z.CheckNSEC3(n3, l.ModeFor(z.Origin)); err != nil {
+				add("%s: %v (denial %s)", q, err, l.ModeFor(z.Origin))
+			}
+			continue
+		}
 		n, ok := rr.(*dns.NSEC)
 		if !ok {
 			continue
@@ -260,6 +269,12 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 		}
 	}
 	authSets, authSigs, authOrder := groupRRsets(r.Ns)
+	hashed := e.Zone != nil && hashedMode(l.ModeFor(e.Zone.Origin))
+	if hashed && (e.Kind == NoData || e.Kind == NXDomain || e.Kind == Positive && e.Wildcard != "") {
+		for _, p := range checkNSEC3Proof(e.Zone, qtype, e, r.Ns) {
+			add("%s: %s", q, p)
+		}
+	}
 	switch e.Kind {
 	case NoData, NXDomain:
 		z := e.Zone
@@ -271,6 +286,9 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 		}
 		nsecs := 0
 		for _, k := range authOrder {
+			if hashed {
+				break // checkNSEC3Proof and CheckNSEC3
+			}
 			if k.rtype == dns.TypeNSEC {
 				nsecs++
 				for _, rr := range authSets[k] {
@@ -283,13 +301,13 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 				add("%s: NSEC3 in a zone served with NSEC", q)
 			}
 		}
-		if nsecs == 0 {
+		if nsecs == 0 && !hashed {
 			add("%s: %s answer with DO has no NSEC proof", q, e.Kind)
 		}
 		// RFC 4035 §3.1.3.1: NODATA at a name that owns RRsets includes the NSEC owned by that
 		// name; §3.1.3.4: wildcard NODATA includes the NSEC owned by the wildcard. Either NSEC
 		// must not list the type (or CNAME).
-		if e.Kind == NoData && e.Zone != nil {
+		if e.Kind == NoData && e.Zone != nil && !hashed {
 			owner := e.Final
 			if e.Wildcard != "" {
 				owner = e.Wildcard
@@ -423,6 +441,22 @@ func checkReferral(l *Lab, q string, e Expect, r *dns.Msg, do bool) []string {
 			add("%s: referral to a signed delegation: DS RRset differs: %s", q, d)
 		} else if err := verifyRRset(got, sigs[rrsetKey{cut, dns.TypeDS}], l.Anchors, now); err != nil {
 			add("%s: referral DS: %v", q, err)
+		}
+	} else if hashedMode(l.ModeFor(z.Origin)) {
+		var n3 *dns.NSEC3
+		for _, rr := range r.Ns {
+			if n, ok := rr.(*dns.NSEC3); ok {
+				if h, err := hashOf(n.Hdr.Name, z.Origin); err == nil && h == nsec3Hash(cut) {
+					n3 = n
+				}
+			}
+		}
+		if n3 == nil {
+			add("%s: referral to an unsigned delegation without the NSEC3 of %s proving no DS (RFC 5155 §7.2.7)", q, cut)
+		} else if !slices.Contains(n3.TypeBitMap, dns.TypeNS) || slices.Contains(n3.TypeBitMap, dns.TypeDS) || slices.Contains(n3.TypeBitMap, dns.TypeSOA) {
+			add("%s: insecure delegation NSEC3 bitmap %v must have NS and lack DS and SOA", q, typeNames(n3.TypeBitMap))
+		} else if err := verifyRRset([]dns.RR{n3}, sigs[rrsetKey{canon(n3.Hdr.Name), dns.TypeNSEC3}], l.Anchors, now); err != nil {
+			add("%s: referral NSEC3: %v", q, err)
 		}
 	} else {
 		set := sets[rrsetKey{cut, dns.TypeNSEC}]

@@ -84,7 +84,9 @@ func TestReload(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return &Lab{Denial: mode, Srv: srv, Anchors: map[string]*Anchor{"example.test.": anchor}, Zones: zs, Delv: delv}
+				l := &Lab{Denial: mode, Srv: srv, Anchors: map[string]*Anchor{"example.test.": anchor}, Zones: zs, Delv: delv}
+				zs.denial(l.ModeFor)
+				return l
 			}
 
 			// 1. Add a TXT record and bump the serial.

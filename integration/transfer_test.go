@@ -414,3 +414,84 @@ func TestTwoSigners(t *testing.T) {
 		})
 	}
 }
+
+// TestTransferNSEC3: in the NSEC3 modes a secondary receives the whole NSEC3 chain and the
+// NSEC3PARAM (in nsec3-narrow, the chain its white lies stand for, which a secondary cannot
+// make): ldns-verify-zone and dnssec-verify pass the transfer, Knot serves it as the primary
+// does, and Unbound and delv validate the negative answers Knot makes from it.
+func TestTransferNSEC3(t *testing.T) {
+	for _, mode := range []string{"nsec3", "nsec3-narrow"} {
+		t.Run(mode, func(t *testing.T) {
+			key := NewTSIGKey("xfr.example.test.")
+			port, err := FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec := StartSecondary(t, "knot", []string{xfrZone}, fmt.Sprintf("127.0.0.1:%d", port), key)
+			text := RepoZone(t, "example.test.zone")
+			srv := StartServer(t, ServerConfig{Zones: map[string]string{"example.test": text}, Port: port, Denial: mode,
+				Block: []string{
+					fmt.Sprintf("tsig {\n        secret %s %s\n        require AXFR IXFR\n    }", key.Name, key.Secret),
+					"transfer {\n        to " + sec.Addr + "\n    }",
+				}})
+			anchor, err := ReadAnchor(srv.KeyDir, xfrZone)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sec.WaitSerial(xfrZone, serialOf(t, srv.Addr, xfrZone), 15*time.Second); err != nil {
+				t.Fatalf("knot did not get the zone: %v\n%s", err, sec.LogTail(3000))
+			}
+			axfr, err := AXFR(srv.Addr, xfrZone, &key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			var anchors []dns.RR
+			for _, ds := range anchor.DS {
+				anchors = append(anchors, ds)
+			}
+			if err := LdnsVerifyZone(axfr, dir, anchors...); err != nil {
+				t.Error(err)
+			}
+			if err := DnssecVerify(axfr, xfrZone, dir); err != nil {
+				t.Error(err)
+			}
+			zs, err := NewZoneSet(map[string]string{"example.test": text}, map[string]*Anchor{xfrZone: anchor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			zs.denial(func(string) string { return mode })
+			types := map[uint16]int{}
+			for _, rr := range axfr {
+				types[rr.Header().Rrtype]++
+			}
+			if n := len(zs.ZoneFor(xfrZone).NSEC3Chain()); types[dns.TypeNSEC3] != n || types[dns.TypeNSEC3PARAM] != 1 || types[dns.TypeNSEC] != 0 {
+				t.Errorf("the transfer has %d NSEC3 (the zone has %d names), %d NSEC3PARAM, %d NSEC", types[dns.TypeNSEC3], n, types[dns.TypeNSEC3PARAM], types[dns.TypeNSEC])
+			}
+			got, err := AXFR(sec.Addr, xfrZone, &key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, diff := sameZone(axfr, got); !ok {
+				t.Errorf("knot serves another zone than the primary's: %s", diff)
+			}
+			u, err := NewUnbound(Stub{Anchor: anchor, Addr: sec.Addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Stop()
+			d := &Delv{Server: "127.0.0.1", Port: sec.Port, AnchorsFile: filepath.Join(dir, "anchors.conf")}
+			if d.Bin, err = lookPeer("delv"); err != nil {
+				t.Fatal(PeerMissing("delv"))
+			}
+			os.WriteFile(d.AnchorsFile, []byte(DelvAnchors(anchor)), 0o644)
+			l := &Lab{Denial: mode, Srv: &Server{Addr: sec.Addr, Port: sec.Port}, Anchors: map[string]*Anchor{xfrZone: anchor}, Zones: zs, Unbound: u, Delv: d}
+			for _, c := range casesNamed(t, "NXDOMAIN nope", "NODATA mx1 TXT", "ENT NODATA _tcp.mx1 A", "wildcard A", "wildcard NODATA TXT", "DS at insecure delegation") {
+				e := zs.Resolve(c.qname, c.qtype)
+				for _, p := range append(JudgeUnbound(l, c.qname, c.qtype, e), JudgeDelv(l, c.qname, c.qtype, e)...) {
+					t.Errorf("through knot: %s", p)
+				}
+			}
+		})
+	}
+}

@@ -43,6 +43,8 @@ type Zone struct {
 
 	chainOnce    sync.Once
 	chainByOwner map[string]NSECEntry
+	nsec3Once    sync.Once
+	nsec3ByHash  map[string]nsec3Entry
 }
 
 // ZoneSet is every zone a server serves.
@@ -134,6 +136,23 @@ func (z *Zone) addKeys(a *Anchor) {
 	for _, t := range []uint16{dns.TypeDNSKEY, dns.TypeCDNSKEY, dns.TypeCDS} {
 		z.Synth[t] = true
 	}
+}
+
+// denial adds to each zone what its denial mode publishes: the NSEC3PARAM of the NSEC3 modes.
+func (zs *ZoneSet) denial(modeFor func(origin string) string) {
+	for _, z := range zs.Zones {
+		if hashedMode(modeFor(z.Origin)) {
+			z.addNSEC3PARAM()
+		}
+	}
+}
+
+// addNSEC3PARAM adds the NSEC3PARAM a zone denied with NSEC3 publishes at its apex (the
+// lab's parameters: RFC 9276's, TTL 0 as BIND has it).
+func (z *Zone) addNSEC3PARAM() {
+	z.Data[z.Origin][dns.TypeNSEC3PARAM] = []dns.RR{&dns.NSEC3PARAM{
+		Hdr: dns.RR_Header{Name: z.Origin, Rrtype: dns.TypeNSEC3PARAM, Class: dns.ClassINET}, Hash: dns.SHA1}}
+	z.Synth[dns.TypeNSEC3PARAM] = true
 }
 
 // canon returns name fully qualified, lower-cased, with miekg/dns's canonical presentation

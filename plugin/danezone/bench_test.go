@@ -15,7 +15,7 @@ import (
 // minimal mode). Throughput is measured by make bench; this is for profiling.
 func BenchmarkNXDOMAIN(b *testing.B) {
 	for _, mode := range []denial.Mode{denial.NSEC, denial.Minimal} {
-		b.Run(string(mode), func(b *testing.B) {
+		b.Run(mode.String(), func(b *testing.B) {
 			d, _ := newTestZone(b, mode)
 			m := new(dns.Msg)
 			m.SetEdns0(1232, true)

@@ -332,16 +332,9 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			a.negative()
 			if a.do {
 				if res.Wildcard {
-					if n := a.snap.d.Match(res.Node); n != nil {
-						a.proof(n)
-					} else { // the wildcard is an empty non-terminal
-						a.proof(a.snap.d.Cover(res.Node.Name))
-					}
-					a.proveNoCloser(res)
-				} else if n := a.snap.d.Match(res.Node); n != nil {
-					a.proof(n)
+					a.proof(a.snap.d.WildcardNoData(res.Node, res.Encloser, res.NextCloser)...)
 				} else {
-					a.proof(a.snap.d.Cover(res.Node.Name))
+					a.proof(a.snap.d.NoData(res.Node)...)
 				}
 			}
 			return first
@@ -349,8 +342,7 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			a.m.Rcode = dns.RcodeNameError
 			a.negative()
 			if a.do {
-				a.proof(a.snap.d.Cover(res.NextCloser))
-				a.proof(a.snap.d.Cover("*." + res.Encloser))
+				a.proof(a.snap.d.NXDomain(res.Encloser, res.NextCloser)...)
 			}
 			return first
 		case zone.Referral:
@@ -389,7 +381,7 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 	}
 	switch qtype {
 	case dns.TypeNSEC:
-		if n := a.snap.d.Match(res.Node); n != nil {
+		if n := a.snap.d.Own(res.Node); n != nil {
 			a.add(&a.m.Answer, n, qname, n.TTL)
 			return true
 		}
@@ -403,7 +395,7 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 			}
 			a.sigs(&a.m.Answer, res.Node.Sets[t], qname, res.Node.Sets[t].TTL)
 		}
-		if n := a.snap.d.Match(res.Node); n != nil {
+		if n := a.snap.d.Own(res.Node); n != nil {
 			a.sigs(&a.m.Answer, n, qname, n.TTL)
 		}
 		return a.err == nil && len(a.m.Answer) > 0
@@ -420,19 +412,22 @@ func (a *answer) negative() {
 // proveNoCloser proves that no name closer than the wildcard exists (RFC 4035 §3.1.3.3).
 func (a *answer) proveNoCloser(res zone.Result) {
 	if a.do {
-		a.proof(a.snap.d.Cover(res.NextCloser))
+		a.proof(a.snap.d.Wildcard(res.Encloser, res.NextCloser)...)
 	}
 }
 
-func (a *answer) proof(set *zone.RRset) {
-	if set == nil || a.seen[set.Name] {
-		return
+// proof adds denial records to the authority section, each owner once.
+func (a *answer) proof(sets ...*zone.RRset) {
+	for _, set := range sets {
+		if set == nil || a.seen[set.Name] {
+			continue
+		}
+		if a.seen == nil {
+			a.seen = map[string]bool{}
+		}
+		a.seen[set.Name] = true
+		a.add(&a.m.Ns, set, set.Name, set.TTL)
 	}
-	if a.seen == nil {
-		a.seen = map[string]bool{}
-	}
-	a.seen[set.Name] = true
-	a.add(&a.m.Ns, set, set.Name, set.TTL)
 }
 
 // referral answers for a name at or below a delegation point: NS, then the signed DS or the
@@ -445,7 +440,7 @@ func (a *answer) referral(cut *zone.Node) {
 		if ds := cut.Sets[dns.TypeDS]; ds != nil {
 			a.add(&a.m.Ns, ds, ds.Name, ds.TTL)
 		} else {
-			a.proof(a.snap.d.Match(cut))
+			a.proof(a.snap.d.NoData(cut)...)
 		}
 	}
 	z := a.snap.z

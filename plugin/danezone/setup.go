@@ -180,16 +180,21 @@ func parse(c *caddy.Controller) (*config, error) {
 				}
 			case "denial":
 				if len(vals) == 0 {
-					return nil, c.Errf("denial needs a mode: nsec or minimal")
+					return nil, c.Errf("denial needs a mode: nsec, minimal, nsec3 or nsec3-narrow")
 				}
-				mode, perr := denial.ParseMode(vals[0])
+				mode, zones, perr := denial.ParseMode(vals)
 				if perr != nil {
 					return nil, c.Err(perr.Error())
 				}
-				if len(vals) == 1 {
+				if mode.Iterations > 0 || mode.Salt != "" {
+					// RFC 9276 §3.1: iterations and salt cost every validator and protect
+					// nothing (a zone's hashes are cracked whatever they are).
+					log.Warningf("denial %s: RFC 9276 asks for 0 iterations and no salt; validators treat many iterations as insecure", mode)
+				}
+				if len(zones) == 0 {
 					cfg.mode = mode
 				}
-				for _, z := range vals[1:] {
+				for _, z := range zones {
 					cfg.modes[zone.Canonical(z)] = mode
 				}
 			case "unsigned":

@@ -233,13 +233,17 @@ func signatureLen(k *keys.Key) int {
 	return 512 // as long as RSA-4096's
 }
 
-// apexSets returns the DNSKEY, CDS and CDNSKEY RRsets danezone adds at the apex.
-func apexSets(ks *keys.Set) []*zone.RRset {
+// apexSets returns the DNSKEY, CDS, CDNSKEY and (denying with NSEC3) NSEC3PARAM RRsets
+// danezone adds at the apex of a zone signed with ks.
+func (sz *servedZone) apexSets(ks *keys.Set) []*zone.RRset {
 	var out []*zone.RRset
 	for _, rrs := range [][]dns.RR{ks.DNSKEYs(), ks.CDS(), ks.CDNSKEY()} {
 		if len(rrs) > 0 {
 			out = append(out, zone.NewRRset(rrs))
 		}
+	}
+	if sz.mode.Hashed() && !sz.unsigned && !ks.Unsigned() {
+		out = append(out, zone.NewRRset([]dns.RR{sz.mode.ForTransfer().NSEC3PARAM(sz.origin)}))
 	}
 	return out
 }
@@ -268,7 +272,7 @@ func (sz *servedZone) loadWith(ks *keys.Set) (*zone.Zone, *zone.Zone, fileStamp,
 	if prev := sz.cur.Load(); prev != nil {
 		prevZone = prev.z
 	}
-	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, sz.limits(ks), apexSets(ks)...)
+	fz, err := zone.LoadFile(sz.origin, sz.file, prevZone, sz.limits(ks), sz.apexSets(ks)...)
 	if err != nil {
 		return nil, nil, st, err
 	}

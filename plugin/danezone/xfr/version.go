@@ -59,13 +59,7 @@ type Version struct {
 	RefreshAt time.Time
 	Records   int // in a transfer, the SOA counted once
 
-	chain denial.Denier // the NSEC chain, reused by the next version
-}
-
-// Chain is the part of a denier that transfers need: the whole NSEC chain (nsec mode).
-type Chain interface {
-	denial.Denier
-	Sets() []*zone.RRset
+	chain denial.Chain // the NSEC or NSEC3 chain, reused by the next version
 }
 
 // Build makes the version of snapshot z, signed with ks (nil: unsigned) by s so that no
@@ -97,19 +91,15 @@ func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizo
 	})
 	v.Records++ // the closing SOA
 	if ks != nil {
-		c, ok := d.(Chain)
-		if !ok {
-			var p denial.Denier
-			if prev != nil {
-				p = prev.chain
-			}
-			c = denial.New(denial.NSEC, z, p).(Chain)
+		var p denial.Chain
+		if prev != nil {
+			p = prev.chain
 		}
+		c := denial.TransferChain(d, z, p)
 		v.chain = c
-		nodes := z.Chain() // the chain's sets are parallel to it
-		for i, set := range c.Sets() {
+		for _, set := range c.Sets() {
 			signed = append(signed, len(v.Sets))
-			v.Sets = append(v.Sets, Set{RRset: set, run: runNSEC, key: nodes[i].Key})
+			v.Sets = append(v.Sets, Set{RRset: set, run: runNSEC, key: zone.Key(set.Name)})
 			v.Records += len(set.RRs)
 		}
 	}

@@ -92,7 +92,10 @@ type Zone struct {
 	// points; not ENTs, not occluded names) in canonical order: the NSEC chain (RFC 4034 §6.1).
 	chain     []*Node
 	chainKeys []string
-	glue      []*Node // the occluded names that own data, in canonical order
+	// ents are the empty non-terminals that are not occluded, in canonical order: with the
+	// chain, the names an NSEC3 chain holds (RFC 5155 §7.1).
+	ents []*Node
+	glue []*Node // the occluded names that own data, in canonical order
 }
 
 // Nodes returns the number of names in the zone (owners and empty non-terminals).
@@ -104,6 +107,9 @@ func (z *Zone) Records() int { return z.records }
 
 // Chain returns the authoritative names in canonical order.
 func (z *Zone) Chain() []*Node { return z.chain }
+
+// EmptyNonTerminals returns the empty non-terminals that are not occluded, in canonical order.
+func (z *Zone) EmptyNonTerminals() []*Node { return z.ents }
 
 // Node returns the node for name, or nil.
 func (z *Zone) Node(name string) *Node { return z.nodes[Key(name)] }
@@ -215,12 +221,16 @@ func build(origin, file string, lim Limits, sets map[string]map[uint16]*RRset) *
 		if n.Occluded && !n.ENT() {
 			z.glue = append(z.glue, n)
 		}
+		if n.ENT() && !n.Occluded {
+			z.ents = append(z.ents, n)
+		}
 		if n.Occluded || n.ENT() {
 			continue
 		}
 		z.chainKeys = append(z.chainKeys, k)
 	}
 	sort.Strings(z.chainKeys)
+	sort.Slice(z.ents, func(i, j int) bool { return z.ents[i].Key < z.ents[j].Key })
 	sort.Slice(z.glue, func(i, j int) bool { return z.glue[i].Key < z.glue[j].Key })
 	z.chain = make([]*Node, len(z.chainKeys))
 	for i, k := range z.chainKeys {
