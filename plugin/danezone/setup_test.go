@@ -65,6 +65,10 @@ func TestParseConfig(t *testing.T) {
 		{"danezone zones/ {\n parental_agents ns1.example.net\n}", `parental_agents: "ns1.example.net" is not an IP address`, nil},
 		{"danezone zones/ {\n rollover split\n lifetime zsk 1h\n}", "key policy: zsk lifetime 1h0m0s is shorter than a ZSK roll takes", nil},
 		{"danezone zones/ {\n lifetime csk 1d\n}", "key policy: csk lifetime 24h0m0s is shorter than a roll takes at the least", nil},
+		{"danezone zones/ {\n denial nsec3 iterations 0 salt - optout a.test\n denial nsec3-narrow\n}", "", func(c *config) bool {
+			return c.mode == denial.NSEC3Narrow && c.modes["a.test."] == denial.Mode{Kind: "nsec3", OptOut: true}
+		}},
+		{"danezone zones/ {\n denial nsec3 iterations 500\n}", "want 0 to 100", nil},
 		{"danezone zones/ {\n insecure a.test B.test.\n}", "", func(c *config) bool { return c.insecure["a.test."] && c.insecure["b.test."] }},
 		{"danezone zones/ {\n insecure\n}", "insecure needs the zones", nil},
 		{"danezone zones/ {\n insecure .\n}", "the root zone has no parent", nil},

@@ -136,3 +136,117 @@ func TestMinimalOwnerNotAskable(t *testing.T) {
 
 // nsecsOf is the NSEC maker behind an NSEC mode's denier.
 func nsecsOf(d Denier) nsecs { return d.(nsecProofs).nsecs }
+
+func TestParseMode(t *testing.T) {
+	for _, c := range []struct {
+		args  []string
+		want  Mode
+		rest  int
+		error string
+	}{
+		{[]string{"nsec"}, NSEC, 0, ""},
+		{[]string{"minimal", "a.test"}, Minimal, 1, ""},
+		{[]string{"nsec3"}, NSEC3, 0, ""},
+		{[]string{"nsec3", "iterations", "5", "salt", "aBcD", "optout", "a.test", "b.test"}, Mode{Kind: "nsec3", Iterations: 5, Salt: "ABCD", OptOut: true}, 2, ""},
+		{[]string{"nsec3-narrow", "salt", "-"}, NSEC3Narrow, 0, ""},
+		{[]string{"nsec3", "iterations", "101"}, Mode{}, 0, "want 0 to 100"},
+		{[]string{"nsec3", "salt", "xyz"}, Mode{}, 0, "want hex"},
+		{[]string{"nsec3", "iterations"}, Mode{}, 0, "needs a value"},
+		{[]string{"nsec", "optout"}, Mode{}, 0, "option of the nsec3 modes"},
+		{[]string{"nsec3-narrow", "optout"}, Mode{}, 0, "optout is for nsec3"},
+		{[]string{"nsec5"}, Mode{}, 0, "valid are nsec, minimal, nsec3, nsec3-narrow"},
+	} {
+		m, rest, err := ParseMode(c.args)
+		if c.error != "" {
+			if err == nil || !strings.Contains(err.Error(), c.error) {
+				t.Errorf("%v: error %v, want %q", c.args, err, c.error)
+			}
+			continue
+		}
+		if err != nil || m != c.want || len(rest) != c.rest {
+			t.Errorf("%v: %+v %v %v, want %+v and %d left", c.args, m, rest, err, c.want, c.rest)
+		}
+	}
+}
+
+// TestStep: NSEC3 white lies step a hash by one, with carries and wrapping at 2^160.
+func TestStep(t *testing.T) {
+	for _, c := range []struct{ in, up, down string }{
+		{"00000000000000000000000000000000", "00000000000000000000000000000001", "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV"},
+		{"0000000000000000000000000000000V", "00000000000000000000000000000010", "0000000000000000000000000000000U"},
+		{"VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV", "00000000000000000000000000000000", "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU"},
+	} {
+		if got := step(c.in, 1); got != c.up {
+			t.Errorf("step(%s, +1) = %s, want %s", c.in, got, c.up)
+		}
+		if got := step(c.in, -1); got != c.down {
+			t.Errorf("step(%s, -1) = %s, want %s", c.in, got, c.down)
+		}
+	}
+}
+
+// TestHashChain: one NSEC3 per name and empty non-terminal (opt-out leaves the delegation
+// without DS out), in hash order, each pointing to the next; unchanged records reused.
+func TestHashChain(t *testing.T) {
+	z := parse(t, "a.b.c A 127.0.0.1\nsub NS ns.sub\nns.sub A 127.0.0.2\n")
+	names := []string{"example.test.", "ns1.example.test.", "a.b.c.example.test.", "b.c.example.test.", "c.example.test.", "sub.example.test."}
+	for _, optout := range []bool{false, true} {
+		m := NSEC3
+		m.OptOut = optout
+		c := New(m, z, nil).(*hashChain)
+		want := len(names)
+		if optout {
+			want--
+		}
+		if len(c.sets) != want {
+			t.Fatalf("optout %v: %d NSEC3, want %d", optout, len(c.sets), want)
+		}
+		for i, set := range c.sets {
+			n := set.RRs[0].(*dns.NSEC3)
+			if next := c.hashes[(i+1)%len(c.hashes)]; n.NextDomain != next || !strings.HasPrefix(n.Hdr.Name, strings.ToLower(c.hashes[i])+".") {
+				t.Errorf("optout %v: %s next %s, want %s", optout, n.Hdr.Name, n.NextDomain, next)
+			}
+			if n.Flags != map[bool]uint8{false: 0, true: 1}[optout] {
+				t.Errorf("optout %v: flags %d", optout, n.Flags)
+			}
+		}
+		if got := c.match("sub.example.test.") != nil; got == optout {
+			t.Errorf("optout %v: the insecure delegation has an NSEC3: %v", optout, got)
+		}
+		if proof := c.NoData(z.Node("sub.example.test.")); optout && (len(proof) != 2 || proof[0] != c.match("example.test.")) {
+			t.Errorf("opt-out DS denial: %v, want the apex's NSEC3 and the one covering sub", proof)
+		}
+	}
+	z2 := parse(t, "a.b.c A 127.0.0.1\nsub NS ns.sub\nns.sub A 127.0.0.2\nnew TXT x\n")
+	c2 := New(NSEC3, z2, New(NSEC3, z, nil)).(*hashChain)
+	if c2.match("a.b.c.example.test.") == nil {
+		t.Fatal("no NSEC3 for a.b.c")
+	}
+	c3 := New(NSEC3, z2, c2).(*hashChain)
+	if c3.match("a.b.c.example.test.") != c2.match("a.b.c.example.test.") {
+		t.Error("unchanged NSEC3 not reused")
+	}
+}
+
+// TestNarrowCoversOnlyTheName: a white lie covers the hash asked and no hash of the zone.
+func TestNarrowCoversOnlyTheName(t *testing.T) {
+	z := parse(t, "a A 127.0.0.1\n*.w A 127.0.0.2\n")
+	d := New(NSEC3Narrow, z, nil).(*narrow)
+	var hashes []string
+	for _, n := range append(z.Chain(), z.EmptyNonTerminals()...) {
+		hashes = append(hashes, NSEC3Narrow.Hash(n.Name))
+	}
+	for _, name := range []string{"x.example.test.", "y.w.example.test.", "*.example.test.", "\\000.example.test."} {
+		n := d.cover(name).RRs[0].(*dns.NSEC3)
+		h := NSEC3Narrow.Hash(name)
+		owner := strings.ToUpper(strings.Split(n.Hdr.Name, ".")[0])
+		if !(owner < h && h < n.NextDomain) {
+			t.Errorf("cover of %s (%s): %s -> %s does not cover it", name, h, owner, n.NextDomain)
+		}
+		for _, e := range hashes {
+			if owner < e && e < n.NextDomain || e == owner {
+				t.Errorf("cover of %s: %s -> %s covers or claims an existing hash %s", name, owner, n.NextDomain, e)
+			}
+		}
+	}
+}
