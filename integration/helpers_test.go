@@ -511,6 +511,7 @@ type QueryOpts struct {
 	RD      bool          // recursion desired
 	AD      bool          // AD bit in the query (ask a validator for the AD bit)
 	CD      bool          // checking disabled
+	CO      bool          // Compact Answers OK (RFC 9824 §4; implies EDNS)
 	Timeout time.Duration // default 3s
 }
 
@@ -527,6 +528,7 @@ func Query(addr, name string, qtype uint16, o QueryOpts) (*dns.Msg, error) {
 			size = 1232
 		}
 		m.SetEdns0(size, o.DO)
+		m.IsEdns0().SetCo(o.CO)
 	}
 	c := &dns.Client{Net: "udp", Timeout: o.Timeout, UDPSize: 65535}
 	if o.TCP {
@@ -1096,4 +1098,4 @@ func NewLab(cfg ServerConfig, cleanup func(func())) (*Lab, error) {
 }
 
 // denialModes are the modes every answer class is tested in.
-var denialModes = []string{"nsec", "minimal", "nsec3", "nsec3-narrow"}
+var denialModes = []string{"nsec", "minimal", "nsec3", "nsec3-narrow", "compact"}

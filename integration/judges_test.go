@@ -179,6 +179,29 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 	if e.Kind == Referral {
 		wantRcode = dns.RcodeSuccess
 	}
+	// Compact denial (RFC 9824 §3.1): a name that does not exist is NOERROR with DO (and no
+	// CO), with one NSEC at the name listing NXNAME.
+	compactNX := e.Kind == NXDomain && e.Zone != nil && l.ModeFor(e.Zone.Origin) == "compact"
+	if compactNX {
+		wantRcode = dns.RcodeSuccess
+		var owned []string
+		for _, rr := range append(slices.Clone(r.Answer), r.Ns...) {
+			if n, ok := rr.(*dns.NSEC); ok && canon(n.Hdr.Name) == e.Final {
+				types := slices.Clone(n.TypeBitMap)
+				slices.Sort(types)
+				owned = append(owned, fmt.Sprint(typeNames(types)))
+				if !slices.Equal(types, []uint16{dns.TypeRRSIG, dns.TypeNSEC, 128}) {
+					add("%s: compact NXDOMAIN NSEC at %s lists %v, want RRSIG NSEC NXNAME (RFC 9824 §3.1)", q, e.Final, typeNames(types))
+				}
+			}
+		}
+		if len(owned) != 1 {
+			add("%s: compact NXDOMAIN with %d NSEC owned by %s, want one (RFC 9824 §3.1)", q, len(owned), e.Final)
+		}
+		if qtype == dns.TypeNSEC {
+			e.Kind = Unknown // the NSEC at the name is the answer: no negative answer to check
+		}
+	}
 	if r.Rcode != wantRcode {
 		add("%s +dnssec: rcode %s, want %s (%s)", q, dns.RcodeToString[r.Rcode], dns.RcodeToString[wantRcode], e.Kind)
 	}
@@ -309,10 +332,10 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 		// must not list the type (or CNAME).
 		if e.Kind == NoData && e.Zone != nil && !hashed {
 			owner := e.Final
-			if e.Wildcard != "" {
+			if e.Wildcard != "" && l.ModeFor(z.Origin) != "compact" { // compact: at the name (RFC 9824 §3.3)
 				owner = e.Wildcard
 			}
-			if len(z.Data[owner]) > 0 {
+			if len(z.Data[owner]) > 0 || e.Wildcard != "" {
 				if set := authSets[rrsetKey{owner, dns.TypeNSEC}]; len(set) > 0 {
 					n := set[0].(*dns.NSEC)
 					if slices.Contains(n.TypeBitMap, qtype) || slices.Contains(n.TypeBitMap, dns.TypeCNAME) {
@@ -359,7 +382,9 @@ func JudgeDirect(l *Lab, qname string, qtype uint16, e Expect) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	if r2.Rcode != r.Rcode || r2.Authoritative != r.Authoritative {
+	if compactNX && r2.Rcode == dns.RcodeNameError && r.Rcode == dns.RcodeSuccess {
+		// without DO the rcode is NXDOMAIN; with it, the compact answer's NOERROR
+	} else if r2.Rcode != r.Rcode || r2.Authoritative != r.Authoritative {
 		add("%s without DO: rcode %s AA=%v, with DO: rcode %s AA=%v", q, dns.RcodeToString[r2.Rcode], r2.Authoritative, dns.RcodeToString[r.Rcode], r.Authoritative)
 	}
 	for si, sec := range [][]dns.RR{r2.Answer, r2.Ns, r2.Extra} {
@@ -477,6 +502,7 @@ func checkReferral(l *Lab, q string, e Expect, r *dns.Msg, do bool) []string {
 
 // JudgeUnbound asks the lab's Unbound and checks AD=1, the rcode and the answer content.
 func JudgeUnbound(l *Lab, qname string, qtype uint16, e Expect) []string {
+	e = compactView(l, e, qtype)
 	q := fmt.Sprintf("%s %s", qname, typeString(qtype))
 	r, err := l.Unbound.Resolve(qname, qtype)
 	if err != nil {
@@ -513,6 +539,7 @@ func JudgeUnbound(l *Lab, qname string, qtype uint16, e Expect) []string {
 // JudgeDelv runs delv with the static KSK and checks "fully validated", the rcode
 // (ncache nxdomain / nxrrset) and the answer content.
 func JudgeDelv(l *Lab, qname string, qtype uint16, e Expect) []string {
+	e = compactView(l, e, qtype)
 	z := l.Zones.ZoneFor(qname)
 	res, err := l.Delv.Query(z.Origin, qname, qtype)
 	if err != nil {
@@ -547,6 +574,19 @@ func JudgeDelv(l *Lab, qname string, qtype uint16, e Expect) []string {
 		probs = append(probs, res.Cmd+"\n"+res.Output)
 	}
 	return probs
+}
+
+// compactView is what a validator sees of e in a zone served with compact denial (RFC 9824):
+// a name that does not exist is a secure NODATA (NOERROR), as validators that do not restore
+// the rcode from NXNAME (Unbound 1.17, BIND 9.18) report it.
+func compactView(l *Lab, e Expect, qtype uint16) Expect {
+	if e.Kind == NXDomain && e.Zone != nil && l.ModeFor(e.Zone.Origin) == "compact" {
+		e.Kind, e.Rcode = NoData, dns.RcodeSuccess
+		if qtype == dns.TypeNSEC {
+			e.Kind = Unknown // the NSEC at the name is the answer
+		}
+	}
+	return e
 }
 
 // unboundWildcardQuirk reports whether Unbound 1.17 may answer NODATA (with AD=1) instead of

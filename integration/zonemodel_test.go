@@ -472,6 +472,22 @@ func (z *Zone) chainIndex() map[string]NSECEntry {
 	return z.chainByOwner
 }
 
+// wildcardFor returns the wildcard that matches name, a name that does not exist, or "".
+func (z *Zone) wildcardFor(name string) string {
+	name = canon(name)
+	if z.Exists[name] || !dns.IsSubDomain(z.Origin, name) || name == z.Origin {
+		return ""
+	}
+	ce := parentName(name)
+	for !z.Exists[ce] && ce != z.Origin {
+		ce = parentName(ce)
+	}
+	if w := "*." + ce; z.Exists[w] && !z.BelowCut(w, true) {
+		return w
+	}
+	return ""
+}
+
 // CheckNSEC checks one NSEC record of a response against the zone. In nsec mode it must be
 // exactly the chain's link for its owner. In minimal mode (RFC 4470 style), an NSEC owned by
 // a name with RRsets must list exactly that name's types; any other owner must list at most
@@ -502,9 +518,14 @@ func (z *Zone) CheckNSEC(n *dns.NSEC, mode string) error {
 		if !slices.Equal(types, want.Types) {
 			return fmt.Errorf("NSEC %s types %v, the zone has %v", owner, typeNames(types), typeNames(want.Types))
 		}
+	} else if w := z.wildcardFor(owner); mode == "compact" && w != "" {
+		// A name a wildcard matches is answered as if it existed (RFC 9824 §3.3).
+		if !slices.Equal(types, idx[w].Types) {
+			return fmt.Errorf("NSEC at %s (matched by %s) types %v, the wildcard has %v", owner, w, typeNames(types), typeNames(idx[w].Types))
+		}
 	} else {
 		for _, t := range types {
-			if t != dns.TypeRRSIG && t != dns.TypeNSEC {
+			if t != dns.TypeRRSIG && t != dns.TypeNSEC && !(mode == "compact" && t == 128) { // NXNAME, RFC 9824
 				return fmt.Errorf("NSEC at %s (a name without RRsets) lists %s", owner, typeString(t))
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/request"
 	"github.com/danelab/danelab/plugin/danezone/control"
+	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/roll"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
@@ -130,6 +131,17 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	snap := sz.cur.Load()
 	// A zone without keys in use (unsigned, or taken insecure) answers as if DO were clear.
 	do := opt != nil && opt.Do() && !snap.unsigned()
+	if qtype == denial.TypeNXNAME && sz.mode == denial.Compacted {
+		// RFC 9824 §3.5: NXNAME is a meta-type; asked for explicitly, FORMERR with EDE 30.
+		m.Rcode = dns.RcodeFormatError
+		if opt != nil {
+			m.SetEdns0(maxUDP, opt.Do())
+			o := m.IsEdns0()
+			o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeInvalidQueryType})
+		}
+		w.WriteMsg(m)
+		return dns.RcodeFormatError, nil
+	}
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
 	} else if d.faults != nil {
@@ -137,7 +149,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			snap = sz.alts.get(df, snap, sz.mode)
 		}
 	}
-	a := &answer{m: m, do: do, sz: sz, snap: snap}
+	a := &answer{m: m, do: do, co: do && opt.Co(), sz: sz, snap: snap}
 	kind := a.resolve(set, r.Question[0].Name, qtype)
 	if a.err == nil && f != nil && !snap.unsigned() {
 		a.err = d.damage(m, f, sz)
@@ -288,6 +300,7 @@ func truncate(m *dns.Msg, size int) {
 type answer struct {
 	m    *dns.Msg
 	do   bool
+	co   bool // Compact Answers OK (RFC 9824 §4): NXDOMAIN stays NXDOMAIN in compact mode
 	sz   *servedZone
 	snap *snapshot
 	seen map[string]bool // NSEC owners already in the authority section
@@ -308,16 +321,10 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 		}
 		switch res.Kind {
 		case zone.Answer:
-			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL)
-			if res.Wildcard {
-				a.proveNoCloser(res)
-			}
+			a.addMatch(res, qname)
 			return first
 		case zone.CNAME:
-			a.add(&a.m.Answer, res.Set, qname, res.Set.TTL)
-			if res.Wildcard {
-				a.proveNoCloser(res)
-			}
+			a.addMatch(res, qname)
 			target := res.Set.RRs[0].(*dns.CNAME).Target
 			visited[zone.Canonical(qname)] = true
 			// Follow only inside this zone (not into a child zone served here too).
@@ -329,9 +336,17 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			if a.positiveMeta(res, qname, qtype) {
 				return first
 			}
+			if c, ok := a.snap.d.(denial.Compact); ok && res.Wildcard && a.do && qtype == dns.TypeNSEC {
+				// As if the name existed (RFC 9824 §3.3): its NSEC is the answer.
+				nx := c.NoDataAt(qname, res.Node)
+				a.add(&a.m.Answer, nx, qname, nx.TTL)
+				return first
+			}
 			a.negative()
 			if a.do {
-				if res.Wildcard {
+				if c, ok := a.snap.d.(denial.Compact); ok && res.Wildcard {
+					a.proof(c.NoDataAt(qname, res.Node)) // RFC 9824 §3.3
+				} else if res.Wildcard {
 					a.proof(a.snap.d.WildcardNoData(res.Node, res.Encloser, res.NextCloser)...)
 				} else {
 					a.proof(a.snap.d.NoData(res.Node)...)
@@ -339,6 +354,23 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			}
 			return first
 		case zone.NXDomain:
+			if c, ok := a.snap.d.(denial.Compact); ok && a.do {
+				// RFC 9824 §3.1: NOERROR and one NSEC at the name listing NXNAME; with CO
+				// the NXDOMAIN rcode is kept (§4).
+				nx := c.NXName(qname)
+				if qtype == dns.TypeNSEC {
+					// The name "exists" with an NSEC RRset: that is the answer, and a NODATA
+					// whose NSEC lists NSEC would be bogus.
+					a.add(&a.m.Answer, nx, qname, nx.TTL)
+					return first
+				}
+				if a.co {
+					a.m.Rcode = dns.RcodeNameError
+				}
+				a.negative()
+				a.proof(nx)
+				return first
+			}
 			a.m.Rcode = dns.RcodeNameError
 			a.negative()
 			if a.do {
@@ -370,6 +402,26 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			}
 			qname = target
 		}
+	}
+}
+
+// addMatch adds the RRset a lookup found at qname, or a wildcard synthesised for it, with
+// the proof that no closer name exists; in compact denial the synthesised RRset is signed as
+// if it were at qname, and needs no proof (RFC 9824 §3.3).
+func (a *answer) addMatch(res zone.Result, qname string) {
+	if _, ok := a.snap.d.(denial.Compact); ok && res.Wildcard && a.do {
+		set := &zone.RRset{Name: zone.Canonical(qname), Type: res.Set.Type, TTL: res.Set.TTL, Ephemeral: true}
+		for _, rr := range res.Set.RRs {
+			c := dns.Copy(rr)
+			c.Header().Name = set.Name
+			set.RRs = append(set.RRs, c)
+		}
+		a.add(&a.m.Answer, set, qname, set.TTL)
+		return
+	}
+	a.add(&a.m.Answer, res.Set, qname, res.Set.TTL)
+	if res.Wildcard {
+		a.proveNoCloser(res)
 	}
 }
 

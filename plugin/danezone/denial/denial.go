@@ -1,8 +1,8 @@
 // Package denial owns authenticated denial of existence: given a zone snapshot, the records
 // that prove a name or type absent. One implementation per mode: the precomputed NSEC chain
 // (nsec), minimally covering NSEC records made per answer (minimal, RFC 4470), the precomputed
-// NSEC3 chain (nsec3, RFC 5155) and minimally covering NSEC3 records made per answer
-// (nsec3-narrow).
+// NSEC3 chain (nsec3, RFC 5155), minimally covering NSEC3 records made per answer
+// (nsec3-narrow) and compact denial of existence (compact, RFC 9824).
 package denial
 
 import (
@@ -18,7 +18,7 @@ import (
 
 // Mode is a denial mode with its parameters.
 type Mode struct {
-	Kind string // nsec, minimal, nsec3, nsec3-narrow
+	Kind string // nsec, minimal, nsec3, nsec3-narrow, compact
 	// NSEC3 (RFC 5155 §3.1): extra hash iterations, the salt (hex, "" for none), and opt-out
 	// (insecure delegations left out of the chain, RFC 5155 §6).
 	Iterations uint16
@@ -32,9 +32,10 @@ var (
 	Minimal     = Mode{Kind: "minimal"}
 	NSEC3       = Mode{Kind: "nsec3"}
 	NSEC3Narrow = Mode{Kind: "nsec3-narrow"}
+	Compacted   = Mode{Kind: "compact"}
 )
 
-var kinds = []Mode{NSEC, Minimal, NSEC3, NSEC3Narrow}
+var kinds = []Mode{NSEC, Minimal, NSEC3, NSEC3Narrow, Compacted}
 
 // Hashed says whether the mode denies with NSEC3.
 func (m Mode) Hashed() bool { return m.Kind == NSEC3.Kind || m.Kind == NSEC3Narrow.Kind }
@@ -60,7 +61,7 @@ func (m Mode) String() string {
 // ForTransfer is the mode whose chain a secondary receives: the per-answer modes' chains.
 func (m Mode) ForTransfer() Mode {
 	switch m.Kind {
-	case Minimal.Kind:
+	case Minimal.Kind, Compacted.Kind:
 		return NSEC
 	case NSEC3Narrow.Kind:
 		m.Kind = NSEC3.Kind
@@ -165,6 +166,8 @@ func New(mode Mode, z *zone.Zone, prev Denier) Denier {
 		return newHashChain(mode, z, p)
 	case NSEC3Narrow.Kind:
 		return newNarrow(mode, z)
+	case Compacted.Kind:
+		return newCompact(z)
 	}
 	var p *chain
 	if pp, ok := prev.(nsecProofs); ok {

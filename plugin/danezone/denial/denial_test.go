@@ -154,7 +154,7 @@ func TestParseMode(t *testing.T) {
 		{[]string{"nsec3", "iterations"}, Mode{}, 0, "needs a value"},
 		{[]string{"nsec", "optout"}, Mode{}, 0, "option of the nsec3 modes"},
 		{[]string{"nsec3-narrow", "optout"}, Mode{}, 0, "optout is for nsec3"},
-		{[]string{"nsec5"}, Mode{}, 0, "valid are nsec, minimal, nsec3, nsec3-narrow"},
+		{[]string{"nsec5"}, Mode{}, 0, "valid are nsec, minimal, nsec3, nsec3-narrow, compact"},
 	} {
 		m, rest, err := ParseMode(c.args)
 		if c.error != "" {
@@ -247,6 +247,34 @@ func TestNarrowCoversOnlyTheName(t *testing.T) {
 			if owner < e && e < n.NextDomain || e == owner {
 				t.Errorf("cover of %s: %s -> %s covers or claims an existing hash %s", name, owner, n.NextDomain, e)
 			}
+		}
+	}
+}
+
+// TestSuccessor: the next name of a compact answer's NSEC is the name's immediate successor
+// (RFC 4471 §3.1.2), a zero label in front while it fits 255 octets, else the first label's
+// last octet incremented (letters as lower case, 0xff octets dropped).
+func TestSuccessor(t *testing.T) {
+	tail := strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 55) + ".test." // 191 octets
+	for _, c := range []struct{ in, want string }{
+		{"x.example.test.", "\\000.x.example.test."},
+		{strings.Repeat("a", 63) + "." + tail, strings.Repeat("a", 62) + "b." + tail},
+		{strings.Repeat("a", 62) + "y." + tail, strings.Repeat("a", 62) + "z." + tail},
+		{strings.Repeat("a", 62) + "Y." + tail, strings.Repeat("a", 62) + "z." + tail},
+		{strings.Repeat("a", 62) + "z." + tail, strings.Repeat("a", 62) + "\\123." + tail},
+		{strings.Repeat("a", 62) + "@." + tail, strings.Repeat("a", 62) + "\\091." + tail},
+		{strings.Repeat("a", 61) + "q\\255." + tail, strings.Repeat("a", 61) + "r." + tail},
+		{strings.Repeat("\\255", 63) + "." + tail, strings.Repeat("b", 62) + "c." + tail[64:]},
+	} {
+		if n := wireLen(c.in); n < 254 && !strings.HasPrefix(c.in, "x.") {
+			t.Fatalf("test bug: %s is %d octets", c.in, n)
+		}
+		got := successor(c.in)
+		if got != c.want {
+			t.Errorf("successor(%s) = %s, want %s", c.in, got, c.want)
+		}
+		if zone.Key(got) <= zone.Key(c.in) || wireLen(got) > 255 {
+			t.Errorf("successor(%s) = %s does not sort after it or is too long", c.in, got)
 		}
 	}
 }
