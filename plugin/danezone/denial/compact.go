@@ -1,7 +1,6 @@
 package denial
 
 import (
-
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
@@ -104,5 +103,3 @@ type Compact interface {
 }
 
 var _ Compact = compact{}
-
-
