@@ -3,6 +3,7 @@
 # (DO set) against, in one run:
 #   danezone-nsec     danezone ZONE example.test { keys DIR  denial nsec }
 #   danezone-minimal  danezone ZONE example.test { keys DIR  denial minimal }
+#   danezone-nsec3, danezone-nsec3-narrow, danezone-compact: the same with those denial modes
 #   coredns-dnssec    stock CoreDNS: file ZONE example.test + dnssec example.test { key file K }
 #   file-unsigned     stock CoreDNS: file ZONE example.test (the same zone, unsigned)
 #   knot              Knot DNS (knotd) with mod-onlinesign, ECDSAP256SHA256 (if installed)
@@ -27,7 +28,8 @@
 #                                        lines per other query file
 #   BENCH_LOAD_NAMES=100000              names in the load-time zone (0: skip the load test)
 #   BENCH_XFR_NAMES=100000               names in the zone-transfer zone (0: skip bench/xfr.sh)
-#   BENCH_SERVERS="danezone-nsec danezone-minimal coredns-dnssec file-unsigned knot"
+#   BENCH_SERVERS="danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow
+#                  danezone-compact coredns-dnssec file-unsigned knot"
 #   BENCH_MIXES="positive nxdomain nodata mail"
 #   SERVER_CPU=0 CLIENT_CPU=1  COREDNS=bin/coredns  GO=go  BENCH_OUT=  BENCH_KEEP=0 (keep tmp)
 set -euo pipefail
@@ -44,7 +46,7 @@ BENCH_HOSTS=${BENCH_HOSTS:-1000}
 BENCH_NX=${BENCH_NX:-100000}
 BENCH_QUERIES=${BENCH_QUERIES:-100000}
 BENCH_LOAD_NAMES=${BENCH_LOAD_NAMES:-100000}
-BENCH_SERVERS=${BENCH_SERVERS:-danezone-nsec danezone-minimal coredns-dnssec file-unsigned knot}
+BENCH_SERVERS=${BENCH_SERVERS:-danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow danezone-compact coredns-dnssec file-unsigned knot}
 BENCH_MIXES=${BENCH_MIXES:-positive nxdomain nodata mail}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -134,7 +136,7 @@ server_conf() {
 	local name=$1 port=$2 zonefile=$3 dir=$4
 	mkdir -p "$dir"
 	case $name in
-	danezone-nsec | danezone-minimal)
+	danezone-*)
 		mkdir -p "$dir/keys"
 		cat >"$dir/Corefile" <<-EOF
 			.:$port {
@@ -364,7 +366,7 @@ if ((BENCH_LOAD_NAMES > 0)); then
 		"$ROOT/zones/$ZONE.zone" >"$TMP/load.zone"
 	LOAD_NAMES_ACTUAL=$(count_names "$TMP/load.zone")
 	for s in $BENCH_SERVERS; do
-		[[ $s == danezone-minimal ]] && continue # loads the same way as danezone-nsec
+		[[ $s == danezone-* && $s != danezone-nsec && $s != danezone-nsec3 ]] && continue # per-answer modes load like their chains
 		LOAD_SERVERS+=" $s"
 		load_test "$s"
 	done
@@ -399,8 +401,8 @@ kb() { [[ ${1:-} =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 
 # Ratio columns: danezone-X/OTHER, labelled short (nsec/dnssec: danezone-nsec over
 # coredns-dnssec, ...).
 RATIOS=()
-short() { case $1 in danezone-nsec) echo nsec ;; danezone-minimal) echo minimal ;; coredns-dnssec) echo dnssec ;; file-unsigned) echo file ;; *) echo "$1" ;; esac; }
-for dz in danezone-nsec danezone-minimal; do
+short() { case $1 in danezone-*) echo "${1#danezone-}" ;; coredns-dnssec) echo dnssec ;; file-unsigned) echo file ;; *) echo "$1" ;; esac; }
+for dz in danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow danezone-compact; do
 	[[ " $BENCH_SERVERS " == *" $dz "* ]] || continue
 	for other in coredns-dnssec file-unsigned knot; do
 		[[ " $BENCH_SERVERS " == *" $other "* ]] && RATIOS+=("$dz/$other")
@@ -436,7 +438,7 @@ table() {
 		emit "${row[@]}"
 	done
 	if ((${#RATIOS[@]} > 0)); then
-		title "QPS ratios (nsec, minimal: danezone-nsec, danezone-minimal; dnssec: coredns-dnssec; file: file-unsigned)"
+		title "QPS ratios (nsec, minimal, nsec3, nsec3-narrow, compact: danezone in that denial mode; dnssec: coredns-dnssec; file: file-unsigned)"
 		row=(mix)
 		for r in "${RATIOS[@]}"; do row+=("$(short "${r%%/*}")/$(short "${r##*/}")"); done
 		emit "${row[@]}"

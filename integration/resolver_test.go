@@ -33,9 +33,18 @@ var diffDomains = []lab.Domain{
 		"mail CNAME mx1", "*.users A 127.0.0.20", "alias CNAME mx.plain.test.",
 		"_25._tcp.shared CNAME _25._tcp.mx1"}},
 	{Name: "minimal.test", Denial: "minimal", Records: []string{"@ MX 10 mx", "mx A 127.0.0.30"}},
+	{Name: "hashed.test", Denial: "nsec3", Records: hashedRecords},
+	{Name: "narrow.test", Denial: "nsec3-narrow", Records: hashedRecords},
+	{Name: "compact.test", Denial: "compact", Records: hashedRecords},
+	{Name: "optout.test", Denial: "nsec3 optout", Records: append(hashedRecords, "insecure NS ns.insecure", "ns.insecure A 127.0.0.35")},
 	{Name: "plain.test", Unsigned: true, Records: []string{"@ MX 10 mx", "mx A 127.0.0.31"}},
 	{Name: "child.example.test", Records: []string{"mx A 127.0.0.32", "_25._tcp.mx TLSA 3 1 1 0102030405060708091011121314151617181920212223242526272829303132"}},
 }
+
+// hashedRecords are a mail domain's records for the NSEC3 and compact denial modes: an MX
+// host with TLSA (an empty non-terminal above it) and a wildcard.
+var hashedRecords = []string{"@ MX 10 mx", "mx A 127.0.0.33",
+	"_25._tcp.mx TLSA 3 1 1 8cb0fc6c527506a053f4f14c8464bebbd6dede2738d11468dd953d7d6a3021f1", "*.w A 127.0.0.34"}
 
 // unboundFor starts an Unbound with the lab's configuration (fresh cache).
 func unboundFor(t *testing.T, l *lab.Lab) string {
@@ -175,6 +184,11 @@ func TestResolverDifferentialAnswers(t *testing.T) {
 		{"mx.plain.test", dns.TypeA}, {"nope.plain.test", dns.TypeA}, {"plain.test", dns.TypeDS}, // insecure delegation
 		{"child.example.test", dns.TypeDS}, {"_25._tcp.mx.child.example.test", dns.TypeTLSA}, // secure delegation
 		{"nope.minimal.test", dns.TypeMX}, {"mx.minimal.test", dns.TypeTXT}, // minimal denial
+		{"nope.hashed.test", dns.TypeMX}, {"_25._tcp.nope.hashed.test", dns.TypeTLSA}, {"mx.hashed.test", dns.TypeTXT}, {"_tcp.mx.hashed.test", dns.TypeA}, {"_25._tcp.mx.hashed.test", dns.TypeTLSA}, {"a.w.hashed.test", dns.TypeA}, {"a.w.hashed.test", dns.TypeTLSA}, {"hashed.test", dns.TypeNSEC3PARAM},
+		{"nope.narrow.test", dns.TypeMX}, {"_25._tcp.nope.narrow.test", dns.TypeTLSA}, {"mx.narrow.test", dns.TypeTXT}, {"_tcp.mx.narrow.test", dns.TypeA}, {"_25._tcp.mx.narrow.test", dns.TypeTLSA}, {"a.w.narrow.test", dns.TypeA}, {"a.w.narrow.test", dns.TypeTLSA}, {"narrow.test", dns.TypeNSEC3PARAM},
+		{"nope.compact.test", dns.TypeMX}, {"_25._tcp.nope.compact.test", dns.TypeTLSA}, {"mx.compact.test", dns.TypeTXT}, {"_tcp.mx.compact.test", dns.TypeA}, {"_25._tcp.mx.compact.test", dns.TypeTLSA}, {"a.w.compact.test", dns.TypeA}, {"a.w.compact.test", dns.TypeTLSA}, {"compact.test", dns.TypeNSEC3PARAM},
+		{"nope.optout.test", dns.TypeMX}, {"_25._tcp.nope.optout.test", dns.TypeTLSA}, {"mx.optout.test", dns.TypeTXT}, {"_tcp.mx.optout.test", dns.TypeA}, {"_25._tcp.mx.optout.test", dns.TypeTLSA}, {"a.w.optout.test", dns.TypeA}, {"a.w.optout.test", dns.TypeTLSA}, {"optout.test", dns.TypeNSEC3PARAM},
+		{"insecure.optout.test", dns.TypeDS}, {"x.insecure.optout.test", dns.TypeA}, // opt-out
 		{"nope.test", dns.TypeA}, {"test", dns.TypeDNSKEY}, {".", dns.TypeSOA},
 	} {
 		compare(t, ctx, "no fault", g, ub, q)
@@ -198,6 +212,16 @@ func TestResolverDifferentialFaults(t *testing.T) {
 	runs["delay"] = faultRun{fault.Spec{Mode: fault.Delay, Name: tlsa.name, Type: "TLSA", Delay: fault.Duration(300 * time.Millisecond)}, []diffQ{tlsa}}
 	for _, m := range []fault.Mode{fault.NoDenial, fault.BadDenial} {
 		runs[string(m)] = faultRun{fault.Spec{Mode: m, Name: "*nope.example.test"}, []diffQ{{"_25._tcp.nope.example.test", dns.TypeTLSA}, {"mx1.example.test", dns.TypeA}}}
+	}
+	runs["nsec3-iterations"] = faultRun{fault.Spec{Mode: fault.NSEC3Iterations, Name: "*nope.hashed.test"},
+		[]diffQ{{"_25._tcp.nope.hashed.test", dns.TypeTLSA}, {"nope.hashed.test", dns.TypeMX}, {"mx.hashed.test", dns.TypeTXT}}}
+	runs["nsec3-iterations-151"] = faultRun{fault.Spec{Mode: fault.NSEC3Iterations, Name: "*.example.test", Iterations: 151},
+		[]diffQ{{"_25._tcp.nope.example.test", dns.TypeTLSA}, {"mx1.example.test", dns.TypeTXT}, tlsa}}
+	runs["nsec3-iterations-150"] = faultRun{fault.Spec{Mode: fault.NSEC3Iterations, Name: "*.example.test", Iterations: 150},
+		[]diffQ{{"_25._tcp.nope.example.test", dns.TypeTLSA}, {"mx1.example.test", dns.TypeTXT}}}
+	for _, m := range []fault.Mode{fault.CompactNoNXNAME, fault.CompactTypeInBitmap} {
+		runs[string(m)] = faultRun{fault.Spec{Mode: m, Name: "*.compact.test"},
+			[]diffQ{{"_25._tcp.nope.compact.test", dns.TypeTLSA}, {"mx.compact.test", dns.TypeTXT}, {"_25._tcp.mx.compact.test", dns.TypeTLSA}}}
 	}
 	for _, m := range []fault.Mode{fault.DSMismatch, fault.Insecure} {
 		runs[string(m)] = faultRun{fault.Spec{Mode: m, Name: "child.example.test"}, []diffQ{{"_25._tcp.mx.child.example.test", dns.TypeTLSA}, tlsa}}

@@ -34,7 +34,8 @@ type Domain struct {
 	Unsigned bool
 	// Algorithm of generated keys (dns.ECDSAP256SHA256 by default).
 	Algorithm uint8
-	// Denial mode: "nsec" (default) or "minimal".
+	// Denial mode: "nsec" (default), "minimal", "nsec3" (with its options, e.g. "nsec3 optout"),
+	// "nsec3-narrow" or "compact".
 	Denial string
 }
 

@@ -393,6 +393,9 @@ func (p *proof) nsec3Proof(qname string, qtype uint16, nx bool, maxIter int) (de
 	}
 	if ok {
 		if w := p.match3(set, wildcardOf(ce)); w != nil && !hasType(w.TypeBitMap, qtype) && !hasType(w.TypeBitMap, dns.TypeCNAME) {
+			if cov.Flags&1 != 0 { // as for a wildcard expansion: a delegation may hide there
+				return denyNODATA, insecure(0, "wildcard NODATA proven by an opt-out NSEC3: an unsigned delegation may exist")
+			}
 			return denyNODATA, secure()
 		}
 	}
@@ -424,8 +427,14 @@ func (q *query) wildcardProof(resp *dns.Msg, owner, ce, signer string) status {
 		if iter > q.r.cfg.MaxNSEC3Iterations {
 			return insecure(dns.ExtendedErrorCodeUnsupportedNSEC3IterValue, "%s: wildcard proof: NSEC3 with %d iterations, more than %d (RFC 9276)", owner, iter, q.r.cfg.MaxNSEC3Iterations)
 		}
-		if p.cover3(set, nc) == nil {
+		cov := p.cover3(set, nc)
+		if cov == nil {
 			return bogus(dns.ExtendedErrorCodeDNSBogus, "%s: wildcard expansion, but no NSEC3 covers %s", owner, nc)
+		}
+		if cov.Flags&1 != 0 {
+			// An opt-out span may hold an unsigned delegation at the next closer name, whose
+			// data would win over the wildcard: the expansion cannot be proven (Unbound too).
+			return insecure(0, "%s: wildcard expansion proven by an opt-out NSEC3: an unsigned delegation may exist at %s", owner, nc)
 		}
 		return secure()
 	}

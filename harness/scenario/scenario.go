@@ -49,6 +49,7 @@ import (
 
 	"github.com/danelab/danelab/harness/queue"
 	"github.com/danelab/danelab/harness/receiver"
+	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/duration"
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
@@ -118,12 +119,15 @@ const (
 
 // DNS is the lab world of a scenario.
 type DNS struct {
-	Domain   string   `json:"domain,omitempty"`
-	Unsigned bool     `json:"unsigned,omitempty"`
-	MX       []Host   `json:"mx,omitempty"`
-	NullMX   bool     `json:"null_mx,omitempty"`
-	Records  []string `json:"records,omitempty"`
-	Zones    []Zone   `json:"zones,omitempty"`
+	Domain   string `json:"domain,omitempty"`
+	Unsigned bool   `json:"unsigned,omitempty"`
+	// Denial is the domain's denial of existence, as danezone's denial directive spells it:
+	// nsec (default), minimal, nsec3 [iterations N] [salt HEX] [optout], nsec3-narrow, compact.
+	Denial  string   `json:"denial,omitempty"`
+	MX      []Host   `json:"mx,omitempty"`
+	NullMX  bool     `json:"null_mx,omitempty"`
+	Records []string `json:"records,omitempty"`
+	Zones   []Zone   `json:"zones,omitempty"`
 }
 
 // Host is one MX host and its receiver.
@@ -144,6 +148,7 @@ type Host struct {
 type Zone struct {
 	Name     string   `json:"name"`
 	Unsigned bool     `json:"unsigned,omitempty"`
+	Denial   string   `json:"denial,omitempty"` // as DNS.Denial
 	Records  []string `json:"records,omitempty"`
 }
 
@@ -156,14 +161,16 @@ type Fault struct {
 	Count int            `json:"count,omitempty"`
 	Share float64        `json:"share,omitempty"`
 	Delay fault.Duration `json:"delay,omitempty"`
-	Start *Minutes       `json:"start,omitempty"`
-	Heal  *Minutes       `json:"heal,omitempty"`
+	// Iterations is the NSEC3 iteration count of the nsec3-iterations mode.
+	Iterations int      `json:"iterations,omitempty"`
+	Start      *Minutes `json:"start,omitempty"`
+	Heal       *Minutes `json:"heal,omitempty"`
 }
 
 // Spec returns the danezone fault spec.
 func (f Fault) Spec() fault.Spec {
 	return fault.Spec{Mode: fault.Mode(f.Mode), Name: f.Name, Type: f.Type, Zone: f.Zone,
-		Count: f.Count, Share: f.Share, Delay: f.Delay}
+		Count: f.Count, Share: f.Share, Delay: f.Delay, Iterations: f.Iterations}
 }
 
 // Active reports whether the fault is in place at virtual age t.
@@ -513,6 +520,14 @@ func (s *Scenario) validate() error {
 			bad(fmt.Sprintf("dns.records[%d]", j), "%v", err)
 		}
 	}
+	if err := checkDenial(s.DNS.Denial, s.DNS.Unsigned); err != nil {
+		bad("dns.denial", "%v", err)
+	}
+	for j, z := range s.DNS.Zones {
+		if err := checkDenial(z.Denial, z.Unsigned); err != nil {
+			bad(fmt.Sprintf("dns.zones[%d].denial", j), "%v", err)
+		}
+	}
 	if len(s.DNS.MX) == 0 && !s.DNS.NullMX && !hasMX(s.DNS.Records) {
 		bad("dns.mx", "no MX hosts: give dns.mx, dns.null_mx or MX records in dns.records")
 	}
@@ -742,4 +757,19 @@ func checkRecord(r, origin string) error {
 		return fmt.Errorf("%q: no record", r)
 	}
 	return nil
+}
+
+// checkDenial checks a denial mode with danezone's own parser.
+func checkDenial(mode string, unsigned bool) error {
+	if mode == "" {
+		return nil
+	}
+	if unsigned {
+		return fmt.Errorf("an unsigned zone has no denial of existence")
+	}
+	_, rest, err := denial.ParseMode(strings.Fields(mode))
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%q: zones are not named here", strings.Join(rest, " "))
+	}
+	return err
 }

@@ -172,14 +172,14 @@ func (w *World) build(p Plan) (err error) {
 	if p.TLSRPT != "" {
 		apex = append(apex, fmt.Sprintf("_smtp._tls TXT %q", "v=TLSRPTv1; rua="+p.TLSRPT))
 	}
-	w.domains = []lab.Domain{{Name: w.Domain, Unsigned: s.DNS.Unsigned, Records: apex}}
+	w.domains = []lab.Domain{{Name: w.Domain, Unsigned: s.DNS.Unsigned, Denial: s.DNS.Denial, Records: apex}}
 	for _, z := range s.DNS.Zones {
 		zn := w.rename(dns.Fqdn(z.Name))
 		var rs []string
 		for _, r := range z.Records {
 			rs = append(rs, renameRecord(r, w.rename))
 		}
-		w.domains = append(w.domains, lab.Domain{Name: zn, Unsigned: z.Unsigned, Records: append(rs, records[zn]...)})
+		w.domains = append(w.domains, lab.Domain{Name: zn, Unsigned: z.Unsigned, Denial: z.Denial, Records: append(rs, records[zn]...)})
 	}
 	for _, d := range w.domains {
 		for _, r := range d.Records {

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -108,6 +109,12 @@ func (a *alternates) get(f *fault.Fault, base *snapshot, mode denial.Mode) *snap
 // alternate builds the snapshot a data fault serves: base with the fault's RRsets changed,
 // re-signed like any other version.
 func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
+	if f.Mode() == fault.NSEC3Iterations {
+		// The same data, denied by an NSEC3 chain of the fault's iterations, validly signed.
+		m := denial.NSEC3
+		m.Iterations = f.Iterations()
+		return &snapshot{z: base.z, d: denial.New(m, base.z, nil), keys: base.keys}
+	}
 	want := uint16(dns.TypeTLSA)
 	if f.Mode() == fault.DSMismatch || f.Mode() == fault.Insecure {
 		want = dns.TypeDS
@@ -222,6 +229,38 @@ func (d *DaneZone) damage(m *dns.Msg, f *fault.Fault, sz *servedZone) error {
 		for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 			if err := resign(sec, sz, inc, exp, with); err != nil {
 				return err
+			}
+		}
+	case fault.CompactNoNXNAME, fault.CompactTypeInBitmap:
+		q := question(m)
+		changed := false
+		for _, sec := range [][]dns.RR{m.Answer, m.Ns} {
+			for i, rr := range sec {
+				n, ok := rr.(*dns.NSEC)
+				if !ok {
+					continue
+				}
+				var types []uint16
+				switch {
+				case f.Mode() == fault.CompactNoNXNAME && slices.Contains(n.TypeBitMap, denial.TypeNXNAME):
+					types = slices.DeleteFunc(slices.Clone(n.TypeBitMap), func(t uint16) bool { return t == denial.TypeNXNAME })
+				case f.Mode() == fault.CompactTypeInBitmap && strings.EqualFold(n.Hdr.Name, q.Name) && !slices.Contains(n.TypeBitMap, q.Qtype):
+					types = append(slices.Clone(n.TypeBitMap), q.Qtype)
+					slices.Sort(types)
+				default:
+					continue
+				}
+				c := dns.Copy(n).(*dns.NSEC) // the zone's record stays as it is
+				c.TypeBitMap = types
+				sec[i], changed = c, true
+			}
+		}
+		if changed {
+			now := sz.signer.Now()
+			for _, sec := range [][]dns.RR{m.Answer, m.Ns} {
+				if err := resign(sec, sz, now.Add(-time.Hour), now.Add(14*24*time.Hour), nil); err != nil {
+					return err
+				}
 			}
 		}
 	case fault.BadDenial:
@@ -351,4 +390,12 @@ func (sz *servedZone) wrongKey() (*keys.Key, error) {
 		}
 	})
 	return sz.wrong, sz.wrongErr
+}
+
+// question is the question of a response.
+func question(m *dns.Msg) dns.Question {
+	if len(m.Question) == 0 {
+		return dns.Question{}
+	}
+	return m.Question[0]
 }

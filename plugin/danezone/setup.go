@@ -443,11 +443,11 @@ const (
 // maxMaxRecords bounds max_records: a hundred million records take some 200 GB.
 const maxMaxRecords = 100_000_000
 
-// parseFault reads `fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [zone Z]`.
+// parseFault reads `fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [iterations N] [zone Z]`.
 func parseFault(args []string) (fault.Spec, error) {
 	var s fault.Spec
 	if len(args) < 2 {
-		return s, fmt.Errorf("needs a mode and a name: fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [zone Z]")
+		return s, fmt.Errorf("needs a mode and a name: fault MODE NAME [TYPE] [count N] [share P] [after D] [for D] [delay D] [iterations N] [zone Z]")
 	}
 	m, err := fault.ParseMode(args[0])
 	if err != nil {
@@ -485,8 +485,10 @@ func parseFault(args []string) (fault.Spec, error) {
 			}
 		case "zone":
 			s.Zone = v
+		case "iterations":
+			s.Iterations, err = strconv.Atoi(v)
 		default:
-			return s, fmt.Errorf("unknown option %q (count, share, after, for, delay, zone)", k)
+			return s, fmt.Errorf("unknown option %q (count, share, after, for, delay, iterations, zone)", k)
 		}
 		if err != nil {
 			return s, fmt.Errorf("%s %q: %v", k, v, err)

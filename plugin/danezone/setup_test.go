@@ -95,12 +95,12 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestStaticFaults(t *testing.T) {
-	c := caddy.NewTestController("dns", "danezone zones/ {\n fault servfail _25._tcp.mx1.example.test TLSA count 2\n fault delay *.example.test delay 2s after 1m for 10m share 0.5\n}")
+	c := caddy.NewTestController("dns", "danezone zones/ {\n fault servfail _25._tcp.mx1.example.test TLSA count 2\n fault delay *.example.test delay 2s after 1m for 10m share 0.5\n fault nsec3-iterations *.example.test iterations 151\n}")
 	cfg, err := parse(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.faults) != 2 || cfg.faults[0].Count != 2 || cfg.faults[0].Type != "TLSA" || time.Duration(cfg.faults[1].Delay) != 2*time.Second ||
+	if len(cfg.faults) != 3 || cfg.faults[2].Iterations != 151 || cfg.faults[0].Count != 2 || cfg.faults[0].Type != "TLSA" || time.Duration(cfg.faults[1].Delay) != 2*time.Second ||
 		cfg.faults[1].Share != 0.5 || time.Duration(cfg.faults[1].For) != 10*time.Minute {
 		t.Fatalf("%+v", cfg.faults)
 	}
@@ -110,6 +110,8 @@ func TestStaticFaults(t *testing.T) {
 		{"fault servfail x count", `"count" needs a value`},
 		{"fault servfail x colour red", `unknown option "colour"`},
 		{"fault delay x", "positive delay"},
+		{"fault servfail x iterations 5", "only for the nsec3-iterations mode"},
+		{"fault nsec3-iterations x iterations many", `iterations "many"`},
 		{"control 0.0.0.0:8053", "set a token"},
 	} {
 		c := caddy.NewTestController("dns", "danezone zones/ {\n "+bad.in+"\n}")

@@ -48,6 +48,10 @@ const (
 	TLSAMismatch  Mode = "tlsa-mismatch"
 	TLSAUnusable  Mode = "tlsa-unusable"
 	TLSAAbsent    Mode = "tlsa-absent"
+	// The denial faults of the NSEC3 and compact modes.
+	NSEC3Iterations     Mode = "nsec3-iterations"
+	CompactNoNXNAME     Mode = "compact-no-nxname"
+	CompactTypeInBitmap Mode = "compact-type-in-bitmap"
 )
 
 // Modes lists every mode with what it does.
@@ -75,6 +79,9 @@ var Modes = []struct {
 	{TLSAMismatch, "TLSA data replaced by a digest that matches nothing (validly signed)"},
 	{TLSAUnusable, "TLSA records turned into usage 0/1 (PKIX) records only (validly signed)"},
 	{TLSAAbsent, "TLSA RRset removed, with a valid denial"},
+	{NSEC3Iterations, "denial by NSEC3 with many iterations (iterations N, default 500), validly signed: validators following RFC 9276 treat the answer as insecure (Unbound, BIND: above 150) or bogus"},
+	{CompactNoNXNAME, "compact denial's NSEC for a name that does not exist without NXNAME (validly signed): the NXDOMAIN cannot be told from NODATA"},
+	{CompactTypeInBitmap, "the NSEC at the name asked lists the type asked (validly signed): the NODATA proof fails, bogus"},
 }
 
 // ParseMode checks a mode name; the error lists the valid ones.
@@ -94,18 +101,38 @@ func ParseMode(s string) (Mode, error) {
 // Data reports whether the mode changes zone data (served from an alternate snapshot).
 func (m Mode) Data() bool {
 	switch m {
-	case DSMismatch, Insecure, TLSAMismatch, TLSAUnusable, TLSAAbsent:
+	case DSMismatch, Insecure, TLSAMismatch, TLSAUnusable, TLSAAbsent, NSEC3Iterations:
 		return true
 	}
 	return false
 }
 
-// DataType returns the type a data mode changes: DS or TLSA.
+// DataType returns the type a data mode changes: DS or TLSA; 0 for nsec3-iterations, which
+// changes the denial of every type.
 func (m Mode) DataType() uint16 {
-	if m == DSMismatch || m == Insecure {
+	switch m {
+	case DSMismatch, Insecure:
 		return dns.TypeDS
+	case NSEC3Iterations:
+		return 0
 	}
 	return dns.TypeTLSA
+}
+
+// The NSEC3 iterations of the nsec3-iterations mode: by default more than validators accept
+// (RFC 9276 §3.2; Unbound and BIND 9.18 treat more than 150 as insecure), at most RFC 5155's
+// ceiling for the largest keys.
+const (
+	DefaultNSEC3Iterations = 500
+	MaxNSEC3Iterations     = 2500
+)
+
+// Iterations is the NSEC3 iteration count of an nsec3-iterations fault.
+func (f *Fault) Iterations() uint16 {
+	if f.Spec.Iterations == 0 {
+		return DefaultNSEC3Iterations
+	}
+	return uint16(f.Spec.Iterations)
 }
 
 // Duration is a time.Duration that reads and writes as "90s", "15m", "2d".
@@ -165,6 +192,8 @@ type Spec struct {
 	Until *time.Time `json:"until,omitempty"`
 	// Delay is the wait of the delay mode.
 	Delay Duration `json:"delay,omitempty"`
+	// Iterations is the NSEC3 iteration count of the nsec3-iterations mode (0: the default).
+	Iterations int `json:"iterations,omitempty"`
 }
 
 // UnmarshalJSON reads a spec strictly (unknown fields are errors), and names the field of a
@@ -337,6 +366,10 @@ func (s Spec) compile(now time.Time) (*Fault, error) {
 		return nil, fmt.Errorf("the delay mode needs a positive delay")
 	case m != Delay && s.Delay != 0:
 		return nil, fmt.Errorf("delay is only for the delay mode")
+	case m != NSEC3Iterations && s.Iterations != 0:
+		return nil, fmt.Errorf("iterations is only for the nsec3-iterations mode")
+	case s.Iterations < 0 || s.Iterations > MaxNSEC3Iterations:
+		return nil, fmt.Errorf("iterations %d: want 1 to %d", s.Iterations, MaxNSEC3Iterations)
 	}
 	for _, b := range []struct {
 		name string

@@ -45,6 +45,8 @@ func TestSpecErrors(t *testing.T) {
 		{Spec{Mode: ServFail, Name: "x.test", Share: 2}, "share must be between 0 and 1"},
 		{Spec{Mode: Delay, Name: "x.test"}, "needs a positive delay"},
 		{Spec{Mode: ServFail, Name: "x.test", Delay: Duration(time.Second)}, "only for the delay mode"},
+		{Spec{Mode: ServFail, Name: "x.test", Iterations: 5}, "only for the nsec3-iterations mode"},
+		{Spec{Mode: NSEC3Iterations, Name: "x.test", Iterations: 2501}, "want 1 to 2500"},
 		{Spec{Mode: Delay, Name: "x.test", Delay: Duration(time.Hour)}, "at most 1m"},
 		{Spec{Mode: ServFail, Name: "x..test"}, "invalid name"},
 	}
