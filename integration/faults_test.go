@@ -390,6 +390,72 @@ func faultCases() []faultCase {
 		})
 	}
 
+	// NSEC3 with 500 iterations for everything at mx3 and below (validly signed, in this
+	// zone of NSEC): RFC 9276 validators treat the denial as insecure (Unbound and BIND 9.18
+	// above 150 iterations).
+	cases = append(cases, faultCase{
+		row:   "nsec3-iterations (NXDOMAIN)",
+		fault: map[string]any{"mode": "nsec3-iterations", "name": "*mx3.example.test"},
+		targets: []faultProbe{
+			{name: fzMX3TLSA, qtype: dns.TypeTLSA, rcode: dns.RcodeNameError, ad: false, delv: "insecure"},
+		},
+		neighbours: []faultProbe{
+			faultSecure(fzMX2TLSA, dns.TypeTLSA, dns.RcodeSuccess),
+			faultSecure(fzMX4TLSA, dns.TypeTLSA, dns.RcodeNameError),
+		},
+		direct: func(l *faultLab) error {
+			r, err := faultAsk(l, fzMX3TLSA, dns.TypeTLSA, QueryOpts{})
+			if err != nil {
+				return err
+			}
+			if r.Rcode != dns.RcodeNameError {
+				return fmt.Errorf("direct: want NXDOMAIN, got %s", dns.RcodeToString[r.Rcode])
+			}
+			n3 := 0
+			for _, rr := range r.Ns {
+				switch x := rr.(type) {
+				case *dns.NSEC:
+					return fmt.Errorf("direct: an NSEC left: %s", x)
+				case *dns.NSEC3:
+					n3++
+					if x.Iterations != 500 {
+						return fmt.Errorf("direct: NSEC3 with %d iterations, want 500: %s", x.Iterations, x)
+					}
+					if err := faultSignedNow(r.Ns, x.Hdr.Name, dns.TypeNSEC3, l.Parent.Keys); err != nil {
+						return fmt.Errorf("direct: the NSEC3 is not validly signed (two faults in one): %v", err)
+					}
+				}
+			}
+			if n3 < 2 {
+				return fmt.Errorf("direct: %d NSEC3 records, want the closest encloser proof and the wildcard's: %v", n3, r.Ns)
+			}
+			return nil
+		},
+	})
+	// The NSEC of mx1 (which has no TLSA) listing TLSA, validly signed: the NODATA proof fails.
+	cases = append(cases, faultCase{
+		row:   "compact-type-in-bitmap (NODATA)",
+		fault: map[string]any{"mode": "compact-type-in-bitmap", "name": "mx1.example.test", "type": "TLSA"},
+		targets: []faultProbe{
+			faultBogus("mx1.example.test.", dns.TypeTLSA, dns.ExtendedErrorCodeDNSBogus),
+		},
+		neighbours: []faultProbe{
+			faultSecure("mx1.example.test.", dns.TypeA, dns.RcodeSuccess),
+			faultSecure("mx2.example.test.", dns.TypeTLSA, dns.RcodeSuccess),
+		},
+		direct: func(l *faultLab) error {
+			r, err := faultAsk(l, "mx1.example.test.", dns.TypeTLSA, QueryOpts{})
+			if err != nil {
+				return err
+			}
+			set := faultSet(r.Ns, "mx1.example.test.", dns.TypeNSEC)
+			if r.Rcode != dns.RcodeSuccess || len(set) != 1 || !slices.Contains(set[0].(*dns.NSEC).TypeBitMap, dns.TypeTLSA) {
+				return fmt.Errorf("direct: want NODATA with the NSEC of mx1 listing TLSA, got %s with %v", dns.RcodeToString[r.Rcode], r.Ns)
+			}
+			return faultSignedNow(r.Ns, "mx1.example.test.", dns.TypeNSEC, l.Parent.Keys)
+		},
+	})
+
 	// Data faults: validly signed, wrong data.
 	mismatch := faultSecure(fzMX1TLSA, dns.TypeTLSA, dns.RcodeSuccess)
 	mismatch.check = func(l *faultLab, ans []dns.RR) error { return faultTLSAChanged(l, ans, "tlsa-mismatch") }
@@ -494,10 +560,12 @@ func faultCases() []faultCase {
 	return cases
 }
 
-// faultModes are the modes of plugin/danezone/README.md; every one must have a case.
+// faultModes are the modes of plugin/danezone/README.md; every one must have a case. (The
+// compact-no-nxname mode changes nothing in this lab's zones of NSEC: it is judged on a zone of
+// compact denial by TestResolverDifferentialFaults and the no-tlsa-compact-no-nxname scenario.)
 var faultModes = []string{"servfail", "refused", "notimp", "formerr", "drop", "delay", "truncate", "truncate-no-tcp",
 	"expired-sig", "future-sig", "bad-sig", "no-sig", "wrong-key", "ds-mismatch", "no-denial", "bad-denial", "insecure",
-	"tlsa-mismatch", "tlsa-unusable", "tlsa-absent"}
+	"tlsa-mismatch", "tlsa-unusable", "tlsa-absent", "nsec3-iterations", "compact-type-in-bitmap"}
 
 // faultResult is what one case measured.
 type faultResult struct {
@@ -804,7 +872,15 @@ func faultJudgeDelv(l *faultLab, d *Delv, p faultProbe) (verdict string, problem
 		return "error", []string{fmt.Sprintf("delv %s: %v", p, err)}
 	}
 	insecure := strings.Contains(res.Output, "; unsigned answer")
+	// An insecure negative answer: "; negative response, unsigned answer" (Rcode from
+	// "ncache nxdomain" / NoData from "ncache nxrrset").
+	insecureNegative := strings.Contains(res.Output, "; negative response, unsigned answer")
+	insecure = insecure || insecureNegative
 	switch {
+	case insecureNegative && res.Rcode == dns.RcodeNameError:
+		verdict = "negative response, unsigned answer (NXDOMAIN)"
+	case insecureNegative && res.NoData:
+		verdict = "negative response, unsigned answer (NODATA)"
 	case res.Failure != "":
 		verdict = "resolution failed: " + res.Failure
 	case res.Secure && res.Rcode == dns.RcodeNameError:
