@@ -59,6 +59,26 @@ func TestCompactDenial(t *testing.T) {
 		if r.Rcode != dns.RcodeFormatError || !ede {
 			t.Errorf("NXNAME query: rcode %s, EDE 30 %v; want FORMERR with EDE 30 (RFC 9824 §3.5)\n%s", dns.RcodeToString[r.Rcode], ede, r)
 		}
+		// One response, not a second one from CoreDNS after it (a stray message on TCP).
+		conn, err := dns.DialTimeout("tcp", l.Srv.Addr, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		q := new(dns.Msg)
+		q.SetQuestion("mx1.example.test.", 128)
+		q.SetEdns0(1232, true)
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		if err := conn.WriteMsg(q); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ReadMsg(); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		if extra, err := conn.ReadMsg(); err == nil {
+			t.Errorf("a second response to one NXNAME query over TCP: %v", extra)
+		}
 	})
 	t.Run("unsigned referral", func(t *testing.T) {
 		// RFC 9824 §3.4: the NSEC at the delegation runs to the first label with a zero octet
@@ -70,6 +90,22 @@ func TestCompactDenial(t *testing.T) {
 		n := nsecAt(r, "unsigned.example.test.")
 		if n == nil || canon(n.NextDomain) != `unsigned\000.example.test.` {
 			t.Errorf("referral NSEC %v, want unsigned.example.test. NSEC unsigned\\000.example.test.\n%s", n, r)
+		}
+	})
+	t.Run("RRSIG and NSEC questions", func(t *testing.T) {
+		// At a name that does not exist, an empty non-terminal and a name a wildcard matches,
+		// the NSEC at the name lists RRSIG and NSEC: a NODATA for those types would be bogus.
+		u := l.NeedUnbound(t)
+		for _, name := range []string{"nope.example.test.", "_tcp.mx1.example.test.", "foo.users.example.test."} {
+			for _, qt := range []uint16{dns.TypeRRSIG, dns.TypeNSEC} {
+				r, err := u.Resolve(name, qt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Rcode != dns.RcodeSuccess {
+					t.Errorf("Unbound %s %s: %s %v", name, dns.TypeToString[qt], dns.RcodeToString[r.Rcode], EDE(r))
+				}
+			}
 		}
 	})
 	t.Run("empty non-terminal", func(t *testing.T) {

@@ -244,6 +244,7 @@ func (d *DaneZone) damage(m *dns.Msg, f *fault.Fault, sz *servedZone) error {
 				switch {
 				case f.Mode() == fault.CompactNoNXNAME && slices.Contains(n.TypeBitMap, denial.TypeNXNAME):
 					types = slices.DeleteFunc(slices.Clone(n.TypeBitMap), func(t uint16) bool { return t == denial.TypeNXNAME })
+					m.Rcode = dns.RcodeSuccess // an NXDOMAIN kept for CO would now contradict its NSEC
 				case f.Mode() == fault.CompactTypeInBitmap && strings.EqualFold(n.Hdr.Name, q.Name) && !slices.Contains(n.TypeBitMap, q.Qtype):
 					types = append(slices.Clone(n.TypeBitMap), q.Qtype)
 					slices.Sort(types)

@@ -140,7 +140,8 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeInvalidQueryType})
 		}
 		w.WriteMsg(m)
-		return dns.RcodeFormatError, nil
+		d.record(state, sz, nil, dns.RcodeFormatError)
+		return dns.RcodeSuccess, nil // written: CoreDNS would send a second FORMERR otherwise
 	}
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
@@ -336,11 +337,8 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			if a.positiveMeta(res, qname, qtype) {
 				return first
 			}
-			if c, ok := a.snap.d.(denial.Compact); ok && res.Wildcard && a.do && qtype == dns.TypeNSEC {
-				// As if the name existed (RFC 9824 §3.3): its NSEC is the answer.
-				nx := c.NoDataAt(qname, res.Node)
-				a.add(&a.m.Answer, nx, qname, nx.TTL)
-				return first
+			if c, ok := a.snap.d.(denial.Compact); ok && res.Wildcard && a.do && a.meta(c.NoDataAt(qname, res.Node), qname, qtype) {
+				return first // as if the name existed (RFC 9824 §3.3)
 			}
 			a.negative()
 			if a.do {
@@ -358,10 +356,7 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 				// RFC 9824 §3.1: NOERROR and one NSEC at the name listing NXNAME; with CO
 				// the NXDOMAIN rcode is kept (§4).
 				nx := c.NXName(qname)
-				if qtype == dns.TypeNSEC {
-					// The name "exists" with an NSEC RRset: that is the answer, and a NODATA
-					// whose NSEC lists NSEC would be bogus.
-					a.add(&a.m.Answer, nx, qname, nx.TTL)
+				if a.meta(nx, qname, qtype) {
 					return first
 				}
 				if a.co {
@@ -405,6 +400,21 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 	}
 }
 
+// meta answers an NSEC or RRSIG question at a name whose only RRset is the NSEC nx (compact
+// denial: a name that does not exist, or one a wildcard matched): the NSEC, or its RRSIGs,
+// is the answer; a NODATA whose NSEC lists the type asked would be bogus.
+func (a *answer) meta(nx *zone.RRset, qname string, qtype uint16) bool {
+	switch qtype {
+	case dns.TypeNSEC:
+		a.add(&a.m.Answer, nx, qname, nx.TTL)
+		return true
+	case dns.TypeRRSIG:
+		a.sigs(&a.m.Answer, nx, qname, nx.TTL)
+		return true
+	}
+	return false
+}
+
 // addMatch adds the RRset a lookup found at qname, or a wildcard synthesised for it, with
 // the proof that no closer name exists; in compact denial the synthesised RRset is signed as
 // if it were at qname, and needs no proof (RFC 9824 §3.3).
@@ -439,6 +449,12 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 		}
 	case dns.TypeRRSIG:
 		if res.Node.ENT() {
+			// An empty non-terminal owns an NSEC in the per-answer modes: its RRSIGs are the
+			// answer (a NODATA whose NSEC lists RRSIG would be bogus); none in nsec mode.
+			if n := a.snap.d.Own(res.Node); n != nil && a.do {
+				a.sigs(&a.m.Answer, n, qname, n.TTL)
+				return a.err == nil
+			}
 			return false
 		}
 		for _, t := range res.Node.Types {

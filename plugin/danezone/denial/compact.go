@@ -46,29 +46,42 @@ func (c compact) NoDataAt(qname string, n *zone.Node) *zone.RRset {
 
 // NoData is the NSEC at n; at a delegation point (a referral, or its DS denied) the next name
 // is the owner's first label with a zero octet appended, which stays outside the child zone
-// (RFC 9824 §3.4).
+// (RFC 9824 §3.4), or, where that does not fit, the label's successor among its siblings.
 func (c compact) NoData(n *zone.Node) []*zone.RRset {
 	if !n.Cut {
 		return c.nsecProofs.NoData(n)
 	}
-	return []*zone.RRset{c.m.cached("cut:"+n.Name, func() *zone.RRset {
-		label, parent := splitFirst(n.Name)
-		next := n.Name
-		if b := unescape(label); len(b) < 63 {
-			next = escape(append(b, 0)) + "." + parent
-		}
-		return nsecSet(n.Name, next, c.m.z.NegTTL, Bitmap(n))
-	})}
+	return []*zone.RRset{c.cut(n)}
+}
+
+// Own is the NSEC owned by n: at a delegation point the one of NoData, never a second one.
+func (c compact) Own(n *zone.Node) *zone.RRset {
+	if n.Cut {
+		return c.cut(n)
+	}
+	return c.nsecProofs.Own(n)
+}
+
+func (c compact) cut(n *zone.Node) *zone.RRset {
+	return c.m.cached("cut:"+n.Name, func() *zone.RRset {
+		return nsecSet(n.Name, siblingSuccessor(n.Name), c.m.z.NegTTL, Bitmap(n))
+	})
 }
 
 // successor is the name right after name in canonical order (RFC 4471 §3.1.2): name with a
-// zero label prepended while it fits 255 octets; otherwise name with the last octet of its
-// first label incremented (an octet that cannot be, 0xff, dropped first, and a label left
-// empty dropped for its parent's successor).
+// zero label in front while that fits 255 octets, else its sibling successor.
 func successor(name string) string {
-	if c := "\\000." + name; wireLen(c) <= 255 {
+	if c := join("\\000", name); wireLen(c) <= 255 {
 		return c
 	}
+	return siblingSuccessor(name)
+}
+
+// siblingSuccessor is the first name after name and all its descendants (RFC 4471 §3.1.2
+// without the zero label in front): the first label with a zero octet appended, or, where
+// that does not fit, its last octet incremented (0xff octets dropped first, a label left
+// empty giving way to its parent's sibling successor).
+func siblingSuccessor(name string) string {
 	for name != "." {
 		label, parent := splitFirst(name)
 		b := unescape(label)
@@ -76,6 +89,9 @@ func successor(name string) string {
 			if c >= 'A' && c <= 'Z' {
 				b[i] = c + 'a' - 'A'
 			}
+		}
+		if len(b) < 63 && wireLen(name) < 255 {
+			return join(escape(append(b, 0)), parent)
 		}
 		for len(b) > 0 {
 			last := b[len(b)-1]
@@ -88,7 +104,7 @@ func successor(name string) string {
 				last = 'Z' + 1
 			}
 			b[len(b)-1] = last
-			return escape(b) + "." + parent
+			return join(escape(b), parent)
 		}
 		name = parent
 	}

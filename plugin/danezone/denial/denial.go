@@ -226,7 +226,7 @@ func (p nsecProofs) NoData(n *zone.Node) []*zone.RRset {
 }
 
 func (p nsecProofs) NXDomain(encloser, next string) []*zone.RRset {
-	return []*zone.RRset{p.Cover(next), p.Cover("*." + encloser)}
+	return []*zone.RRset{p.Cover(next), p.Cover(join("*", encloser))}
 }
 
 func (p nsecProofs) Wildcard(_, next string) []*zone.RRset {

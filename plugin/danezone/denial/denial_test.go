@@ -265,6 +265,8 @@ func TestSuccessor(t *testing.T) {
 		{strings.Repeat("a", 62) + "@." + tail, strings.Repeat("a", 62) + "\\091." + tail},
 		{strings.Repeat("a", 61) + "q\\255." + tail, strings.Repeat("a", 61) + "r." + tail},
 		{strings.Repeat("\\255", 63) + "." + tail, strings.Repeat("b", 62) + "c." + tail[64:]},
+		// 254 octets with room in the first label: the zero octet goes there (RFC 4471 §3.1.2).
+		{"abc." + strings.Repeat("e", 59) + "." + tail, "abc\\000." + strings.Repeat("e", 59) + "." + tail},
 	} {
 		if n := wireLen(c.in); n < 254 && !strings.HasPrefix(c.in, "x.") {
 			t.Fatalf("test bug: %s is %d octets", c.in, n)
@@ -276,5 +278,42 @@ func TestSuccessor(t *testing.T) {
 		if zone.Key(got) <= zone.Key(c.in) || wireLen(got) > 255 {
 			t.Errorf("successor(%s) = %s does not sort after it or is too long", c.in, got)
 		}
+	}
+}
+
+// TestRootZone: the modes at the root zone, whose names have no label below the origin's dot.
+func TestRootZone(t *testing.T) {
+	z, err := zone.Parse(strings.NewReader(". 3600 SOA ns. h. 1 3600 900 1209600 300\n. NS ns.\nns. A 127.0.0.1\ntest. NS ns.test.\nns.test. A 127.0.0.2\n"), ".", "root", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Mode{NSEC, Minimal, NSEC3, NSEC3Narrow, Compacted} {
+		d := New(m, z, nil)
+		var sets []*zone.RRset
+		sets = append(sets, d.NXDomain(".", "nope.")...)
+		sets = append(sets, d.NoData(z.Node("test."))...)
+		sets = append(sets, d.NoData(z.Node("."))...)
+		if c, ok := d.(Compact); ok {
+			sets = append(sets, c.NXName("nope."))
+		}
+		buf := make([]byte, 4096)
+		for _, set := range sets {
+			if set == nil {
+				continue
+			}
+			for _, rr := range set.RRs {
+				if _, err := dns.PackRR(rr, buf, 0, nil, false); err != nil {
+					t.Errorf("%s: %v cannot be encoded: %v", m, rr, err)
+				}
+			}
+		}
+	}
+	// A compact referral from the root runs from the TLD to its sibling successor.
+	c := New(Compacted, z, nil).(compact)
+	if n := c.NoData(z.Node("test."))[0].RRs[0].(*dns.NSEC); n.NextDomain != "test\\000." {
+		t.Errorf("compact referral NSEC %v, want next test\\000.", n)
+	}
+	if c.Own(z.Node("test.")) != c.NoData(z.Node("test."))[0] {
+		t.Error("two NSEC RRsets at one delegation point")
 	}
 }

@@ -47,7 +47,7 @@ func (m *minimal) Match(n *zone.Node) *zone.RRset {
 }
 
 func (m *minimal) match(n *zone.Node) *zone.RRset {
-	next := "\\000." + n.Name
+	next := join("\\000", n.Name)
 	if wireLen(next) > 255 {
 		next = m.z.Next(n).Name
 	}
@@ -79,13 +79,13 @@ func (m *minimal) cover(name string) *zone.RRset {
 
 	owner, types := prev.Name, Bitmap(prev)
 	if p, ok := predecessorLabel(label, 255-wireLen(parent)-1); ok {
-		if cand := p + "." + parent; zone.Key(cand) > zone.Key(prev.Name) {
+		if cand := join(p, parent); zone.Key(cand) > zone.Key(prev.Name) {
 			owner, types = cand, []uint16{dns.TypeRRSIG, dns.TypeNSEC}
 		}
 	}
 	nextName := next.Name
 	if s, ok := successorLabel(label); ok {
-		cand := s + "." + parent
+		cand := join(s, parent)
 		nk := zone.Key(next.Name)
 		wrapped := nk <= zone.Key(name) // the chain wrapped to the apex
 		if wireLen(cand) <= 255 && (wrapped || zone.Key(cand) < nk) {
@@ -97,10 +97,18 @@ func (m *minimal) cover(name string) *zone.RRset {
 
 func splitFirst(name string) (label, parent string) {
 	off, end := dns.NextLabel(name, 0)
-	if end {
-		return name, "."
+	if end { // a one-label name: its label without the dot, below the root
+		return strings.TrimSuffix(name, "."), "."
 	}
 	return name[:off-1], name[off:]
+}
+
+// join is the name of label below parent (the root too: "com." below ".").
+func join(label, parent string) string {
+	if parent == "." {
+		return label + "."
+	}
+	return label + "." + parent
 }
 
 // successorLabel returns the label that sorts right after label and every name below it:

@@ -16,8 +16,9 @@ import (
 type hashChain struct {
 	mode   Mode
 	z      *zone.Zone
-	hashes []string      // base32hex, uppercase, ascending: the order of the owner names too
-	sets   []*zone.RRset // parallel to hashes
+	hashes []string          // base32hex, uppercase, ascending: the order of the owner names too
+	sets   []*zone.RRset     // parallel to hashes
+	byKey  map[string]string // the hash of each name (by zone.Key), for the next snapshot
 }
 
 // Hash is the NSEC3 hash of name under mode's parameters, in base32hex, uppercase.
@@ -26,7 +27,7 @@ func (m Mode) Hash(name string) string {
 }
 
 // nsec3Owner is the owner name of the NSEC3 of hash in zone origin.
-func nsec3Owner(hash, origin string) string { return strings.ToLower(hash) + "." + origin }
+func nsec3Owner(hash, origin string) string { return join(strings.ToLower(hash), origin) }
 
 // Bitmap3 is the NSEC3 type bitmap of node n (RFC 5155 §3.2.1): its types, RRSIG where it
 // owns a signed RRset; at a delegation point NS, and DS with RRSIG when it has one; nothing
@@ -78,17 +79,30 @@ func newHashChain(mode Mode, z *zone.Zone, prev *hashChain) *hashChain {
 		hash string
 		node *zone.Node
 	}
+	// A change to a zone keeps most names: their hashes are the previous snapshot's (with
+	// many iterations, hashing the whole zone again would take seconds per change).
+	var old map[string]string
+	if prev != nil && prev.mode == mode && prev.z.Origin == z.Origin {
+		old = prev.byKey
+	}
 	var all []named
+	byKey := make(map[string]string, len(z.Chain())+len(z.EmptyNonTerminals()))
 	for _, list := range [][]*zone.Node{z.Chain(), z.EmptyNonTerminals()} {
 		for _, n := range list {
-			if mode.inChain(n) {
-				all = append(all, named{mode.Hash(n.Name), n})
+			if !mode.inChain(n) {
+				continue
 			}
+			h, ok := old[n.Key]
+			if !ok {
+				h = mode.Hash(n.Name)
+			}
+			byKey[n.Key] = h
+			all = append(all, named{h, n})
 		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].hash < all[j].hash })
 	all = slices.CompactFunc(all, func(a, b named) bool { return a.hash == b.hash }) // a SHA-1 collision: one record
-	c := &hashChain{mode: mode, z: z, hashes: make([]string, len(all)), sets: make([]*zone.RRset, len(all))}
+	c := &hashChain{mode: mode, z: z, hashes: make([]string, len(all)), sets: make([]*zone.RRset, len(all)), byKey: byKey}
 	if prev != nil && (prev.mode != mode || prev.z.NegTTL != z.NegTTL || prev.z.Origin != z.Origin) {
 		prev = nil
 	}
@@ -165,7 +179,7 @@ func (p hashProofs) NoData(n *zone.Node) []*zone.RRset {
 }
 
 func (p hashProofs) NXDomain(encloser, next string) []*zone.RRset {
-	return []*zone.RRset{p.match(encloser), p.cover(next), p.cover("*." + encloser)}
+	return []*zone.RRset{p.match(encloser), p.cover(next), p.cover(join("*", encloser))}
 }
 
 func (p hashProofs) Wildcard(_, next string) []*zone.RRset {
