@@ -207,35 +207,31 @@ func parse(c *caddy.Controller) (*config, error) {
 			case "insecure":
 				// Per zone: a signed zone goes insecure safely (the parent removes the DS
 				// first); removing the line signs it again.
-				if len(vals) == 0 {
-					return nil, c.Errf("insecure needs the zones to take insecure")
+				zones, zerr := zoneNames(c, "insecure", vals, "the zones to take insecure")
+				if zerr != nil {
+					return nil, zerr
 				}
 				if cfg.insecure == nil {
 					cfg.insecure = map[string]bool{}
 				}
-				for _, z := range vals {
-					if _, ok := dns.IsDomainName(z); !ok {
-						return nil, c.Errf("insecure: invalid zone name %q", z)
-					}
-					if zone.Canonical(z) == "." {
+				for _, z := range zones {
+					if z == "." {
 						return nil, c.Errf("insecure: the root zone has no parent to remove its DS; validators trust its key as configured")
 					}
-					cfg.insecure[zone.Canonical(z)] = true
+					cfg.insecure[z] = true
 				}
 			case "regenerate":
 				// Deliberately per zone, with no "all": replacing keys breaks the chain of trust
 				// until the parent publishes the new DS.
-				if len(vals) == 0 {
-					return nil, c.Errf("regenerate needs the zones whose lost keys may be replaced by new ones")
+				zones, zerr := zoneNames(c, "regenerate", vals, "the zones whose lost keys may be replaced by new ones")
+				if zerr != nil {
+					return nil, zerr
 				}
 				if cfg.regen == nil {
 					cfg.regen = map[string]bool{}
 				}
-				for _, z := range vals {
-					if _, ok := dns.IsDomainName(z); !ok {
-						return nil, c.Errf("regenerate: invalid zone name %q", z)
-					}
-					cfg.regen[zone.Canonical(z)] = true
+				for _, z := range zones {
+					cfg.regen[z] = true
 				}
 			case "validity":
 				// RRSIG times are 32-bit serial times (RFC 4034 §3.1.5): see signer.MaxValidity.
@@ -398,6 +394,21 @@ func parse(c *caddy.Controller) (*config, error) {
 		return nil, c.Errf("insecure needs the poll, which takes the zones insecure step by step: reload is 0")
 	}
 	return cfg, nil
+}
+
+// zoneNames checks the zone names of a directive and returns them canonical.
+func zoneNames(c *caddy.Controller, directive string, vals []string, need string) ([]string, error) {
+	if len(vals) == 0 {
+		return nil, c.Errf("%s needs %s", directive, need)
+	}
+	out := make([]string, 0, len(vals))
+	for _, z := range vals {
+		if _, ok := dns.IsDomainName(z); !ok {
+			return nil, c.Errf("%s: invalid zone name %q", directive, z)
+		}
+		out = append(out, zone.Canonical(z))
+	}
+	return out, nil
 }
 
 // timingNames are the parameters of the timing directive (roll.Policy, RFC 7583 §2).

@@ -23,7 +23,7 @@ type compact struct {
 }
 
 func newCompact(z *zone.Zone) compact {
-	m := &minimal{z: z, cache: map[string]*zone.RRset{}}
+	m := &minimal{z: z}
 	return compact{nsecProofs{m}, m}
 }
 

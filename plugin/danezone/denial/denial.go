@@ -160,7 +160,7 @@ type Denier interface {
 func New(mode Mode, z *zone.Zone, prev Denier) Denier {
 	switch mode.Kind {
 	case Minimal.Kind:
-		return nsecProofs{&minimal{z: z, cache: map[string]*zone.RRset{}}}
+		return nsecProofs{&minimal{z: z}}
 	case NSEC3.Kind:
 		p, _ := prev.(*hashChain)
 		return newHashChain(mode, z, p)

@@ -18,26 +18,35 @@ import (
 // the life of the snapshot, which bounds them by the zone's size. Only the NSEC covering a
 // name that does not exist is made, and signed, per answer.
 type minimal struct {
-	z     *zone.Zone
-	mu    sync.RWMutex
-	cache map[string]*zone.RRset // "match:"+name and "cover:*."+encloser
+	z *zone.Zone
+	setCache
 }
 
-func (m *minimal) cached(key string, make func() *zone.RRset) *zone.RRset {
-	m.mu.RLock()
-	set := m.cache[key]
-	m.mu.RUnlock()
+// setCache keeps, for the life of a snapshot, the records of the per-answer modes that depend
+// only on an existing name (bounded by the zone's size); made once, shared by all answers.
+type setCache struct {
+	mu    sync.RWMutex
+	cache map[string]*zone.RRset
+}
+
+func (c *setCache) cached(key string, make func() *zone.RRset) *zone.RRset {
+	c.mu.RLock()
+	set := c.cache[key]
+	c.mu.RUnlock()
 	if set != nil {
 		return set
 	}
 	set = make()
-	m.mu.Lock()
-	if old := m.cache[key]; old != nil {
+	c.mu.Lock()
+	if c.cache == nil {
+		c.cache = map[string]*zone.RRset{}
+	}
+	if old := c.cache[key]; old != nil {
 		set = old
 	} else {
-		m.cache[key] = set
+		c.cache[key] = set
 	}
-	m.mu.Unlock()
+	c.mu.Unlock()
 	return set
 }
 

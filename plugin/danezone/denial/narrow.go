@@ -3,7 +3,6 @@ package denial
 import (
 	"encoding/base32"
 	"strings"
-	"sync"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
 )
@@ -16,14 +15,16 @@ import (
 // and signed, per answer; the ones that depend on an existing name alone (its own, the one
 // denying the wildcard below it) are kept for the life of the snapshot.
 type narrow struct {
-	mode  Mode
-	z     *zone.Zone
-	mu    sync.RWMutex
-	cache map[string]*zone.RRset // "match:"+name and "cover:*."+encloser
+	mode Mode
+	z    *zone.Zone
+	setCache
+	hashProofs
 }
 
 func newNarrow(mode Mode, z *zone.Zone) *narrow {
-	return &narrow{mode: mode, z: z, cache: map[string]*zone.RRset{}}
+	n := &narrow{mode: mode, z: z}
+	n.hashProofs = hashProofs{origin: z.Origin, match: n.match, cover: n.cover}
+	return n
 }
 
 var b32 = base32.HexEncoding.WithPadding(base32.NoPadding)
@@ -42,24 +43,6 @@ func step(hash string, d int) string {
 		}
 	}
 	return b32.EncodeToString(b)
-}
-
-func (n *narrow) cached(key string, make func() *zone.RRset) *zone.RRset {
-	n.mu.RLock()
-	set := n.cache[key]
-	n.mu.RUnlock()
-	if set != nil {
-		return set
-	}
-	set = make()
-	n.mu.Lock()
-	if old := n.cache[key]; old != nil {
-		set = old
-	} else {
-		n.cache[key] = set
-	}
-	n.mu.Unlock()
-	return set
 }
 
 // match returns the NSEC3 of the existing (not occluded) name, or nil.
@@ -88,19 +71,3 @@ func (n *narrow) cover(name string) *zone.RRset {
 	set.Ephemeral = true
 	return set
 }
-
-func (n *narrow) proofs() hashProofs {
-	return hashProofs{origin: n.z.Origin, match: n.match, cover: n.cover}
-}
-
-func (n *narrow) NoData(node *zone.Node) []*zone.RRset { return n.proofs().NoData(node) }
-func (n *narrow) NXDomain(encloser, next string) []*zone.RRset {
-	return n.proofs().NXDomain(encloser, next)
-}
-func (n *narrow) Wildcard(encloser, next string) []*zone.RRset {
-	return n.proofs().Wildcard(encloser, next)
-}
-func (n *narrow) WildcardNoData(w *zone.Node, encloser, next string) []*zone.RRset {
-	return n.proofs().WildcardNoData(w, encloser, next)
-}
-func (n *narrow) Own(*zone.Node) *zone.RRset { return nil }

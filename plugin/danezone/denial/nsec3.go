@@ -19,6 +19,7 @@ type hashChain struct {
 	hashes []string          // base32hex, uppercase, ascending: the order of the owner names too
 	sets   []*zone.RRset     // parallel to hashes
 	byKey  map[string]string // the hash of each name (by zone.Key), for the next snapshot
+	hashProofs
 }
 
 // Hash is the NSEC3 hash of name under mode's parameters, in base32hex, uppercase.
@@ -103,6 +104,7 @@ func newHashChain(mode Mode, z *zone.Zone, prev *hashChain) *hashChain {
 	sort.Slice(all, func(i, j int) bool { return all[i].hash < all[j].hash })
 	all = slices.CompactFunc(all, func(a, b named) bool { return a.hash == b.hash }) // a SHA-1 collision: one record
 	c := &hashChain{mode: mode, z: z, hashes: make([]string, len(all)), sets: make([]*zone.RRset, len(all)), byKey: byKey}
+	c.hashProofs = hashProofs{origin: z.Origin, match: c.match, cover: c.cover}
 	if prev != nil && (prev.mode != mode || prev.z.NegTTL != z.NegTTL || prev.z.Origin != z.Origin) {
 		prev = nil
 	}
@@ -191,22 +193,6 @@ func (p hashProofs) WildcardNoData(w *zone.Node, encloser, next string) []*zone.
 }
 
 func (p hashProofs) Own(*zone.Node) *zone.RRset { return nil }
-
-func (c *hashChain) NoData(n *zone.Node) []*zone.RRset { return c.proofs().NoData(n) }
-func (c *hashChain) NXDomain(encloser, next string) []*zone.RRset {
-	return c.proofs().NXDomain(encloser, next)
-}
-func (c *hashChain) Wildcard(encloser, next string) []*zone.RRset {
-	return c.proofs().Wildcard(encloser, next)
-}
-func (c *hashChain) WildcardNoData(w *zone.Node, encloser, next string) []*zone.RRset {
-	return c.proofs().WildcardNoData(w, encloser, next)
-}
-func (c *hashChain) Own(*zone.Node) *zone.RRset { return nil }
-
-func (c *hashChain) proofs() hashProofs {
-	return hashProofs{origin: c.z.Origin, match: c.match, cover: c.cover}
-}
 
 // Sets returns the chain's NSEC3 RRsets, in canonical order of their owners.
 func (c *hashChain) Sets() []*zone.RRset { return c.sets }

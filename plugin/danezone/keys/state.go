@@ -116,28 +116,22 @@ func Remember(dir string, s *Set) error {
 	if s == nil || len(s.Keys) == 0 {
 		return nil
 	}
-	stateMu.Lock()
-	defer stateMu.Unlock()
-	path := StatePath(dir)
-	st, err := readState(path)
-	if err != nil {
-		return fmt.Errorf("not recording the keys of %s: %w", s.Zone, err)
-	}
-	zs := zoneState(s)
-	old, ok := st.Zones[s.Zone]
-	zs.DeleteDS, zs.Unsigned = old.DeleteDS, old.Unsigned
-	if ok && slices.Equal(old.Keys, zs.Keys) && slices.Equal(old.DS, zs.DS) {
-		return nil
-	}
-	st.Zones[s.Zone] = zs
-	return writeState(path, st)
+	return updateZone(dir, s.Zone, "the keys", func(zs *ZoneState) bool {
+		now := zoneState(s)
+		if len(zs.Keys) > 0 && slices.Equal(zs.Keys, now.Keys) && slices.Equal(zs.DS, now.DS) {
+			return false
+		}
+		now.DeleteDS, now.Unsigned = zs.DeleteDS, zs.Unsigned
+		*zs = now
+		return true
+	})
 }
 
 // SetDeleteDS records in the state file of dir whether zone asks its parent to remove its DS
 // (Set.DeleteDS): set when the key policy takes the zone insecure, cleared (with Unsigned)
 // once CDS names a key again. A state file that cannot be read is left as it is.
 func SetDeleteDS(dir, zone string, on bool) error {
-	return updateZone(dir, zone, func(zs *ZoneState) bool {
+	return updateZone(dir, zone, "whether it asks to remove its DS", func(zs *ZoneState) bool {
 		if zs.DeleteDS == on && (on || !zs.Unsigned) {
 			return false
 		}
@@ -152,7 +146,7 @@ func SetDeleteDS(dir, zone string, on bool) error {
 // MarkUnsigned records in the state file of dir that zone, which asked its parent to remove
 // its DS, has withdrawn all its keys on purpose: key files missing then are not lost keys.
 func MarkUnsigned(dir, zone string) error {
-	return updateZone(dir, zone, func(zs *ZoneState) bool {
+	return updateZone(dir, zone, "that its keys are withdrawn", func(zs *ZoneState) bool {
 		if zs.Unsigned || !zs.DeleteDS {
 			return false
 		}
@@ -162,8 +156,8 @@ func MarkUnsigned(dir, zone string) error {
 }
 
 // updateZone changes the record of zone in the state file of dir with change, which reports
-// whether it changed anything.
-func updateZone(dir, zone string, change func(*ZoneState) bool) error {
+// whether it changed anything; what says what is recorded, for the error.
+func updateZone(dir, zone, what string, change func(*ZoneState) bool) error {
 	z, err := normalizeZone(zone)
 	if err != nil {
 		return err
@@ -173,7 +167,7 @@ func updateZone(dir, zone string, change func(*ZoneState) bool) error {
 	path := StatePath(dir)
 	st, err := readState(path)
 	if err != nil {
-		return fmt.Errorf("not recording the DNSSEC state of %s: %w", z, err)
+		return fmt.Errorf("not recording %s of %s: %w", what, z, err)
 	}
 	zs := st.Zones[z]
 	if !change(&zs) {
