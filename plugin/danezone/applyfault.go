@@ -113,7 +113,7 @@ func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
 		// The same data, denied by an NSEC3 chain of the fault's iterations, validly signed.
 		m := denial.NSEC3
 		m.Iterations = f.Iterations()
-		return &snapshot{z: base.z, d: denial.New(m, base.z, nil), keys: base.keys}
+		return newSnapshot(base.z, denial.New(m, base.z, nil), base.keys)
 	}
 	want := uint16(dns.TypeTLSA)
 	if f.Mode() == fault.DSMismatch || f.Mode() == fault.Insecure {
@@ -139,7 +139,7 @@ func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
 		return base
 	}
 	z := base.z.WithSets(changes)
-	return &snapshot{z: z, d: denial.New(mode, z, base.d), keys: base.keys}
+	return newSnapshot(z, denial.New(mode, z, base.d), base.keys)
 }
 
 // change returns the RRset a data fault serves instead of set, or nil to remove it.

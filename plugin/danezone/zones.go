@@ -31,10 +31,17 @@ type snapshot struct {
 	z    *zone.Zone
 	d    denial.Denier
 	keys *keys.Set
+	// bare: no key in use (unsigned, or taken insecure): served without DNSSEC. Fixed with
+	// the keys' view, so worked out once, not per query.
+	bare bool
+}
+
+func newSnapshot(z *zone.Zone, d denial.Denier, ks *keys.Set) *snapshot {
+	return &snapshot{z: z, d: d, keys: ks, bare: ks.Unsigned()}
 }
 
 // unsigned says whether the snapshot is served without DNSSEC: its zone has no key in use.
-func (s *snapshot) unsigned() bool { return s.keys.Unsigned() }
+func (s *snapshot) unsigned() bool { return s.bare }
 
 // servedZone is one zone: its file, keys, signer and the snapshot being served.
 type servedZone struct {
@@ -362,7 +369,7 @@ func (sz *servedZone) serve(z *zone.Zone, resign bool) {
 	}
 	z = z.WithSerial(n, prevZone)
 	sz.fileSerial = sz.fileZone.Serial
-	sz.cur.Store(&snapshot{z: z, d: denial.New(sz.mode, z, prevDenial), keys: sz.signer.Keys()})
+	sz.cur.Store(newSnapshot(z, denial.New(sz.mode, z, prevDenial), sz.signer.Keys()))
 	serialGauge.WithLabelValues(sz.origin).Set(float64(n))
 	sz.publishSoon()
 }
