@@ -219,7 +219,13 @@ func (s *Signer) SignAt(set *zone.RRset, inception, expiration time.Time, with [
 			Inception:  uint32(inception.Unix()),
 			Expiration: uint32(expiration.Unix()),
 		}
-		if err := sig.Sign(k.Signer, set.RRs); err != nil {
+		var err error
+		if shortPath(set.RRs) {
+			err = signShort(sig, k.Signer, set.RRs[0])
+		} else {
+			err = sig.Sign(deterministic(k.Signer), set.RRs)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("signing %s %s with key %d: %w", set.Name, dns.TypeToString[set.Type], k.Tag, err)
 		}
 		sigs = append(sigs, sig)
