@@ -263,7 +263,7 @@ func (d *DaneZone) record(state request.Request, sz *servedZone, f *fault.Fault,
 	if d.history == nil {
 		return
 	}
-	q := control.Query{Time: time.Now(), Zone: sz.origin, Name: strings.ToLower(state.Name()), Type: dns.TypeToString[state.QType()],
+	q := control.Query{Zone: sz.origin, Name: strings.ToLower(state.Name()), Type: dns.TypeToString[state.QType()],
 		Proto: state.Proto(), Remote: state.IP(), Rcode: "none"}
 	if rcode >= 0 {
 		q.Rcode = dns.RcodeToString[rcode]

@@ -34,9 +34,13 @@ type History struct {
 // NewHistory keeps the last size queries.
 func NewHistory(size int) *History { return &History{buf: make([]Query, size)} }
 
-// Record appends q.
+// Record appends q. A zero q.Time is stamped under the lock, so that the log's order is its
+// times' order even when two handlers record at once.
 func (h *History) Record(q Query) {
 	h.mu.Lock()
+	if q.Time.IsZero() {
+		q.Time = time.Now()
+	}
 	h.buf[h.next] = q
 	h.next++
 	if h.next == len(h.buf) {

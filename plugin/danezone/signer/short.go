@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"strings"
@@ -32,8 +33,11 @@ func shortPath(rrs []dns.RR) bool {
 	if len(rrs) != 1 {
 		return false
 	}
-	t := rrs[0].Header().Rrtype
-	return t == dns.TypeNSEC || t == dns.TypeNSEC3
+	switch rrs[0].(type) {
+	case *dns.NSEC, *dns.NSEC3:
+		return true
+	}
+	return false
 }
 
 var signData = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -75,6 +79,18 @@ func appendSignedData(b []byte, sig *dns.RRSIG, rr dns.RR) ([]byte, error) {
 		return dns.PackDomainName(dns.CanonicalName(sig.SignerName), buf, off, nil, false)
 	}); err != nil {
 		return nil, err
+	}
+	// dns.PackRR writes the record's Rdlength: pack a shallow copy, since rr may be the
+	// zone's, read by responses being packed at the same time.
+	switch r := rr.(type) {
+	case *dns.NSEC:
+		c := *r
+		rr = &c
+	case *dns.NSEC3:
+		c := *r
+		rr = &c
+	default:
+		return nil, fmt.Errorf("short signing path: %T", rr)
 	}
 	start := len(b)
 	if b, err = appendPacked(b, func(buf []byte, off int) (int, error) {

@@ -87,3 +87,40 @@ func TestRawECDSA(t *testing.T) {
 		t.Error("an oversized integer accepted")
 	}
 }
+
+// TestShortPathLeavesRecord: the record signed is the zone's, packed into responses at the
+// same time; signing must not write to it (go test -race finds it if it does).
+func TestShortPathLeavesRecord(t *testing.T) {
+	key := &dns.DNSKEY{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeDNSKEY, Class: dns.ClassINET, Ttl: 3600},
+		Flags: 257, Protocol: 3, Algorithm: dns.ED25519}
+	priv, err := key.Generate(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, _ := dns.NewRR("a.example.test. 300 IN NSEC b.example.test. A RRSIG NSEC")
+	before := *rr.(*dns.NSEC)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m := new(dns.Msg)
+		m.SetQuestion("a.example.test.", dns.TypeA)
+		m.Ns = []dns.RR{rr}
+		for range 50 {
+			if _, err := m.Pack(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 50 {
+		sig := &dns.RRSIG{Hdr: dns.RR_Header{Name: "a.example.test.", Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: 300},
+			Algorithm: dns.ED25519, OrigTtl: 300, KeyTag: key.KeyTag(), SignerName: "example.test.", Inception: 1, Expiration: 2}
+		if err := signShort(sig, priv.(crypto.Signer), rr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if after := *rr.(*dns.NSEC); after.Hdr != before.Hdr {
+		t.Errorf("signing changed the record's header: %+v, was %+v", after.Hdr, before.Hdr)
+	}
+}
