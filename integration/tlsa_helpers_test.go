@@ -4,7 +4,7 @@ package integration
 // independent judges of TLSA data (openssl pipelines, ldns-dane, hash-slinger's tlsa), a
 // danezone server with the control API and the prometheus endpoint, go-smtp STARTTLS
 // receivers, an Unbound on port 53 of a spare loopback address for Postfix's posttls-finger,
-// and pebble + lego for an ACME renewal. Every name here starts with "tl" to stay clear of
+// and pebble + lego for an ACME renewal (acme_helpers_test.go). Every name here starts with "tl" to stay clear of
 // the other test files of the package.
 
 import (

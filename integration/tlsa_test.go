@@ -6,7 +6,6 @@ package integration
 // posttls-finger against a real STARTTLS receiver. Harness: tlsa_helpers_test.go.
 
 import (
-	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"net"
@@ -674,65 +673,18 @@ func TestTLSAACMERenewal(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	pebbleTLS := tlMakeCert(t, tlCertOpts{CN: "pebble", DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	pebbleCert := tlWriteTemp(t, dir, "pebble-cert.pem", pebbleTLS.CertPEM)
-	pebbleKey := tlWriteTemp(t, dir, "pebble-key.pem", pebbleTLS.KeyPEM)
-	ports := make([]int, 5)
-	for i := range ports {
-		var err error
-		if ports[i], err = FreePort(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress":                  fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		"managementListenAddress":        fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		"certificate":                    pebbleCert,
-		"privateKey":                     pebbleKey,
-		"httpPort":                       ports[2],
-		"tlsPort":                        ports[3],
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-	}})
-	cfgFile := tlWriteTemp(t, dir, "pebble.json", cfg)
-	pebble, err := lookPeer("pebble")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProcess("pebble", dir, filepath.Join(dir, "pebble.log"), "env",
-		"PEBBLE_VA_ALWAYS_VALID=1", "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0",
-		pebble, "-config", cfgFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.stop)
-	if m := waitFor(15*time.Second, func() string {
-		if !p.running() {
-			return "pebble exited: " + tail(p.log, 2000)
-		}
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]), time.Second)
-		if err != nil {
-			return err.Error()
-		}
-		c.Close()
-		return ""
-	}); m != "" {
-		t.Fatalf("pebble: %s\n%s", m, tail(p.log, 2000))
-	}
+	ca := startPebble(t)
 	legoDir := filepath.Join(dir, "lego")
 	lego := func(args ...string) {
 		t.Helper()
-		base := []string{"--accept-tos", "--email", "hostmaster@example.test", "--server", fmt.Sprintf("https://127.0.0.1:%d/dir", ports[0]),
-			"--path", legoDir, "--http", "--http.port", fmt.Sprintf("127.0.0.1:%d", ports[4])}
+		var base []string
 		if !slices.Contains(args, "--csr") {
-			base = append(base, "--domains", "mx1.example.test")
+			base = []string{"--domains", "mx1.example.test"}
 		}
-		cmd := exec.Command("lego", append(base, args...)...)
-		cmd.Env = append(os.Environ(), "LEGO_CA_CERTIFICATES="+pebbleCert)
 		start := time.Now()
-		out, code := tlRun(t, 90*time.Second, cmd)
+		out, code := ca.Lego(t, legoDir, 90*time.Second, append(base, args...)...)
 		if code != 0 {
-			t.Fatalf("lego %v: exit %d\n%s\npebble log:\n%s", args, code, out, tail(p.log, 2000))
+			t.Fatalf("lego %v: exit %d\n%s\npebble log:\n%s", args, code, out, ca.LogTail(2000))
 		}
 		t.Logf("lego %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 	}

@@ -99,15 +99,7 @@ func runCheck(args []string) error {
 		return usagef("-port must be a port and -timeout positive")
 	}
 	cfg := check.Config{MXHost: *mx, Port: *port, ExpectMX: *expectMX, Timeout: *timeout}
-	switch {
-	case *upstream != "":
-		addr := *upstream
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			addr = net.JoinHostPort(addr, "53")
-		}
-		cfg.Resolver = resolver.NewUpstream(addr, *timeout)
-		cfg.Resolution = "the AD bit of the validating resolver at " + addr
-	case *fixtureURL != "":
+	if *fixtureURL != "" {
 		in, err := fixtureInfo(*fixtureURL, *timeout)
 		if err != nil {
 			return err
@@ -125,29 +117,12 @@ func runCheck(args []string) error {
 		if cfg.Port == 0 {
 			cfg.Port = in.SMTPPort
 		}
-	default:
-		text, from := strings.Join(ianaRootAnchor, "\n"), "the IANA root trust anchor"
-		if *anchorFile != "" {
-			b, err := os.ReadFile(*anchorFile)
-			if err != nil {
-				return err
-			}
-			text, from = string(b), *anchorFile
-		}
-		anchors, err := parseRRs(text, from)
-		if err != nil {
+	} else {
+		var err error
+		if cfg.Resolver, cfg.Resolution, err = validation(*anchorFile, *roots, *upstream, *timeout); err != nil {
 			return err
 		}
-		addrs := rootServers
-		if *roots != "" {
-			addrs = strings.Split(*roots, ",")
-		}
-		res, err := iterative(anchors, addrs, *timeout)
-		if err != nil {
-			return err
-		}
-		cfg.Resolver, cfg.Iterative = res, true
-		cfg.Resolution = "iterating from the root with " + from
+		cfg.Iterative = *upstream == ""
 	}
 	rep, err := check.Run(context.Background(), pos[0], cfg)
 	if errors.Is(err, check.ErrNotDomain) {
@@ -181,6 +156,41 @@ func runCheck(args []string) error {
 		return &statusError{code}
 	}
 	return nil
+}
+
+// validation is how DNSSEC is judged, from the flags -anchor, -root and -resolver: the AD bit
+// of a validating resolver (-resolver), or the harness's resolver iterating from the root
+// servers (-root, default the real ones) with a trust anchor (-anchor, default IANA's). It
+// returns the resolver and a sentence saying which.
+func validation(anchorFile, roots, upstream string, timeout time.Duration) (resolver.Interface, string, error) {
+	if upstream != "" {
+		addr := upstream
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			addr = net.JoinHostPort(addr, "53")
+		}
+		return resolver.NewUpstream(addr, timeout), "the AD bit of the validating resolver at " + addr, nil
+	}
+	text, from := strings.Join(ianaRootAnchor, "\n"), "the IANA root trust anchor"
+	if anchorFile != "" {
+		b, err := os.ReadFile(anchorFile)
+		if err != nil {
+			return nil, "", err
+		}
+		text, from = string(b), anchorFile
+	}
+	anchors, err := parseRRs(text, from)
+	if err != nil {
+		return nil, "", err
+	}
+	addrs := rootServers
+	if roots != "" {
+		addrs = strings.Split(roots, ",")
+	}
+	res, err := iterative(anchors, addrs, timeout)
+	if err != nil {
+		return nil, "", err
+	}
+	return res, "iterating from the root with " + from, nil
 }
 
 // iterative is the harness's resolver from the anchors and root addresses (ip or ip:port;

@@ -16,9 +16,12 @@ import (
 func init() {
 	register("tlsa", command{
 		group:   groupOperator,
-		usage:   "[-host NAME] [-ports 25,...] [-records 311,...] [-ttl N] (-cert FILE | -probe HOST:PORT [-tls])",
-		summary: "print the TLSA records danezone would publish for a certificate file or a live host",
-		help: "For people who run other DNS servers: computes the TLSA records of a PEM chain\n" +
+		usage:   "[-host NAME] [-ports 25,...] [-records 311,...] [-ttl N] (-cert FILE | -probe HOST:PORT [-tls]) | sync ... | gate ... | next ...",
+		summary: "TLSA records for a certificate: print them, keep them published by dynamic update (sync), gate a renewal on them (gate), stage the next key (next)",
+		help: "danelab tlsa sync, danelab tlsa gate and danelab tlsa next keep the TLSA records of\n" +
+			"a mail server's certificate right on any DNS server that takes RFC 2136 updates:\n" +
+			"see danelab tlsa sync -h, danelab tlsa gate -h, danelab tlsa next -h.\n\n" +
+			"Without a subcommand, for people who run other DNS servers: computes the TLSA records of a PEM chain\n" +
 			"(-cert, e.g. certbot's fullchain.pem) or of the chain a mail server presents\n" +
 			"(-probe: STARTTLS on SMTP, or implicit TLS with -tls, e.g. port 465), in zone\n" +
 			"file syntax. Default: 3 1 1 (DANE-EE, SPKI, SHA-256) at _25._tcp.HOST.\n\n" +
@@ -31,6 +34,16 @@ func init() {
 }
 
 func runTLSA(args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "sync":
+			return runTLSASync(args[1:])
+		case "gate":
+			return runTLSAGate(args[1:])
+		case "next":
+			return runTLSANext(args[1:])
+		}
+	}
 	fs := flag.NewFlagSet("tlsa", flag.ContinueOnError)
 	host := fs.String("host", "", "MX host")
 	ports := fs.String("ports", "25", "ports")

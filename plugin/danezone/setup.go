@@ -269,7 +269,7 @@ func parse(c *caddy.Controller) (*config, error) {
 					return nil, c.Errf("fault: %v", err)
 				}
 			case "tlsa":
-				h, err := parseTLSA(vals)
+				h, err := tlsa.ParseHost(vals)
 				if err != nil {
 					return nil, c.Errf("tlsa: %v", err)
 				}
@@ -429,22 +429,12 @@ func setTiming(p *roll.Policy, name string, d time.Duration) bool {
 const historySize = 10000
 
 // Bounds of the Corefile's durations, beside those of the signing policy (signer.MinValidity,
-// MaxValidity, MaxInception) and of faults (fault.MaxWindow, MaxDelay).
+// MaxValidity, MaxInception) of faults (fault.MaxWindow, MaxDelay) and of `tlsa` lines (package tlsa).
 const (
 	// reload: files are polled at most every 10ms (a busy loop below that), and at least
 	// daily, or a fixed zone file or renewed certificate would wait for days. 0 turns
 	// reloading off.
 	minReload, maxReload = 10 * time.Millisecond, 24 * time.Hour
-	// hold: how long the TLSA records of a replaced certificate stay published. Two TTLs (at
-	// most 86400 s) suffice (RFC 7671 §8); beyond a month a retired key is trusted for no
-	// reason.
-	maxHold = 30 * duration.Day
-	// interval: how often a certificate source is read; a probe re-run less than daily would
-	// miss a renewal for longer than any sender's retry patience.
-	maxInterval = 24 * time.Hour
-	// warn: how long before expiry a certificate is reported; no publicly trusted
-	// certificate lives longer than 398 days, so a year ahead is already "always".
-	maxWarn = 365 * duration.Day
 	// grace: how long a zone file may be missing before its zone is dropped. A file is
 	// missing for a moment when a tool deletes and writes it again; dropping the zone then
 	// would also drop the records added over the control API. A day is past any edit.
@@ -506,101 +496,6 @@ func parseFault(args []string) (fault.Spec, error) {
 		}
 	}
 	return s, nil
-}
-
-// parseTLSA reads `tlsa HOST (cert FILE | probe ADDR [tls]) [ports P,..] [records 311,..]
-// [next PATH] [ttl N] [hold D] [interval D] [warn D]`.
-func parseTLSA(args []string) (tlsa.Host, error) {
-	var h tlsa.Host
-	if len(args) < 3 {
-		return h, fmt.Errorf("tlsa HOST (cert FILE | probe ADDRESS [tls]) [ports P,...] [records 311,...] [next PATH] [ttl N] [hold D] [interval D] [warn D]")
-	}
-	if _, ok := dns.IsDomainName(args[0]); !ok {
-		return h, fmt.Errorf("invalid host %q", args[0])
-	}
-	h.Name = args[0]
-	rest := args[1:]
-	for len(rest) > 0 {
-		k := rest[0]
-		if k == "tls" {
-			p, ok := h.Source.(tlsa.Probe)
-			if !ok {
-				return h, fmt.Errorf("tls goes after probe ADDRESS")
-			}
-			p.Implicit = true
-			h.Source = p
-			rest = rest[1:]
-			continue
-		}
-		if len(rest) < 2 {
-			return h, fmt.Errorf("%q needs a value", k)
-		}
-		v := rest[1]
-		rest = rest[2:]
-		var err error
-		switch k {
-		case "cert":
-			h.Source = tlsa.File{Path: v}
-		case "probe":
-			h.Source = tlsa.Probe{Addr: v, ServerName: h.Name}
-		case "ports":
-			for _, p := range strings.Split(v, ",") {
-				n, perr := strconv.Atoi(p)
-				if perr != nil || n < 1 || n > 65535 {
-					return h, fmt.Errorf("ports: %q is not a port", p)
-				}
-				h.Ports = append(h.Ports, n)
-			}
-		case "records":
-			for _, p := range strings.Split(v, ",") {
-				var param tlsa.Param
-				if param, err = tlsa.ParseParam(p); err != nil {
-					return h, err
-				}
-				h.Params = append(h.Params, param)
-			}
-		case "next":
-			h.Next = v
-		case "ttl":
-			var n int
-			if n, err = strconv.Atoi(v); err == nil && (n < 1 || n > 86400) {
-				err = fmt.Errorf("out of range 1..86400")
-			}
-			h.TTL = uint32(n)
-		case "hold", "interval", "warn": // 0: the default
-			var d time.Duration
-			if d, err = duration.Parse(v); err != nil {
-				return h, fmt.Errorf("%s: %v", k, err) // the error quotes v
-			}
-			switch k {
-			case "hold":
-				err = duration.Within(d, 0, maxHold)
-				h.Hold = d
-			case "interval":
-				err = duration.Within(d, 0, maxInterval)
-				h.Every = d
-			default:
-				err = duration.Within(d, 0, maxWarn)
-				h.Warn = d
-			}
-			if err != nil {
-				return h, fmt.Errorf("%s %v", k, err)
-			}
-		default:
-			return h, fmt.Errorf("unknown option %q (cert, probe, tls, ports, records, next, ttl, hold, interval, warn)", k)
-		}
-		if err != nil {
-			return h, fmt.Errorf("%s %q: %v", k, v, err)
-		}
-	}
-	if h.Source == nil {
-		return h, fmt.Errorf("tlsa %s: a source is needed: cert FILE or probe ADDRESS", h.Name)
-	}
-	if p, ok := h.Source.(tlsa.Probe); ok && h.Every == 0 {
-		h.Every = time.Hour // probes are re-run hourly; files are read at every poll
-		h.Source = p
-	}
-	return h, nil
 }
 
 // start loads keys and zones; any error here stops CoreDNS from starting.

@@ -1,6 +1,7 @@
 package tlsa
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -44,6 +45,11 @@ func ParsePEM(name string, data []byte) ([]*x509.Certificate, error) {
 		var b *pem.Block
 		b, data = pem.Decode(data)
 		if b == nil {
+			// pem.Decode stops silently at a block it cannot read: a file caught half-written
+			// (a renewal in progress) would lose its last certificates.
+			if bytes.Contains(data, []byte("-----BEGIN")) {
+				return nil, fmt.Errorf("%s: PEM block %d is truncated or malformed (a file still being written?)", name, i)
+			}
 			break
 		}
 		if b.Type != "CERTIFICATE" {

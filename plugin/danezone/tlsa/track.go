@@ -52,11 +52,14 @@ type held struct {
 // records held after a change. Safe for concurrent use.
 type Tracker struct {
 	Host
-	mu        sync.Mutex
-	chain     []*x509.Certificate
-	current   []entry
-	next      []entry
-	held      []held
+	mu      sync.Mutex
+	chain   []*x509.Certificate
+	current []entry
+	next    []entry
+	held    []held
+	// incoming are the records of a certificate about to be installed (Expect): published
+	// before it is used, like staged keys.
+	incoming  []entry
 	published map[string]time.Time // entry -> when first published
 	lastErr   string
 	warnings  []string
@@ -252,6 +255,9 @@ func (t *Tracker) entries(now time.Time) []string {
 	for _, e := range t.next {
 		add(e)
 	}
+	for _, e := range t.incoming {
+		add(e)
+	}
 	for _, h := range t.held {
 		if now.Before(h.until) {
 			add(h.entry)
@@ -343,11 +349,90 @@ func (t *Tracker) Status(now time.Time) Status {
 	return s
 }
 
-// state is what survives restarts: when each association was first published, so that a
-// renewal right after a restart is still judged correctly.
-type state map[string]map[string]time.Time // host -> entry -> first published
+// Expect publishes the records of chain, a certificate about to replace the current one, from
+// the next Update on: the ACME deploy gate (danelab tlsa gate) publishes a renewed
+// certificate's records before the mail server uses it (RFC 7671 §8.1). nil withdraws them.
+func (t *Tracker) Expect(chain []*x509.Certificate) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if chain == nil {
+		t.incoming = nil
+		return nil
+	}
+	in, err := t.compute(chain)
+	if err != nil {
+		return err
+	}
+	t.incoming = in
+	return nil
+}
 
-// LoadState restores the publication times of trackers from path (missing file: nothing).
+// Expected returns the records of the certificate given to Expect, as "U S M DATA".
+func (t *Tracker) Expected() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for _, e := range t.incoming {
+		out = append(out, e.String())
+	}
+	return out
+}
+
+// Published returns when the record ("U S M DATA") was first published, if it is.
+func (t *Tracker) Published(record string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.published[record]
+	return at, ok
+}
+
+// NotPublished tells the tracker that records it counted as published are not: publishing
+// them failed (a refused dynamic update). The next Update counts them from then on, so a
+// record is never judged older than it is.
+func (t *Tracker) NotPublished(records []string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range records {
+		delete(t.published, r)
+	}
+	t.lastPublished = slices.DeleteFunc(t.lastPublished, func(e string) bool { return slices.Contains(records, e) })
+}
+
+// state is what survives restarts, per host: when each record was first published (so that a
+// renewal right after a restart is still judged correctly), the current certificate's
+// records (so that a certificate renewed while nothing ran is seen as a change) and the held
+// records with the end of their hold-down.
+type state struct {
+	Version int                   `json:"version"`
+	Hosts   map[string]*hostState `json:"hosts"`
+}
+
+type hostState struct {
+	Published map[string]time.Time `json:"published"`
+	Current   []string             `json:"current,omitempty"`
+	Held      []heldState          `json:"held,omitempty"`
+}
+
+type heldState struct {
+	Record string    `json:"record"`
+	Until  time.Time `json:"until"`
+}
+
+// parseEntry reads "U S M DATA".
+func parseEntry(s string) (entry, error) {
+	f := strings.Fields(s)
+	if len(f) != 4 {
+		return entry{}, fmt.Errorf("record %q: want USAGE SELECTOR MATCHING DATA", s)
+	}
+	p, err := ParseParam(f[0] + f[1] + f[2])
+	if err != nil {
+		return entry{}, fmt.Errorf("record %q: %v", s, err)
+	}
+	return entry{p, strings.ToLower(f[3])}, nil
+}
+
+// LoadState restores the trackers' state from path (missing file: nothing). The first format
+// (a map of host to record to publication time) is read too.
 func LoadState(path string, trackers []*Tracker) error {
 	data, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -357,29 +442,69 @@ func LoadState(path string, trackers []*Tracker) error {
 		return err
 	}
 	var st state
-	if err := json.Unmarshal(data, &st); err != nil {
-		return fmt.Errorf("%s: %v", path, err)
+	if err := json.Unmarshal(data, &st); err != nil || st.Version == 0 {
+		var old map[string]map[string]time.Time
+		if oerr := json.Unmarshal(data, &old); oerr != nil {
+			if err == nil {
+				err = oerr
+			}
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		st = state{Version: 2, Hosts: map[string]*hostState{}}
+		for h, m := range old {
+			st.Hosts[h] = &hostState{Published: m}
+		}
+	}
+	if st.Version != 2 {
+		return fmt.Errorf("%s: state version %d, this program knows 2", path, st.Version)
 	}
 	for _, t := range trackers {
+		hs := st.Hosts[t.Name]
+		if hs == nil {
+			continue
+		}
+		var cur []entry
+		var hld []held
+		for _, s := range hs.Current {
+			e, err := parseEntry(s)
+			if err != nil {
+				return fmt.Errorf("%s: %s: %v", path, t.Name, err)
+			}
+			cur = append(cur, e)
+		}
+		for _, h := range hs.Held {
+			e, err := parseEntry(h.Record)
+			if err != nil {
+				return fmt.Errorf("%s: %s: %v", path, t.Name, err)
+			}
+			hld = append(hld, held{e, h.Until})
+		}
 		t.mu.Lock()
-		for e, at := range st[t.Name] {
+		for e, at := range hs.Published {
 			t.published[e] = at
 		}
+		t.current, t.held = cur, hld
 		t.mu.Unlock()
 	}
 	return nil
 }
 
-// SaveState writes the publication times atomically.
+// SaveState writes the trackers' state atomically.
 func SaveState(path string, trackers []*Tracker) error {
-	st := state{}
+	st := state{Version: 2, Hosts: map[string]*hostState{}}
 	for _, t := range trackers {
 		t.mu.Lock()
-		m := map[string]time.Time{}
+		hs := &hostState{Published: map[string]time.Time{}}
 		for e, at := range t.published {
-			m[e] = at
+			hs.Published[e] = at
 		}
-		st[t.Name] = m
+		for _, e := range t.current {
+			hs.Current = append(hs.Current, e.String())
+		}
+		for _, h := range t.held {
+			hs.Held = append(hs.Held, heldState{h.String(), h.until})
+		}
+		st.Hosts[t.Name] = hs
 		t.mu.Unlock()
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
