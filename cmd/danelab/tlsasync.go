@@ -101,8 +101,8 @@ Flags:
 // syncFlags are the flags tlsa sync and tlsa gate share.
 type syncFlags struct {
 	host, cert, next, ports, records, config, zone, server, tsig, resolver, state string
-	ttl                                                                         int
-	hold, timeout                                                               time.Duration
+	ttl                                                                           int
+	hold, timeout                                                                 time.Duration
 }
 
 func (f *syncFlags) register(fs *flag.FlagSet) {

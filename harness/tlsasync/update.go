@@ -2,7 +2,7 @@ package tlsasync
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"net"
 	"slices"
 	"sort"
