@@ -9,7 +9,9 @@ package integration
 //	go test ./integration -run 'TestTLSASync|TestTLSAGate' -count=1 -v
 
 import (
+	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -19,10 +21,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/harness/dane"
+	"github.com/danelab/danelab/plugin/danezone/tlsa"
 )
 
 const tsZoneTemplate = `$ORIGIN %s
@@ -309,4 +315,282 @@ func parseTestKey(data []byte) (crypto.Signer, error) {
 		return nil, err
 	}
 	return k.(crypto.Signer), nil
+}
+
+// tsReceiver is an SMTP server with STARTTLS that serves the certificate and key installed
+// at its paths, read again when the reload marker file changes (what `postfix reload` does
+// for Postfix): the gate's -reload command touches the marker.
+type tsReceiver struct {
+	*tlReceiver
+	cert   atomic.Pointer[tls.Certificate]
+	marker string
+	loads  atomic.Int32
+	stop   chan struct{}
+}
+
+func startTSReceiver(t *testing.T, certFile, keyFile, marker string) *tsReceiver {
+	t.Helper()
+	r := &tsReceiver{marker: marker, stop: make(chan struct{})}
+	load := func() error {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		r.cert.Store(&c)
+		r.loads.Add(1)
+		return nil
+	}
+	if err := load(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if r.tlReceiver, err = tlNewReceiver("127.0.0.1:0", tls.Certificate{}, false); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return r.cert.Load(), nil }}
+	go func() {
+		var last time.Time
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if fi, err := os.Stat(marker); err == nil && fi.ModTime() != last {
+				last = fi.ModTime()
+				if err := load(); err != nil {
+					t.Errorf("receiver reload: %v", err)
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { close(r.stop); r.Close() })
+	return r
+}
+
+// tsDANECheck is what a DANE sender does, polled: the TLSA RRset from a validating, caching
+// resolver (Unbound, which keeps it for its TTL), then STARTTLS to the MX and the
+// certificate matched against it (RFC 7672 §3).
+type tsDANECheck struct {
+	stop     chan struct{}
+	done     chan struct{}
+	checks   int
+	failures []string
+}
+
+func startDANECheck(resolverAddr, owner, host, mxAddr string, every time.Duration) *tsDANECheck {
+	c := &tsDANECheck{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			if msg := daneCheckOnce(resolverAddr, owner, host, mxAddr); msg != "" {
+				c.failures = append(c.failures, time.Now().Format("15:04:05.000")+" "+msg)
+			}
+			c.checks++
+			select {
+			case <-c.stop:
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	return c
+}
+
+func (c *tsDANECheck) Stop() (int, []string) {
+	close(c.stop)
+	<-c.done
+	return c.checks, c.failures
+}
+
+func daneCheckOnce(resolverAddr, owner, host, mxAddr string) string {
+	r, err := Query(resolverAddr, owner, dns.TypeTLSA, QueryOpts{RD: true, AD: true, DO: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return "TLSA lookup: " + err.Error()
+	}
+	if r.Rcode != dns.RcodeSuccess || !r.AuthenticatedData {
+		return fmt.Sprintf("TLSA lookup: %s AD=%v", dns.RcodeToString[r.Rcode], r.AuthenticatedData)
+	}
+	var tlsas []*dns.TLSA
+	for _, rr := range r.Answer {
+		if x, ok := rr.(*dns.TLSA); ok {
+			tlsas = append(tlsas, x)
+		}
+	}
+	chain, err := (tlsa.Probe{Addr: mxAddr, ServerName: host, Timeout: 3 * time.Second}).Fetch(context.Background())
+	if err != nil {
+		return err.Error()
+	}
+	if _, err := dane.Verify(chain, tlsas, []string{host}, time.Now()); err != nil {
+		return fmt.Sprintf("DANE: %v (TLSA %d records)", err, len(tlsas))
+	}
+	return ""
+}
+
+// TestTLSAGate renews a certificate with lego from pebble, with danelab tlsa gate as lego's
+// renew hook, while a DANE check of the MX (validating resolver with its cache, STARTTLS,
+// the certificate matched against the TLSA RRset) runs every 100 ms: it must never fail. The
+// first renewal has a new key nobody staged (the gate publishes it and waits a TTL after
+// every server serves it); the second comes from the CSR of a key staged with danelab tlsa
+// next two TTLs before (the gate installs at once, with the staged key). A gate whose update
+// is refused leaves the old certificate in place and says why.
+func TestTLSAGate(t *testing.T) {
+	t.Parallel()
+	e := newTSEnv(t, "bind", "gate.test.", false)
+	u := StartUnbound(t, Stub{Anchor: e.p.anchor, Addr: e.p.Addr})
+	ca := startPebble(t)
+	legoDir := filepath.Join(e.dir, "lego")
+	if out, code := ca.Lego(t, legoDir, 90*time.Second, "--domains", e.mx, "--key-type", "ec256", "run"); code != 0 {
+		t.Fatalf("lego run: exit %d\n%s", code, out)
+	}
+	legoCert := filepath.Join(legoDir, "certificates", e.mx+".crt")
+	legoKey := filepath.Join(legoDir, "certificates", e.mx+".key")
+	installKey := filepath.Join(e.dir, "privkey.pem")
+	for _, f := range [][2]string{{legoCert, e.cert}, {legoKey, installKey}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlWriteAtomic(t, f[1], b)
+	}
+	first := spki311(t, e.cert)
+	e.mustSync(t)
+	marker := filepath.Join(e.dir, "reloaded")
+	rcv := startTSReceiver(t, e.cert, installKey, marker)
+	if msg := waitFor(10*time.Second, func() string { return daneCheckOnce(u.Addr, e.owner, e.mx, rcv.Addr) }); msg != "" {
+		t.Fatalf("DANE check before the renewal: %s", msg)
+	}
+	check := startDANECheck(u.Addr, e.owner, e.mx, rcv.Addr, 100*time.Millisecond)
+
+	next := filepath.Join(e.dir, "next.key")
+	hook := func(name string, extra ...string) string {
+		args := []string{tlDanelab(t), "tlsa", "gate", "-host", e.mx, "-cert", e.cert, "-install-key", installKey,
+			"-zone", e.zone, "-server", e.p.Addr, "-tsig", e.keyFile, "-state", e.state, "-ttl", "2", "-hold", "3s",
+			"-validator", u.Addr, "-servers", e.p.Addr, "-poll", "200ms", "-wait", "30s", "-next", next,
+			"-reload", "touch " + marker}
+		script := "#!/bin/sh\nexec"
+		for _, a := range append(args, extra...) {
+			script += " '" + a + "'"
+		}
+		return tlWriteTemp(t, e.dir, name, []byte(script+" >>"+filepath.Join(e.dir, name+".log")+" 2>&1\n"))
+	}
+	// next must exist for -next: stage nothing yet (an empty directory would do too).
+	if out, code := tlRun(t, 30*time.Second, exec.Command(tlDanelab(t), "tlsa", "next", "-key", next, "-cert", e.cert)); code != 0 {
+		t.Fatalf("danelab tlsa next: %s", out)
+	}
+	staged := "3 1 1 " + tlOpenSSLKeySPKI(t, next)
+	h1 := hook("gate1.sh")
+	if err := os.Chmod(h1, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, code := ca.Lego(t, legoDir, 120*time.Second, "--domains", e.mx, "--key-type", "ec256", "renew", "--days", "9999", "--no-random-sleep", "--renew-hook", h1)
+	gateLog, _ := os.ReadFile(filepath.Join(e.dir, "gate1.sh.log"))
+	if code != 0 {
+		t.Fatalf("lego renew with the gate: exit %d\n%s\ngate:\n%s", code, out, gateLog)
+	}
+	took := time.Since(start)
+	second := spki311(t, e.cert)
+	if second == first || second != spki311(t, legoCert) {
+		t.Fatalf("after the gate: installed %s, lego's %s, first %s", second, spki311(t, legoCert), first)
+	}
+	if took < 2*time.Second {
+		t.Errorf("the gate installed an unstaged key after %v, less than the TTL (2s)\n%s", took, gateLog)
+	}
+	if !strings.Contains(string(gateLog), "for 2s (the TTL") {
+		t.Errorf("gate log does not say it waited the TTL:\n%s", gateLog)
+	}
+	if msg := waitFor(3*time.Second, func() string {
+		if c, _ := tls.LoadX509KeyPair(e.cert, installKey); rcv.loads.Load() < 2 || c.Leaf == nil {
+			return "not reloaded"
+		}
+		return ""
+	}); msg != "" {
+		t.Errorf("the receiver was not reloaded by the gate's -reload: %s", msg)
+	}
+	t.Logf("unstaged renewal through the gate: %v", took.Round(time.Millisecond))
+
+	// Staged: the key of tlsa next has been published since the first gate's sync (it ran
+	// with -next); wait two TTLs, renew from its CSR: no wait, the staged key installed.
+	if got := e.served(t); !slices.Contains(got, staged) {
+		t.Fatalf("staged key not published: %v", got)
+	}
+	time.Sleep(4200 * time.Millisecond)
+	h2 := hook("gate2.sh")
+	if err := os.Chmod(h2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	csr := strings.TrimSuffix(next, ".key") + ".csr"
+	start = time.Now()
+	out, code = ca.Lego(t, legoDir, 120*time.Second, "--csr", csr, "renew", "--days", "9999", "--no-random-sleep", "--renew-hook", h2)
+	gateLog, _ = os.ReadFile(filepath.Join(e.dir, "gate2.sh.log"))
+	if code != 0 {
+		t.Fatalf("lego renew --csr with the gate: exit %d\n%s\ngate:\n%s", code, out, gateLog)
+	}
+	took = time.Since(start)
+	if got := spki311(t, e.cert); got != staged {
+		t.Fatalf("after the staged renewal: installed %s, want the staged %s\n%s", got, staged, gateLog)
+	}
+	if k := "3 1 1 " + tlOpenSSLKeySPKI(t, installKey); k != staged {
+		t.Errorf("installed key %s, want the staged key %s", k, staged)
+	}
+	if !strings.Contains(string(gateLog), "no wait") {
+		t.Errorf("the staged renewal waited:\n%s", gateLog)
+	}
+	t.Logf("staged renewal through the gate: %v", took.Round(time.Millisecond))
+	time.Sleep(2500 * time.Millisecond) // keep checking past a TTL after the switch
+	checks, failures := check.Stop()
+	if len(failures) > 0 {
+		t.Errorf("DANE check failed %d times of %d:\n%s", len(failures), checks, strings.Join(failures, "\n"))
+	}
+	if checks < 50 {
+		t.Errorf("only %d DANE checks ran", checks)
+	}
+	t.Logf("%d DANE checks every 100ms, %d failures", checks, len(failures))
+}
+
+// TestTLSAGateRefused: the update is refused (a zone that takes none): the gate exits 1
+// naming the zone and the refusal, and the installed certificate and key stay as they were.
+func TestTLSAGateRefused(t *testing.T) {
+	t.Parallel()
+	e := newTSEnv(t, "knot", "gate-refused.test.", true)
+	old := tlLeaf(t, e.mx, nil, nil)
+	e.install(t, old)
+	installKey := tlWriteTemp(t, e.dir, "privkey.pem", old.KeyPEM)
+	renewed := tlLeaf(t, e.mx, nil, nil)
+	newCert := tlWriteTemp(t, e.dir, "new.pem", renewed.CertPEM)
+	newKey := tlWriteTemp(t, e.dir, "new.key", renewed.KeyPEM)
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"refused", []string{"-new-cert", newCert, "-new-key", newKey}, []string{"gate-refused.test.", "refused", "old one stays"}},
+		{"key of another certificate", []string{"-new-cert", newCert, "-new-key", installKey}, []string{"privkey.pem", "not the key"}},
+		{"half-written certificate", []string{"-new-cert", tlWriteTemp(t, e.dir, "half.pem", renewed.CertPEM[:200]), "-new-key", newKey}, []string{"half.pem", "truncated"}},
+	}
+	for _, c := range cases {
+		args := append([]string{"tlsa", "gate", "-host", e.mx, "-cert", e.cert, "-install-key", installKey, "-zone", e.zone,
+			"-server", e.p.Addr, "-tsig", e.keyFile, "-state", e.state, "-ttl", "2", "-servers", e.p.Addr,
+			"-validator", "127.0.0.1:1", "-wait", "5s", "-reload", "touch " + filepath.Join(e.dir, "reloaded")}, c.args...)
+		out, code := tlRun(t, 60*time.Second, exec.Command(tlDanelab(t), args...))
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s", c.name, code, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output does not say %q:\n%s", c.name, w, out)
+			}
+		}
+		if b, _ := os.ReadFile(e.cert); string(b) != string(old.CertPEM) {
+			t.Errorf("%s: the installed certificate changed", c.name)
+		}
+		if b, _ := os.ReadFile(installKey); string(b) != string(old.KeyPEM) {
+			t.Errorf("%s: the installed key changed", c.name)
+		}
+		if _, err := os.Stat(filepath.Join(e.dir, "reloaded")); err == nil {
+			t.Errorf("%s: the reload command ran", c.name)
+		}
+	}
 }

@@ -321,11 +321,11 @@ func (g *Gate) wait(ctx context.Context, zone string, owners, expected []string)
 				g.logf("every server serves %v, published more than %s ago: no wait", expected, 2*ttl)
 				return nil
 			}
-			if ready := seenAll.Add(ttl); !now.Before(ready) {
-				g.logf("every server has served %v for %s (the TTL)", expected, ttl)
+			if ready := seenAll.Add(ttl + ttlGrain); !now.Before(ready) {
+				g.logf("every server has served %v for %s (the TTL, and a second for caches that count in whole seconds)", expected, ttl)
 				return nil
 			} else {
-				last = fmt.Sprintf("every server serves the records; waiting until %s, one TTL (%s) after they all did", ready.UTC().Format(time.RFC3339), ttl)
+				last = fmt.Sprintf("every server serves the records; waiting until %s, one TTL (%s) after they all did", ready.UTC().Format(time.RFC3339Nano), ttl)
 			}
 		}
 		if now.After(deadline) {
@@ -339,6 +339,10 @@ func (g *Gate) wait(ctx context.Context, zone string, owners, expected []string)
 		}
 	}
 }
+
+// ttlGrain is added to a TTL waited for: caches count TTLs in whole seconds (Unbound keeps
+// an RRset fetched at 10.9 s with TTL 2 until 13 s), so a TTL can last up to a second more.
+const ttlGrain = time.Second
 
 // stagedLongAgo reports whether every expected record was published at least two TTLs ago (a
 // staged key, or a renewal from an earlier attempt): caches have long seen them.
