@@ -60,8 +60,10 @@ func ParseKey(from string, data []byte) (Key, error) {
 		}
 		loc := m[0]
 		line := 1 + strings.Count(text[:loc[0]], "\n")
-		name := text[loc[4]:loc[5]]
-		if loc[4] < 0 {
+		var name string
+		if loc[4] >= 0 {
+			name = text[loc[4]:loc[5]]
+		} else {
 			name = text[loc[6]:loc[7]]
 		}
 		body := text[loc[8]:loc[9]]

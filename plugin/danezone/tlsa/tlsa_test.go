@@ -302,3 +302,85 @@ func TestUnstagedJudgement(t *testing.T) {
 		t.Fatal("renewal while down not reported after restart")
 	}
 }
+
+// TestStateAcrossRestart: the state keeps the current and held records, so that a
+// certificate renewed while nothing ran is seen as a change (the old record held) after a
+// restart; the first format of the state file is still read.
+func TestStateAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	chainFile, stateFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "state.json")
+	leaf1, _ := cert(t, "mx1.example.test", nil, nil, time.Now().Add(90*24*time.Hour), false)
+	writePEM(t, chainFile, leaf1)
+	data := func(c *x509.Certificate) string { d, _ := Data(c, 1, 1); return "3 1 1 " + d }
+	ctx, now := context.Background(), time.Now()
+	h := Host{Name: "mx1.example.test", Source: File{chainFile}, TTL: 300}
+	tr := NewTracker(h)
+	if _, err := tr.Update(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveState(stateFile, []*Tracker{tr}); err != nil {
+		t.Fatal(err)
+	}
+	// Renewed while down.
+	leaf2, _ := cert(t, "mx1.example.test", nil, nil, time.Now().Add(90*24*time.Hour), false)
+	writePEM(t, chainFile, leaf2)
+	now = now.Add(time.Hour)
+	tr2 := NewTracker(h)
+	if err := LoadState(stateFile, []*Tracker{tr2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr2.Update(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	st := tr2.Status(now)
+	if len(st.Current) != 1 || st.Current[0] != data(leaf2) || len(st.Held) != 1 || !strings.HasPrefix(st.Held[0], data(leaf1)) || !st.Unstaged {
+		t.Fatalf("after a restart with a renewed certificate: %+v", st)
+	}
+	// The held record survives another restart, and ends at its time.
+	if err := SaveState(stateFile, []*Tracker{tr2}); err != nil {
+		t.Fatal(err)
+	}
+	tr3 := NewTracker(h)
+	if err := LoadState(stateFile, []*Tracker{tr3}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tr3.Records(now)["_25._tcp.mx1.example.test."]); n != 2 {
+		t.Errorf("restored: %d records, want current and held", n)
+	}
+	later := now.Add(601 * time.Second) // past the default hold, 2×TTL
+	tr3.Update(ctx, later)
+	if n := len(tr3.Records(later)["_25._tcp.mx1.example.test."]); n != 1 {
+		t.Errorf("after the hold-down: %d records, want 1", n)
+	}
+	// The first format: host -> record -> first published.
+	old := `{"mx1.example.test.": {"` + data(leaf2) + `": "2026-01-01T00:00:00Z"}}`
+	os.WriteFile(stateFile, []byte(old), 0o600)
+	tr4 := NewTracker(h)
+	if err := LoadState(stateFile, []*Tracker{tr4}); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := tr4.Published(data(leaf2)); !ok || at.Year() != 2026 {
+		t.Errorf("first format: published %v %v", at, ok)
+	}
+	os.WriteFile(stateFile, []byte(`{"version": 3, "hosts": {}}`), 0o600)
+	if err := LoadState(stateFile, []*Tracker{NewTracker(h)}); err == nil || !strings.Contains(err.Error(), "state.json") {
+		t.Errorf("unknown version: %v", err)
+	}
+}
+
+// TestParsePEMTruncated: a chain caught half-written is an error naming the file and block,
+// not a shorter chain.
+func TestParsePEMTruncated(t *testing.T) {
+	leaf, _ := cert(t, "mx1.example.test", nil, nil, time.Now().Add(time.Hour), false)
+	ca, _ := cert(t, "ca", nil, nil, time.Now().Add(time.Hour), true)
+	full := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})...)
+	if c, err := ParsePEM("full.pem", full); err != nil || len(c) != 2 {
+		t.Fatalf("whole file: %d certificates, %v", len(c), err)
+	}
+	for _, cut := range []int{len(full) - 10, len(full)/2 + 20, 40} {
+		_, err := ParsePEM("full.pem", full[:cut])
+		if err == nil || !strings.Contains(err.Error(), "full.pem") || !strings.Contains(err.Error(), "truncated") {
+			t.Errorf("cut at %d: %v", cut, err)
+		}
+	}
+}
