@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"github.com/danelab/danelab/harness/resolver"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/atomicfile"
 )
 
 // Gate installs a renewed certificate only once its TLSA records can be seen: published on
@@ -170,7 +171,7 @@ func readKeyOf(path string, leaf *x509.Certificate) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := parsePrivateKey(path, data)
+	key, err := tlsa.ParsePrivateKey(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -207,72 +208,17 @@ func (g *Gate) stagedKey(leaf *x509.Certificate) (string, error) {
 	return "", fmt.Errorf("no key given for %s, and none of the staged keys in %s is its key", g.NewCert, g.Tracker.Next)
 }
 
-// parsePrivateKey reads the first private key of a PEM file (PKCS #8, SEC 1 or PKCS #1).
-func parsePrivateKey(name string, data []byte) (crypto.Signer, error) {
-	for i := 1; ; i++ {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			if bytes.Contains(data, []byte("-----BEGIN")) {
-				return nil, fmt.Errorf("%s: PEM block %d is truncated or malformed (a file still being written?)", name, i)
-			}
-			return nil, fmt.Errorf("%s: no private key in PEM", name)
-		}
-		var k any
-		var err error
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: PEM block %d (%s): %v", name, i, b.Type, err)
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("%s: PEM block %d: unsupported key type %T", name, i, k)
-		}
-		return s, nil
-	}
-}
-
 func samePublic(a, b crypto.PublicKey) bool {
 	x, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && x.Equal(b)
 }
 
-// install writes data to path atomically (a temporary file in the same directory, renamed),
-// keeping the mode of the file it replaces.
+// install writes data to path atomically, keeping the mode of the file it replaces.
 func install(path string, data []byte, mode os.FileMode) error {
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, mode)
 }
 
 func (g *Gate) reload(ctx context.Context) error {

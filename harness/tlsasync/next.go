@@ -37,7 +37,7 @@ func Stage(keyFile, csrFile, keyType string, domains []string, installed []*x509
 		return st, errors.New("no domain for the certificate request")
 	}
 	if data, err := os.ReadFile(keyFile); err == nil {
-		k, err := parsePrivateKey(keyFile, data)
+		k, err := tlsa.ParsePrivateKey(keyFile, data)
 		if err != nil {
 			return st, fmt.Errorf("%v: not replacing it", err)
 		}

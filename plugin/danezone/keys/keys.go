@@ -14,7 +14,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/big"
 	"os"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/atomicfile"
 )
 
 // DefaultTTL is the TTL of DNSKEY records whose key file gives none.
@@ -817,7 +818,7 @@ func collides(dir, zone string, alg uint8, tag uint16, dnskey *dns.DNSKEY) bool 
 // writeNew writes data to path atomically, failing with fs.ErrExist if path
 // already exists. The file gets exactly the given mode, whatever the umask.
 func writeNew(path string, data []byte, mode os.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
+	tmp, err := atomicfile.Temp(path, data, mode)
 	if err != nil {
 		return err
 	}
@@ -836,34 +837,6 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 		}
 	}
 	return nil
-}
-
-// writeTemp writes data to a new temporary file beside path, synced and with
-// the given mode, and returns its name.
-func writeTemp(path string, data []byte, mode os.FileMode) (name string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := io.Copy(f, bytes.NewReader(data)); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	return f.Name(), nil
 }
 
 // LoadOrGenerate loads the keys of zone from dir and, if there are none,
@@ -921,7 +894,7 @@ func WriteDSSet(dir string, s *Set) (path string, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	if err := renameInto(path, []byte(b.String()), 0o644); err != nil {
+	if err := atomicfile.Write(path, []byte(b.String()), 0o644); err != nil {
 		return "", err
 	}
 	return path, nil

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/atomicfile"
 )
 
 // ZoneState is what the state file records of one zone.
@@ -184,7 +186,7 @@ func writeState(path string, st *state) error {
 	if err != nil {
 		return err
 	}
-	return renameInto(path, append(data, '\n'), 0o644)
+	return atomicfile.Write(path, append(data, '\n'), 0o644)
 }
 
 // LostError says that a key directory has no keys for a zone whose state records that it had

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/danelab/danelab/internal/atomicfile"
 )
 
 // Timing is a key's schedule. A zero time is unset.
@@ -236,21 +238,7 @@ func replaceFile(path string, data []byte, mode os.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	return renameInto(path, data, mode)
-}
-
-// renameInto writes data to a new file beside path and renames it over path: readers see the
-// old file or the new one, never a part.
-func renameInto(path string, data []byte, mode os.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, data, mode)
 }
 
 // GenerateScheduled creates a key for zone like Generate (a KSK with the SEP flag, or a ZSK),

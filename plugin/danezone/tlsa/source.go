@@ -180,22 +180,10 @@ func parseKeys(name string, data []byte) ([][]byte, error) {
 		switch b.Type {
 		case "PUBLIC KEY":
 			pub, err = x509.ParsePKIXPublicKey(b.Bytes)
-		case "PRIVATE KEY":
-			var k any
-			if k, err = x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-				pub = k.(crypto.Signer).Public()
-			}
-		case "EC PRIVATE KEY":
-			if k, e := x509.ParseECPrivateKey(b.Bytes); e == nil {
+		case "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY":
+			var k crypto.Signer
+			if k, err = privateKey(b); err == nil {
 				pub = k.Public()
-			} else {
-				err = e
-			}
-		case "RSA PRIVATE KEY":
-			if k, e := x509.ParsePKCS1PrivateKey(b.Bytes); e == nil {
-				pub = k.Public()
-			} else {
-				err = e
 			}
 		case "CERTIFICATE":
 			var c *x509.Certificate
@@ -225,4 +213,51 @@ func parseKeys(name string, data []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%s: no key, certificate or request in PEM", name)
 	}
 	return out, nil
+}
+
+// privateKey parses a PEM block of a private key: PKCS #8, SEC 1 (EC) or PKCS #1 (RSA).
+func privateKey(b *pem.Block) (crypto.Signer, error) {
+	var k any
+	var err error
+	switch b.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(b.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+	default:
+		return nil, fmt.Errorf("%s is not a private key", b.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("unsupported key type %T", k)
+	}
+	return s, nil
+}
+
+// ParsePrivateKey returns the first private key of a PEM file (a certificate's key, as ACME
+// clients write it). Errors name the file and block; a truncated block is one.
+func ParsePrivateKey(name string, data []byte) (crypto.Signer, error) {
+	for i := 1; ; i++ {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			if bytes.Contains(data, []byte("-----BEGIN")) {
+				return nil, fmt.Errorf("%s: PEM block %d is truncated or malformed (a file still being written?)", name, i)
+			}
+			return nil, fmt.Errorf("%s: no private key in PEM", name)
+		}
+		if !strings.HasSuffix(b.Type, "PRIVATE KEY") {
+			continue
+		}
+		k, err := privateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: PEM block %d (%s): %v", name, i, b.Type, err)
+		}
+		return k, nil
+	}
 }
