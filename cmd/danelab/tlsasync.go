@@ -226,8 +226,8 @@ func (f *syncFlags) syncer() (*tlsasync.Syncer, error) {
 		}
 		s.Key = &k
 	}
-	if err := s.Load(); err != nil {
-		return nil, fmt.Errorf("state: %v", err)
+	if err := s.Check(); err != nil {
+		return nil, usagef("%v", err)
 	}
 	return s, nil
 }
@@ -379,7 +379,10 @@ func runTLSAGate(args []string) error {
 	s.Logf("DNSSEC judged by %s", how)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return g.Run(ctx)
+	if err := g.Run(ctx); !errors.Is(err, tlsasync.ErrNotForHost) {
+		return err
+	}
+	return nil // certbot's hook for another certificate
 }
 
 func runTLSANext(args []string) error {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/danelab/danelab/harness/resolver"
@@ -71,14 +72,27 @@ func (g *Gate) now() time.Time {
 	return time.Now()
 }
 
+// ErrNotForHost is returned for a renewed certificate that does not name the gate's host:
+// certbot runs a deploy hook for every certificate it renews.
+var ErrNotForHost = errors.New("not for this host")
+
 // Run publishes the new certificate's records, waits until they can be seen, installs the
-// certificate and key, reloads the mail server and withdraws what the new certificate no
-// longer needs (after the hold-down). On any failure before the installation the files in
-// place are untouched.
+// certificate and key, reloads the mail server and publishes the records of the installed
+// certificate (the old ones held for the hold-down; a later sync withdraws them). On any
+// failure before the installation the files in place are untouched and the records it
+// published for the new certificate are withdrawn.
 func (g *Gate) Run(ctx context.Context) error {
+	if err := g.checkPaths(); err != nil {
+		return &GateError{err.Error()}
+	}
 	certPEM, keyPEM, chain, err := g.readNew()
 	if err != nil {
 		return &GateError{err.Error()}
+	}
+	host := strings.TrimSuffix(g.Tracker.Name, ".")
+	if chain[0].VerifyHostname(host) != nil {
+		g.logf("%s names %v, not %s: nothing to do", g.NewCert, chain[0].DNSNames, host)
+		return ErrNotForHost
 	}
 	if old, err := os.ReadFile(g.InstallCert); err == nil && bytes.Equal(old, certPEM) {
 		if k, err := os.ReadFile(g.InstallKey); err == nil && bytes.Equal(k, keyPEM) {
@@ -87,30 +101,50 @@ func (g *Gate) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := g.Tracker.Expect(chain); err != nil {
-		return &GateError{err.Error()}
+	maxWait := g.Wait
+	if maxWait <= 0 {
+		maxWait = 30 * time.Minute
 	}
-	defer g.Tracker.Expect(nil)
-	expected := g.Tracker.Expected()
-	g.logf("publishing %v for %s", expected, g.InstallCert)
+	deadline := g.now().Add(maxWait)
+	// The expected records stay in the state until the gate gives up, so that a sync run
+	// meanwhile keeps them.
+	g.Syncer.Prepare = func(time.Time) error { return g.Tracker.Expect(g.NewCert, chain, deadline) }
 	results, err := g.Syncer.Run(ctx, g.now())
-	if err != nil {
+	g.Syncer.Prepare = nil
+	expected := g.Tracker.Expected()
+	var owners []string
+	var servedTTL uint32
+	zone := ""
+	for _, r := range results {
+		if r.Host != host {
+			continue
+		}
+		if r.Err != nil {
+			g.withdraw(ctx)
+			return &GateError{"publishing the new records: " + r.Err.Error()}
+		}
+		owners, zone = append(owners, r.Owner), r.Target.Zone
+		servedTTL = max(servedTTL, r.Change.ServedTTL)
+	}
+	if len(owners) == 0 || len(expected) == 0 {
+		if err == nil {
+			err = errors.New("no records to publish")
+		}
+		g.withdraw(ctx)
 		return &GateError{"publishing the new records: " + err.Error()}
 	}
-	var owners []string
-	for _, r := range results {
-		if r.Host == strings.TrimSuffix(g.Tracker.Name, ".") {
-			owners = append(owners, r.Owner)
-		}
+	if err != nil {
+		// The installed certificate could not be read (missing, expired): the new one is
+		// what fixes that.
+		g.logf("warning: %v", err)
 	}
-	zone := ""
-	if len(results) > 0 {
-		zone = results[0].Target.Zone
-	}
-	if err := g.wait(ctx, zone, owners, expected); err != nil {
+	g.logf("published %v at %v", expected, owners)
+	if err := g.wait(ctx, deadline, zone, owners, expected, time.Duration(servedTTL)*time.Second); err != nil {
+		g.withdraw(ctx)
 		return &GateError{err.Error()}
 	}
 	if err := install(g.InstallKey, keyPEM, 0o600); err != nil {
+		g.withdraw(ctx)
 		return &GateError{"installing the key: " + err.Error()}
 	}
 	if err := install(g.InstallCert, certPEM, 0o644); err != nil {
@@ -121,11 +155,50 @@ func (g *Gate) Run(ctx context.Context) error {
 	if g.Reload != "" {
 		reloadErr = g.reload(ctx)
 	}
-	g.Tracker.Expect(nil)
+	// The installed certificate is now the current one: its records stay, the old ones are
+	// held.
+	g.Syncer.Prepare = func(time.Time) error { return g.Tracker.Expect("", nil, time.Time{}) }
+	defer func() { g.Syncer.Prepare = nil }()
 	if _, err := g.Syncer.Run(ctx, g.now()); err != nil {
 		reloadErr = errors.Join(reloadErr, fmt.Errorf("certificate installed; updating the records after it: %v", err))
 	}
 	return reloadErr
+}
+
+// withdraw removes the records the gate published for a certificate it did not install.
+func (g *Gate) withdraw(ctx context.Context) {
+	g.Syncer.Prepare = func(time.Time) error { return g.Tracker.Expect("", nil, time.Time{}) }
+	defer func() { g.Syncer.Prepare = nil }()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if _, err := g.Syncer.Run(ctx, g.now()); err != nil {
+		g.logf("withdrawing the new certificate's records: %v", err)
+	}
+}
+
+// checkPaths refuses installation paths the gate must not write: the ACME client's own files
+// (certbot's live/ links: the renewed certificate would look installed already, and
+// replacing a link breaks the next renewal), or one file for key and certificate.
+func (g *Gate) checkPaths() error {
+	if g.InstallCert == g.InstallKey {
+		return fmt.Errorf("-cert and -install-key are the same file %s: give the certificate and the key their own files", g.InstallKey)
+	}
+	for _, p := range []string{g.InstallCert, g.InstallKey} {
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link (certbot's live/ directory?): install into the files the mail server reads, not the ACME client's", p)
+		}
+		for _, n := range []string{g.NewCert, g.NewKey} {
+			if n == "" {
+				continue
+			}
+			a, errA := os.Stat(p)
+			b, errB := os.Stat(n)
+			if errA == nil && errB == nil && os.SameFile(a, b) {
+				return fmt.Errorf("%s is the ACME client's own file %s: install into the files the mail server reads", p, n)
+			}
+		}
+	}
+	return nil
 }
 
 // readNew reads the renewed certificate and its key, and checks that they belong together:
@@ -214,11 +287,28 @@ func samePublic(a, b crypto.PublicKey) bool {
 }
 
 // install writes data to path atomically, keeping the mode of the file it replaces.
+// install writes data to path atomically, keeping the mode, owner and group of the file it
+// replaces (Exim reads its key as group Debian-exim, mode 0640).
 func install(path string, data []byte, mode os.FileMode) error {
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return atomicfile.Write(path, data, mode)
 	}
-	return atomicfile.Write(path, data, mode)
+	tmp, err := atomicfile.Temp(path, data, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if err := os.Lchown(tmp, int(st.Uid), int(st.Gid)); err != nil && os.Geteuid() == 0 {
+			os.Remove(tmp)
+			return fmt.Errorf("keeping the owner of %s: %v", path, err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 func (g *Gate) reload(ctx context.Context) error {
@@ -241,20 +331,19 @@ func (g *Gate) reload(ctx context.Context) error {
 // wait returns once every authoritative server serves every expected record at every owner,
 // signed and valid, and one TTL has passed since they all did (or the records were published
 // long before: a staged key). It returns why not when g.Wait runs out.
-func (g *Gate) wait(ctx context.Context, zone string, owners, expected []string) error {
-	maxWait := g.Wait
-	if maxWait <= 0 {
-		maxWait = 30 * time.Minute
-	}
+func (g *Gate) wait(ctx context.Context, deadline time.Time, zone string, owners, expected []string, oldTTL time.Duration) error {
 	poll := g.Poll
 	if poll <= 0 {
 		poll = time.Second
 	}
-	deadline := g.now().Add(maxWait)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	var seenAll time.Time // since when every server has served them
-	last := "nothing checked yet"
+	last, logged := "nothing checked yet", ""
 	for {
 		ttl, why := g.visible(ctx, zone, owners, expected)
+		// Caches hold the RRset as it was for its TTL then, and the new one for its own.
+		ttl = max(ttl, oldTTL)
 		now := g.now()
 		switch {
 		case why != "":
@@ -274,13 +363,13 @@ func (g *Gate) wait(ctx context.Context, zone string, owners, expected []string)
 				last = fmt.Sprintf("every server serves the records; waiting until %s, one TTL (%s) after they all did", ready.UTC().Format(time.RFC3339Nano), ttl)
 			}
 		}
-		if now.After(deadline) {
-			return fmt.Errorf("gave up after %s: %s", maxWait, last)
+		if last != logged { // once per change, not per poll
+			g.logf("%s", last)
+			logged = last
 		}
-		g.logf("%s", last)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%v: %s", ctx.Err(), last)
+			return fmt.Errorf("gave up at %s (-wait): %s", deadline.UTC().Format(time.RFC3339), last)
 		case <-time.After(poll):
 		}
 	}
@@ -357,10 +446,11 @@ func (g *Gate) nameServers(ctx context.Context, zone string) ([]string, error) {
 		if !ok {
 			continue
 		}
+		n := len(out)
 		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
 			r, err := g.Resolver.Resolve(ctx, ns.Ns, qt)
 			if err != nil {
-				continue
+				return nil, fmt.Errorf("zone %s: address of its name server %s: %v", zone, ns.Ns, err)
 			}
 			for _, a := range r.Msg.Answer {
 				switch a := a.(type) {
@@ -370,6 +460,10 @@ func (g *Gate) nameServers(ctx context.Context, zone string) ([]string, error) {
 					out = append(out, net.JoinHostPort(a.AAAA.String(), "53"))
 				}
 			}
+		}
+		if len(out) == n {
+			// A server the gate cannot reach may be the one still serving the old RRset.
+			return nil, fmt.Errorf("zone %s: its name server %s has no address: cannot check it (give -servers)", zone, ns.Ns)
 		}
 	}
 	if len(out) == 0 {

@@ -67,12 +67,12 @@ func Stage(keyFile, csrFile, keyType string, domains []string, installed []*x509
 	}
 	d, _ := tlsa.Digest(spki, 1)
 	st.Record = "3 1 1 " + d
-	// The request first: a key without its request is harmless, the other way round the
-	// request would name a key that does not exist.
-	if err := install(csrFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), 0o644); err != nil {
+	// The key first: if the request cannot be written, the old request names the old key,
+	// which is still installed; the other way round it would name a key that is lost.
+	if err := install(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return st, err
 	}
-	if err := install(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := install(csrFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), 0o644); err != nil {
 		return st, err
 	}
 	return st, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +29,9 @@ type Syncer struct {
 	Timeout      time.Duration
 	// Logf reports what happened (nil: nothing).
 	Logf func(format string, args ...any)
+	// Prepare, if set, runs in each Run after the state is read and before the certificates
+	// are: the gate adds the records it expects there.
+	Prepare func(now time.Time) error
 
 	mu      sync.Mutex
 	targets map[string]Target // owner -> target (discovered once)
@@ -41,12 +46,20 @@ type Result struct {
 	Err    error
 }
 
-// Load reads the state file into the trackers.
-func (s *Syncer) Load() error {
-	if s.State == "" {
-		return nil
+// Check refuses two trackers with one owner: each would remove the other's records at every
+// run (publish both certificates' records from one tlsa line instead).
+func (s *Syncer) Check() error {
+	seen := map[string]string{}
+	for _, t := range s.Trackers {
+		for _, p := range t.Ports {
+			o := tlsa.Owner(t.Name, p)
+			if prev, ok := seen[o]; ok {
+				return fmt.Errorf("%s is published by two tlsa lines (%s and %s): one line per host and port", o, prev, t.Source)
+			}
+			seen[o] = t.Source.String()
+		}
 	}
-	return tlsa.LoadState(s.State, s.Trackers)
+	return nil
 }
 
 func (s *Syncer) logf(format string, args ...any) {
@@ -94,6 +107,26 @@ func (s *Syncer) target(ctx context.Context, owner string) (Target, error) {
 func (s *Syncer) Run(ctx context.Context, now time.Time) ([]Result, error) {
 	var out []Result
 	var errs []error
+	if s.State != "" {
+		// The state is read again at every run, under a lock: a gate and a sync daemon on
+		// one state file see each other's records.
+		if err := os.MkdirAll(filepath.Dir(s.State), 0o700); err != nil {
+			return nil, fmt.Errorf("state: %v", err)
+		}
+		unlock, err := lockState(s.State)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if err := tlsa.LoadState(s.State, s.Trackers); err != nil {
+			return nil, fmt.Errorf("state: %v", err)
+		}
+	}
+	if s.Prepare != nil {
+		if err := s.Prepare(now); err != nil {
+			return nil, err
+		}
+	}
 	for _, t := range s.Trackers {
 		host := strings.TrimSuffix(t.Name, ".")
 		if _, err := t.Update(ctx, now); err != nil {
@@ -123,10 +156,12 @@ func (s *Syncer) Run(ctx context.Context, now time.Time) ([]Result, error) {
 						fresh = append(fresh, r)
 					}
 				}
-				t.NotPublished(fresh)
+				t.NotPublished(append(fresh, res.Change.Added...))
 				errs = append(errs, fmt.Errorf("%s: %w", host, res.Err))
 				s.logf("TLSA %s: %v", owner, res.Err)
 			} else if !res.Change.Unchanged() {
+				// Added now: what the server had lost starts afresh.
+				t.SetPublished(res.Change.Added, now)
 				s.logf("TLSA %s in %s: added %v, removed %v%s", owner, res.Target, res.Change.Added, res.Change.Removed, ttlNote(res.Change))
 			}
 			out = append(out, res)

@@ -84,8 +84,16 @@ func (t Target) Read(ctx context.Context, owner string) ([]dns.RR, error) {
 	}
 	var out []dns.RR
 	for _, rr := range r.Answer {
-		if rr.Header().Rrtype == dns.TypeTLSA && strings.EqualFold(rr.Header().Name, owner) {
+		if !strings.EqualFold(rr.Header().Name, owner) {
+			continue
+		}
+		switch rr.Header().Rrtype {
+		case dns.TypeTLSA:
 			out = append(out, rr)
+		case dns.TypeCNAME, dns.TypeDNAME:
+			// An update adding TLSA at a CNAME is ignored by the server (RFC 2136 §3.4.2.2)
+			// with NOERROR: say so instead.
+			return nil, fmt.Errorf("%s: %s is an alias (%s): update the records at its target, or remove the alias", t, owner, strings.Join(strings.Fields(rr.String())[3:], " "))
 		}
 	}
 	return out, nil
@@ -98,6 +106,7 @@ type Change struct {
 	TTLFrom, TTLTo   uint32   // the RRset's TTL, when it changed
 	Attempts         int      // updates sent (more than one when another edit raced ours)
 	Served, Desired  []string
+	ServedTTL        uint32 // the TTL of the RRset as served before the update (0: none)
 	UpdateSent       bool
 	PrerequisiteUsed string // the RFC 2136 prerequisite the update carried
 }
@@ -123,6 +132,9 @@ func (t Target) Replace(ctx context.Context, owner string, desired []dns.RR) (Ch
 			return ch, err
 		}
 		ch.Served = texts(served)
+		if len(served) > 0 {
+			ch.ServedTTL = served[0].Header().Ttl
+		}
 		ch.Added, ch.Removed = diff(ch.Desired, ch.Served)
 		ttl := uint32(0)
 		if len(desired) > 0 {
@@ -191,6 +203,11 @@ func (t Target) Replace(ctx context.Context, owner string, desired []dns.RR) (Ch
 				return ch, fmt.Errorf("update of %s TLSA in %s: answered %s, but the answer's TSIG does not verify (%v): wrong key?", owner, t, dns.RcodeToString[r.Rcode], err)
 			}
 			return ch, fmt.Errorf("update of %s TLSA in %s: %v", owner, t, err)
+		}
+		if t.Key != nil && r.IsTsig() == nil {
+			// Only a refusal of a request the server could not authenticate may come
+			// unsigned (RFC 8945 §5.3): an unsigned success is not the server's word.
+			return ch, fmt.Errorf("update of %s TLSA in %s: the answer (%s) is not signed with the key: not from the server?", owner, t, dns.RcodeToString[r.Rcode])
 		}
 		switch r.Rcode {
 		case dns.RcodeSuccess:

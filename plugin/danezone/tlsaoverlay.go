@@ -23,12 +23,18 @@ func (d *DaneZone) startTLSA(cfg *config) error {
 		return nil
 	}
 	set := d.zones.Load()
+	owners := map[string]bool{}
 	for _, h := range cfg.tlsa {
 		t := tlsa.NewTracker(h)
 		for _, p := range t.Ports {
-			if set.origin(tlsa.Owner(t.Name, p)) == "" {
-				return fmt.Errorf("tlsa %s: %s is in no zone served here", h.Name, tlsa.Owner(t.Name, p))
+			o := tlsa.Owner(t.Name, p)
+			if set.origin(o) == "" {
+				return fmt.Errorf("tlsa %s: %s is in no zone served here", h.Name, o)
 			}
+			if owners[o] { // each line replaces the RRset: the last would win
+				return fmt.Errorf("tlsa %s: %s is published by another tlsa line: one line per host and port", h.Name, o)
+			}
+			owners[o] = true
 		}
 		d.trackers = append(d.trackers, t)
 	}

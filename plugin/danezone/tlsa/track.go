@@ -61,7 +61,7 @@ type Tracker struct {
 	held    []held
 	// incoming are the records of a certificate about to be installed (Expect): published
 	// before it is used, like staged keys.
-	incoming  []entry
+	incoming  []held // until: when the gate that expects it gives up
 	published map[string]time.Time // entry -> when first published
 	lastErr   string
 	warnings  []string
@@ -106,7 +106,7 @@ func (t *Tracker) Update(ctx context.Context, now time.Time) (changed bool, err 
 		// ends exactly now is a change too.
 		after := t.entries(now)
 		changed = !slices.Equal(t.lastPublished, after)
-		for _, e := range t.lastPublished {
+		for e := range t.published {
 			if !slices.Contains(after, e) { // withdrawn: publishing it again starts afresh
 				delete(t.published, e)
 			}
@@ -139,7 +139,7 @@ func (t *Tracker) Update(ctx context.Context, now time.Time) (changed bool, err 
 	}
 	var cur []entry
 	if err == nil {
-		cur, err = t.compute(chain)
+		cur, err = t.compute(t.Source.String(), chain)
 	}
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -197,14 +197,15 @@ func (t *Tracker) replace(chain []*x509.Certificate, cur []entry, now time.Time)
 
 func (t *Tracker) expireHeld(now time.Time) {
 	t.held = slices.DeleteFunc(t.held, func(h held) bool { return !now.Before(h.until) || slices.Contains(t.current, h.entry) })
+	t.incoming = slices.DeleteFunc(t.incoming, func(h held) bool { return !now.Before(h.until) || slices.Contains(t.current, h.entry) })
 }
 
-func (t *Tracker) compute(chain []*x509.Certificate) ([]entry, error) {
+func (t *Tracker) compute(source string, chain []*x509.Certificate) ([]entry, error) {
 	var out []entry
 	for _, p := range t.Params {
 		c, err := Subject(chain, p.Usage)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %v", t.Source, err)
+			return nil, fmt.Errorf("%s: %v", source, err)
 		}
 		d, err := Data(c, p.Selector, p.Matching)
 		if err != nil {
@@ -257,8 +258,10 @@ func (t *Tracker) entries(now time.Time) []string {
 	for _, e := range t.next {
 		add(e)
 	}
-	for _, e := range t.incoming {
-		add(e)
+	for _, h := range t.incoming {
+		if now.Before(h.until) {
+			add(h.entry)
+		}
 	}
 	for _, h := range t.held {
 		if now.Before(h.until) {
@@ -275,7 +278,7 @@ func (t *Tracker) Records(now time.Time) map[string][]dns.RR {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := map[string][]dns.RR{}
-	if t.current == nil {
+	if t.current == nil && len(t.incoming) == 0 { // nothing read yet: publish nothing
 		return out
 	}
 	for _, port := range t.Ports {
@@ -351,21 +354,26 @@ func (t *Tracker) Status(now time.Time) Status {
 	return s
 }
 
-// Expect publishes the records of chain, a certificate about to replace the current one, from
-// the next Update on: the ACME deploy gate (danelab tlsa gate) publishes a renewed
-// certificate's records before the mail server uses it (RFC 7671 §8.1). nil withdraws them.
-func (t *Tracker) Expect(chain []*x509.Certificate) error {
+// Expect publishes the records of chain (read from source), a certificate about to replace
+// the current one, until the given time or until it is the current one: the ACME deploy gate
+// (danelab tlsa gate) publishes a renewed certificate's records before the mail server uses
+// it (RFC 7671 §8.1). They are kept in the state, so that another run of the tracker (a sync
+// daemon) keeps them too. nil withdraws them.
+func (t *Tracker) Expect(source string, chain []*x509.Certificate, until time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if chain == nil {
 		t.incoming = nil
 		return nil
 	}
-	in, err := t.compute(chain)
+	in, err := t.compute(source, chain)
 	if err != nil {
 		return err
 	}
-	t.incoming = in
+	t.incoming = nil
+	for _, e := range in {
+		t.incoming = append(t.incoming, held{e, until})
+	}
 	return nil
 }
 
@@ -374,10 +382,20 @@ func (t *Tracker) Expected() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []string
-	for _, e := range t.incoming {
-		out = append(out, e.String())
+	for _, h := range t.incoming {
+		out = append(out, h.String())
 	}
 	return out
+}
+
+// SetPublished counts records as published from at: a record the DNS server had lost and
+// that was added again starts afresh.
+func (t *Tracker) SetPublished(records []string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range records {
+		t.published[r] = at
+	}
 }
 
 // Published returns when the record ("U S M DATA") was first published, if it is.
@@ -413,6 +431,7 @@ type hostState struct {
 	Published map[string]time.Time `json:"published"`
 	Current   []string             `json:"current,omitempty"`
 	Held      []heldState          `json:"held,omitempty"`
+	Incoming  []heldState          `json:"incoming,omitempty"`
 }
 
 type heldState struct {
@@ -466,7 +485,7 @@ func LoadState(path string, trackers []*Tracker) error {
 			continue
 		}
 		var cur []entry
-		var hld []held
+		var hld, inc []held
 		for _, s := range hs.Current {
 			e, err := parseEntry(s)
 			if err != nil {
@@ -481,19 +500,36 @@ func LoadState(path string, trackers []*Tracker) error {
 			}
 			hld = append(hld, held{e, h.Until})
 		}
+		for _, h := range hs.Incoming {
+			e, err := parseEntry(h.Record)
+			if err != nil {
+				return fmt.Errorf("%s: %s: %v", path, t.Name, err)
+			}
+			inc = append(inc, held{e, h.Until})
+		}
 		t.mu.Lock()
+		t.published = map[string]time.Time{}
 		for e, at := range hs.Published {
 			t.published[e] = at
 		}
-		t.current, t.held = cur, hld
+		t.current, t.held, t.incoming = cur, hld, inc
 		t.mu.Unlock()
 	}
 	return nil
 }
 
-// SaveState writes the trackers' state atomically.
+// SaveState writes the trackers' state atomically. Hosts of the file that none of trackers
+// follows are kept: another program (a gate for one host, a sync of several) shares the file.
 func SaveState(path string, trackers []*Tracker) error {
 	st := state{Version: 2, Hosts: map[string]*hostState{}}
+	if data, err := os.ReadFile(path); err == nil {
+		var old state
+		if json.Unmarshal(data, &old) == nil && old.Version == 2 {
+			for h, hs := range old.Hosts {
+				st.Hosts[h] = hs
+			}
+		}
+	}
 	for _, t := range trackers {
 		t.mu.Lock()
 		hs := &hostState{Published: map[string]time.Time{}}
@@ -505,6 +541,9 @@ func SaveState(path string, trackers []*Tracker) error {
 		}
 		for _, h := range t.held {
 			hs.Held = append(hs.Held, heldState{h.String(), h.until})
+		}
+		for _, h := range t.incoming {
+			hs.Incoming = append(hs.Incoming, heldState{h.String(), h.until})
 		}
 		st.Hosts[t.Name] = hs
 		t.mu.Unlock()
