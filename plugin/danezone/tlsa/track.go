@@ -61,7 +61,7 @@ type Tracker struct {
 	held    []held
 	// incoming are the records of a certificate about to be installed (Expect): published
 	// before it is used, like staged keys.
-	incoming  []held // until: when the gate that expects it gives up
+	incoming  []held               // until: when the gate that expects it gives up
 	published map[string]time.Time // entry -> when first published
 	lastErr   string
 	warnings  []string
