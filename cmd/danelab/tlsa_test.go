@@ -270,3 +270,46 @@ func TestTLSACommandProbe(t *testing.T) {
 		t.Errorf("danelab tlsa -probe %s (no STARTTLS): exit %d, output %q%q; want 1 and a word on STARTTLS", plain, code, out, errOut)
 	}
 }
+
+// TestTLSASubcommandErrors: bad usage of tlsa sync, gate and next is exit 2 with a message
+// naming the flag, file or line; nothing is written.
+func TestTLSASubcommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	self := tlsaMakeCert(t, "mx1.example.test", false, nil, false, time.Time{})
+	certFile := tlsaWrite(t, dir, "cert.pem", self.pem)
+	conf := tlsaWrite(t, dir, "tlsa.conf", []byte("# hosts\ntlsa mx1.example.test cert "+certFile+"\n\ntlsa mx2.example.test cert "+certFile+" records 911\n"))
+	dup := tlsaWrite(t, dir, "dup.conf", []byte("tlsa mx1.example.test cert "+certFile+"\ntlsa mx1.example.test cert "+certFile+" ports 25,465\n"))
+	notTLSA := tlsaWrite(t, dir, "other.conf", []byte("zone example.test\n"))
+	state := filepath.Join(dir, "state.json")
+	common := []string{"-zone", "example.test", "-server", "127.0.0.1:1", "-state", state}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"sync", "-once"}, 2, "-host and -cert"},
+		{append([]string{"sync", "-once", "-config", conf}, common...), 1, "tlsa.conf:4"},
+		{append([]string{"sync", "-once", "-config", notTLSA}, common...), 1, "other.conf:1"},
+		{append([]string{"sync", "-once", "-config", dup}, common...), 2, "_25._tcp.mx1.example.test. is published by two tlsa lines"},
+		{append([]string{"sync", "-once", "-config", conf, "-host", "mx.example.test"}, common...), 2, "-config goes without"},
+		{append([]string{"sync", "-once", "-host", "mx1.example.test", "-cert", certFile, "-tsig", filepath.Join(dir, "none.key")}, common...), 1, "none.key"},
+		{append([]string{"sync", "-interval", "10ms", "-host", "mx1.example.test", "-cert", certFile}, common...), 2, "-interval"},
+		{append([]string{"gate", "-host", "mx1.example.test", "-cert", certFile, "-new-cert", certFile}, common...), 2, "-install-key"},
+		{append([]string{"gate", "-host", "mx1.example.test", "-cert", certFile, "-install-key", filepath.Join(dir, "k")}, common...), 2, "deploy hook"},
+		{[]string{"next"}, 2, "-key"},
+		{[]string{"next", "-key", filepath.Join(dir, "next.key")}, 2, "-domains"},
+		{[]string{"next", "-key", filepath.Join(dir, "next.key"), "-domains", "mx1.example.test", "-type", "dsa"}, 1, "dsa"},
+	} {
+		out, errOut := capture(t)
+		code := run(append([]string{"tlsa"}, c.args...))
+		if code != c.code || !strings.Contains(errOut.String()+out.String(), c.want) {
+			t.Errorf("danelab tlsa %v: exit %d (want %d), output %q (want it to mention %q)", c.args, code, c.code, errOut.String()+out.String(), c.want)
+		}
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Errorf("a failed command wrote the state file")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "next.key")); err == nil {
+		t.Errorf("a failed tlsa next wrote a key")
+	}
+}
