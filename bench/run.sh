@@ -7,6 +7,9 @@
 #   coredns-dnssec    stock CoreDNS: file ZONE example.test + dnssec example.test { key file K }
 #   file-unsigned     stock CoreDNS: file ZONE example.test (the same zone, unsigned)
 #   knot              Knot DNS (knotd) with mod-onlinesign, ECDSAP256SHA256 (if installed)
+#   ceiling           CoreDNS with one handler that writes a pre-packed answer (bench/ceiling):
+#                     the least work the framework does per query; every figure is also
+#                     given as a share of it
 # over four query mixes (positive, nxdomain, nodata, mail: see genqueries.awk), on a zone
 # made from zones/example.test.zone plus BENCH_HOSTS synthetic mail hosts (genzone.awk).
 # The server runs pinned to CPU SERVER_CPU, dnsperf to CPU CLIENT_CPU. Each mix is measured
@@ -28,7 +31,7 @@
 #                                        lines per other query file
 #   BENCH_LOAD_NAMES=100000              names in the load-time zone (0: skip the load test)
 #   BENCH_XFR_NAMES=100000               names in the zone-transfer zone (0: skip bench/xfr.sh)
-#   BENCH_SERVERS="danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow
+#   BENCH_SERVERS="ceiling danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow
 #                  danezone-compact coredns-dnssec file-unsigned knot"
 #   BENCH_MIXES="positive nxdomain nodata mail"
 #   SERVER_CPU=0 CLIENT_CPU=1  COREDNS=bin/coredns  GO=go  BENCH_OUT=  BENCH_KEEP=0 (keep tmp)
@@ -46,7 +49,7 @@ BENCH_HOSTS=${BENCH_HOSTS:-1000}
 BENCH_NX=${BENCH_NX:-100000}
 BENCH_QUERIES=${BENCH_QUERIES:-100000}
 BENCH_LOAD_NAMES=${BENCH_LOAD_NAMES:-100000}
-BENCH_SERVERS=${BENCH_SERVERS:-danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow danezone-compact coredns-dnssec file-unsigned knot}
+BENCH_SERVERS=${BENCH_SERVERS:-ceiling danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow danezone-compact coredns-dnssec file-unsigned knot}
 BENCH_MIXES=${BENCH_MIXES:-positive nxdomain nodata mail}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -103,7 +106,8 @@ count_names() { awk '/^[A-Za-z0-9_*]/ {n[$1]} END {print length(n) + 1}' "$1"; }
 # ---- helpers, zone, keys, query files -------------------------------------------------------
 
 log "building helpers"
-(cd "$ROOT" && "$GO" build -o "$TMP/probe" ./bench/probe && "$GO" build -o "$TMP/keygen" ./bench/keygen)
+(cd "$ROOT" && "$GO" build -o "$TMP/probe" ./bench/probe && "$GO" build -o "$TMP/keygen" ./bench/keygen &&
+	"$GO" build -o "$TMP/ceiling" ./bench/ceiling)
 
 log "generating zone ($BENCH_HOSTS hosts) and query files"
 awk -v HOSTS="$BENCH_HOSTS" -v MXHOSTS=$MXHOSTS -f "$BENCH/genzone.awk" "$ROOT/zones/$ZONE.zone" >"$TMP/$ZONE.zone"
@@ -161,6 +165,15 @@ server_conf() {
 		EOF
 		echo "$COREDNS -conf $dir/Corefile"
 		;;
+	ceiling)
+		cat >"$dir/Corefile" <<-EOF
+			.:$port {
+			    bind $ADDR
+			    ceiling
+			}
+		EOF
+		echo "$TMP/ceiling -conf $dir/Corefile"
+		;;
 	file-unsigned)
 		cat >"$dir/Corefile" <<-EOF
 			.:$port {
@@ -209,7 +222,7 @@ server_conf() {
 	esac
 }
 
-signed() { [[ $1 != file-unsigned ]]; }
+signed() { [[ $1 != file-unsigned && $1 != ceiling ]]; }
 
 available() {
 	case $1 in
@@ -367,6 +380,7 @@ if ((BENCH_LOAD_NAMES > 0)); then
 	LOAD_NAMES_ACTUAL=$(count_names "$TMP/load.zone")
 	for s in $BENCH_SERVERS; do
 		[[ $s == danezone-* && $s != danezone-nsec && $s != danezone-nsec3 ]] && continue # per-answer modes load like their chains
+		[[ $s == ceiling ]] && continue                                                   # no zone
 		LOAD_SERVERS+=" $s"
 		load_test "$s"
 	done
@@ -404,9 +418,12 @@ RATIOS=()
 short() { case $1 in danezone-*) echo "${1#danezone-}" ;; coredns-dnssec) echo dnssec ;; file-unsigned) echo file ;; *) echo "$1" ;; esac; }
 for dz in danezone-nsec danezone-minimal danezone-nsec3 danezone-nsec3-narrow danezone-compact; do
 	[[ " $BENCH_SERVERS " == *" $dz "* ]] || continue
-	for other in coredns-dnssec file-unsigned knot; do
+	for other in coredns-dnssec file-unsigned knot ceiling; do
 		[[ " $BENCH_SERVERS " == *" $other "* ]] && RATIOS+=("$dz/$other")
 	done
+done
+for other in coredns-dnssec file-unsigned knot; do # the others as a share of the ceiling too
+	[[ " $BENCH_SERVERS " == *" ceiling "* && " $BENCH_SERVERS " == *" $other "* ]] && RATIOS+=("$other/ceiling")
 done
 
 # table FORMAT: prints every table, as plain text (FORMAT=text) or markdown (FORMAT=md).
@@ -438,7 +455,7 @@ table() {
 		emit "${row[@]}"
 	done
 	if ((${#RATIOS[@]} > 0)); then
-		title "QPS ratios (nsec, minimal, nsec3, nsec3-narrow, compact: danezone in that denial mode; dnssec: coredns-dnssec; file: file-unsigned)"
+		title "QPS ratios (nsec, minimal, nsec3, nsec3-narrow, compact: danezone in that denial mode; dnssec: coredns-dnssec; file: file-unsigned; X/ceiling: share of the framework ceiling)"
 		row=(mix)
 		for r in "${RATIOS[@]}"; do row+=("$(short "${r%%/*}")/$(short "${r##*/}")"); done
 		emit "${row[@]}"
