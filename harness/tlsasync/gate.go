@@ -268,7 +268,7 @@ func (g *Gate) stagedKey(leaf *x509.Certificate) (string, error) {
 		}
 		files = files[:0]
 		for _, e := range entries {
-			if !e.IsDir() {
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") { // as StagedKeys does
 				files = append(files, filepath.Join(g.Tracker.Next, e.Name()))
 			}
 		}
