@@ -14,9 +14,9 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
-	_ "github.com/coredns/coredns/plugin/bind"
 	"github.com/coredns/coredns/coremain"
 	"github.com/coredns/coredns/plugin"
+	_ "github.com/coredns/coredns/plugin/bind"
 	"github.com/miekg/dns"
 )
 
