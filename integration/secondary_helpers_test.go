@@ -222,50 +222,34 @@ func (s *Secondary) configureKnot(bin, host, port string) ([]string, error) {
 		fmt.Fprintf(&zones, "  - domain: %q\n    master: primary\n    acl: [notify_from_primary, notify_with_key, transfer_local, transfer_with_key]\n", z)
 	}
 	// Sections that refer to others come after them (remote before zone, key before acl).
-	conf := fmt.Sprintf(`server:
-    listen: 127.0.0.1@%[1]d
-    rundir: %[2]q
-    pidfile: %[9]q
-    udp-workers: 1
-    tcp-workers: 2
-    background-workers: 1
-log:
-  - target: stdout
-    any: info
-database:
-    storage: %[3]q
-key:
-  - id: %[4]q
-    algorithm: hmac-sha256
-    secret: %[5]s
-remote:
+	conf := knotServerConf(s.Port, s.Dir, db, s.Key) + fmt.Sprintf(`remote:
   - id: primary
-    address: %[6]s@%[7]s
-    key: %[4]q
+    address: %[2]s@%[3]s
+    key: %[1]q
 acl:
   - id: notify_from_primary
     address: 127.0.0.1
     action: notify
   - id: notify_with_key
     address: 127.0.0.1
-    key: %[4]q
+    key: %[1]q
     action: notify
   - id: transfer_local
     address: 127.0.0.1
     action: transfer
   - id: transfer_with_key
     address: 127.0.0.1
-    key: %[4]q
+    key: %[1]q
     action: transfer
 template:
   - id: default
-    storage: %[2]q
+    storage: %[4]q
     zonefile-load: none
     zonefile-sync: -1
     journal-content: all
     dnssec-signing: off
 zone:
-%[8]s`, s.Port, s.Dir, db, s.Key.Name, s.Key.Secret, host, port, zones.String(), filepath.Join(s.Dir, "knot.pid"))
+%[5]s`, s.Key.Name, host, port, s.Dir, zones.String())
 	if err := os.WriteFile(s.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -276,6 +260,30 @@ zone:
 		}
 	}
 	return []string{bin, "-c", s.Conf}, nil
+}
+
+// knotServerConf is the start of a knot.conf: the server on 127.0.0.1@port with its run
+// files in dir, logging to stdout, its database in storage, and the TSIG keys.
+func knotServerConf(port int, dir, storage string, keys ...TSIGKey) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `server:
+    listen: 127.0.0.1@%d
+    rundir: %q
+    pidfile: %q
+    udp-workers: 1
+    tcp-workers: 2
+    background-workers: 1
+log:
+  - target: stdout
+    any: info
+database:
+    storage: %q
+key:
+`, port, dir, filepath.Join(dir, "knot.pid"), storage)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  - id: %q\n    algorithm: hmac-sha256\n    secret: %s\n", k.Name, k.Secret)
+	}
+	return b.String()
 }
 
 // configureNSD writes nsd.conf. NSD runs in the foreground (-d) as the current user
@@ -855,23 +863,7 @@ func (p *knotPrimary) zoneFile(zone string) string {
 // writeConf writes knot.conf with NOTIFY to notify (host:port addresses).
 func (p *knotPrimary) writeConf(notify []string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, `server:
-    listen: 127.0.0.1@%d
-    rundir: %q
-    pidfile: %q
-    udp-workers: 1
-    tcp-workers: 2
-    background-workers: 1
-log:
-  - target: stdout
-    any: info
-database:
-    storage: %q
-key:
-  - id: %q
-    algorithm: hmac-sha256
-    secret: %s
-`, p.port, p.Dir, filepath.Join(p.Dir, "knot.pid"), filepath.Join(p.Dir, "db"), p.key.Name, p.key.Secret)
+	b.WriteString(knotServerConf(p.port, p.Dir, filepath.Join(p.Dir, "db"), p.key))
 	var ids []string
 	if len(notify) > 0 {
 		b.WriteString("remote:\n")

@@ -223,26 +223,7 @@ func (p *updatePrimary) configureKnot(zoneFile string) ([]string, error) {
 	if p.ReadOnly {
 		acls = "[transfer_local]"
 	}
-	conf := fmt.Sprintf(`server:
-    listen: 127.0.0.1@%[1]d
-    rundir: %[2]q
-    pidfile: %[3]q
-    udp-workers: 1
-    tcp-workers: 2
-    background-workers: 1
-log:
-  - target: stdout
-    any: info
-database:
-    storage: %[4]q
-key:
-  - id: %[5]q
-    algorithm: hmac-sha256
-    secret: %[6]s
-  - id: %[7]q
-    algorithm: hmac-sha256
-    secret: %[8]s
-policy:
+	conf := knotServerConf(p.Port, p.Dir, db, p.Key, p.Other) + fmt.Sprintf(`policy:
   - id: csk
     algorithm: ecdsap256sha256
     single-type-signing: on
@@ -252,19 +233,18 @@ acl:
     action: transfer
   - id: update_with_key
     address: 127.0.0.1
-    key: %[5]q
+    key: %[1]q
     action: update
 zone:
-  - domain: %[9]q
-    file: %[10]q
+  - domain: %[2]q
+    file: %[3]q
     dnssec-signing: on
     dnssec-policy: csk
     zonefile-sync: -1
     zonefile-load: difference
     journal-content: changes
-    acl: %[11]s
-`, p.Port, p.Dir, filepath.Join(p.Dir, "knot.pid"), db, p.Key.Name, p.Key.Secret,
-		p.Other.Name, p.Other.Secret, p.Zone, zoneFile, acls)
+    acl: %[4]s
+`, p.Key.Name, p.Zone, zoneFile, acls)
 	if err := os.WriteFile(p.Conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}

@@ -164,10 +164,7 @@ func runCheck(args []string) error {
 // returns the resolver and a sentence saying which.
 func validation(anchorFile, roots, upstream string, timeout time.Duration) (resolver.Interface, string, error) {
 	if upstream != "" {
-		addr := upstream
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			addr = net.JoinHostPort(addr, "53")
-		}
+		addr := withPort(upstream)
 		return resolver.NewUpstream(addr, timeout), "the AD bit of the validating resolver at " + addr, nil
 	}
 	text, from := strings.Join(ianaRootAnchor, "\n"), "the IANA root trust anchor"
@@ -184,7 +181,7 @@ func validation(anchorFile, roots, upstream string, timeout time.Duration) (reso
 	}
 	addrs := rootServers
 	if roots != "" {
-		addrs = strings.Split(roots, ",")
+		addrs = splitList(roots)
 	}
 	res, err := iterative(anchors, addrs, timeout)
 	if err != nil {

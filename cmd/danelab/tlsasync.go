@@ -232,6 +232,7 @@ func (f *syncFlags) syncer() (*tlsasync.Syncer, error) {
 	return s, nil
 }
 
+// withPort adds DNS's port 53 to an address without one.
 func withPort(addr string) string {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return net.JoinHostPort(strings.Trim(addr, "[]"), "53")
@@ -372,8 +373,8 @@ func runTLSAGate(args []string) error {
 		InstallCert: f.cert, InstallKey: *installKey, Reload: *reload, Resolver: res,
 		Wait: *wait, Poll: *poll, Timeout: f.timeout, Logf: s.Logf}
 	if *servers != "" {
-		for _, a := range strings.Split(*servers, ",") {
-			g.Servers = append(g.Servers, withPort(strings.TrimSpace(a)))
+		for _, a := range splitList(*servers) {
+			g.Servers = append(g.Servers, withPort(a))
 		}
 	}
 	s.Logf("DNSSEC judged by %s", how)

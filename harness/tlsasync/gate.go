@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -260,18 +259,9 @@ func (g *Gate) stagedKey(leaf *x509.Certificate) (string, error) {
 	if g.Tracker.Next == "" {
 		return "", fmt.Errorf("no key given for %s, and no staged keys (next) to look in", g.NewCert)
 	}
-	files := []string{g.Tracker.Next}
-	if fi, err := os.Stat(g.Tracker.Next); err == nil && fi.IsDir() {
-		entries, err := os.ReadDir(g.Tracker.Next)
-		if err != nil {
-			return "", err
-		}
-		files = files[:0]
-		for _, e := range entries {
-			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") { // as StagedKeys does
-				files = append(files, filepath.Join(g.Tracker.Next, e.Name()))
-			}
-		}
+	files, err := tlsa.StagedFiles(g.Tracker.Next)
+	if err != nil {
+		return "", err
 	}
 	for _, f := range files {
 		if _, err := readKeyOf(f, leaf); err == nil {

@@ -134,23 +134,9 @@ func (p Probe) Fetch(ctx context.Context) ([]*x509.Certificate, error) {
 // every file of a directory, each holding PEM public keys, private keys, certificates or
 // certificate requests.
 func StagedKeys(path string) ([][]byte, error) {
-	fi, err := os.Stat(path)
+	files, err := StagedFiles(path)
 	if err != nil {
 		return nil, err
-	}
-	files := []string{path}
-	if fi.IsDir() {
-		entries, err := os.ReadDir(path)
-		if err != nil {
-			return nil, err
-		}
-		files = files[:0]
-		for _, e := range entries {
-			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-		sort.Strings(files)
 	}
 	var out [][]byte
 	for _, f := range files {
@@ -165,6 +151,30 @@ func StagedKeys(path string) ([][]byte, error) {
 		out = append(out, spkis...)
 	}
 	return out, nil
+}
+
+// StagedFiles returns the files of a staged-key path: the file itself, or the files of the
+// directory (not hidden ones: editors' and tools' temporary files), sorted.
+func StagedFiles(path string) ([]string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			files = append(files, filepath.Join(path, e.Name()))
+		}
+	}
+	sort.Strings(files)
+	return files, nil
 }
 
 func parseKeys(name string, data []byte) ([][]byte, error) {
