@@ -35,10 +35,11 @@ var rcodeFaults = map[fault.Mode]int{
 // transport applies the faults that decide whether and how an answer is sent at all, to a
 // query of zone. It returns true when it has dealt with the query, and the rcode sent (-1:
 // nothing sent).
-func transport(ctx context.Context, zone string, f *fault.Fault, w dns.ResponseWriter, r *dns.Msg, udp bool) (bool, int) {
+func transport(ctx context.Context, zone string, f *fault.Fault, w dns.ResponseWriter, r *dns.Msg, udp bool, record func(rcode int)) bool {
 	switch f.Mode() {
 	case fault.Drop:
-		return true, -1
+		record(-1)
+		return true
 	case fault.Delay:
 		// Answered after the delay, or at once when the fault is removed; dropped when too
 		// many queries are already held (see fault.Hold).
@@ -51,31 +52,35 @@ func transport(ctx context.Context, zone string, f *fault.Fault, w dns.ResponseW
 			}
 		}
 		if !answer {
-			return true, -1
+			record(-1)
+			return true
 		}
-		return false, 0
+		return false
 	case fault.Truncate, fault.TruncateNoTCP:
 		if !udp {
 			if f.Mode() == fault.TruncateNoTCP {
+				record(-1)
 				w.Close() // TCP "refused": the connection ends unanswered
-				return true, -1
+				return true
 			}
-			return false, 0
+			return false
 		}
 		m := new(dns.Msg)
 		m.SetReply(r)
 		m.Authoritative = true
 		m.Truncated = true
+		record(dns.RcodeSuccess)
 		w.WriteMsg(m)
-		return true, dns.RcodeSuccess
+		return true
 	}
 	if rc, ok := rcodeFaults[f.Mode()]; ok {
 		m := new(dns.Msg)
 		m.SetRcode(r, rc)
+		record(rc)
 		w.WriteMsg(m)
-		return true, rc
+		return true
 	}
-	return false, 0
+	return false
 }
 
 // alternates caches, per data fault, the changed snapshot served to the queries it matches.

@@ -90,8 +90,8 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		// Never answer them as queries (RFC 1035 §4.1.1: NOTIMP).
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeNotImplemented)
-		w.WriteMsg(m)
 		d.record(state, sz, nil, dns.RcodeNotImplemented)
+		w.WriteMsg(m)
 		return dns.RcodeSuccess, nil
 	}
 
@@ -102,8 +102,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	}
 	if f != nil {
 		faultsApplied.WithLabelValues(server, sz.origin, string(f.Mode())).Inc()
-		if done, rcode := transport(ctx, sz.origin, f, w, r, state.Proto() == "udp"); done {
-			d.record(state, sz, f, rcode)
+		if transport(ctx, sz.origin, f, w, r, state.Proto() == "udp", func(rcode int) { d.record(state, sz, f, rcode) }) {
 			return dns.RcodeSuccess, nil
 		}
 	}
@@ -139,8 +138,8 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 			o := m.IsEdns0()
 			o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeInvalidQueryType})
 		}
-		w.WriteMsg(m)
 		d.record(state, sz, nil, dns.RcodeFormatError)
+		w.WriteMsg(m)
 		return dns.RcodeSuccess, nil // written: CoreDNS would send a second FORMERR otherwise
 	}
 	if f != nil && f.Mode().Data() {
@@ -181,6 +180,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		// transport to retry on. Zones are loaded so that this does not happen (zone.Limits).
 		return d.serverFailure(w, r, state, sz, f, "the answer does not fit a DNS message", errTooLarge)
 	}
+	d.record(state, sz, f, m.Rcode)
 	if err := w.WriteMsg(m); err != nil {
 		// miekg/dns packs when writing: a record that cannot be encoded would otherwise
 		// mean no reply at all. Any other error is the transport's (a TCP client gone): a
@@ -191,7 +191,6 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		}
 		return dns.RcodeSuccess, nil
 	}
-	d.record(state, sz, f, m.Rcode)
 	return dns.RcodeSuccess, nil
 }
 
@@ -224,10 +223,10 @@ func (d *DaneZone) serverFailure(w dns.ResponseWriter, r *dns.Msg, state request
 		o.Option = append(o.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther, ExtraText: why})
 	}
 	err = fmt.Errorf("%s %s: %s: %w", r.Question[0].Name, dns.TypeToString[r.Question[0].Qtype], why, err)
+	d.record(state, sz, f, dns.RcodeServerFailure)
 	if werr := w.WriteMsg(m); werr != nil {
 		return dns.RcodeServerFailure, plugin.Error(d.Name(), fmt.Errorf("%w; and the SERVFAIL: %v", err, werr))
 	}
-	d.record(state, sz, f, dns.RcodeServerFailure)
 	return dns.RcodeSuccess, plugin.Error(d.Name(), err)
 }
 
@@ -258,7 +257,9 @@ func malformed(r *dns.Msg) int {
 	return dns.RcodeSuccess
 }
 
-// record adds the query to the control API's history, when there is one.
+// record adds the query to the control API's history, when there is one. It runs before the
+// answer is written: once a client has its answer, the history holds the question, in the
+// order the answers went out.
 func (d *DaneZone) record(state request.Request, sz *servedZone, f *fault.Fault, rcode int) {
 	if d.history == nil {
 		return
