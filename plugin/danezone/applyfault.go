@@ -118,7 +118,7 @@ func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
 		// The same data, denied by an NSEC3 chain of the fault's iterations, validly signed.
 		m := denial.NSEC3
 		m.Iterations = f.Iterations()
-		return newSnapshot(base.z, denial.New(m, base.z, nil), base.keys)
+		return newSnapshot(base.z, denial.New(m, base.z, nil), base.keys, 0)
 	}
 	want := uint16(dns.TypeTLSA)
 	if f.Mode() == fault.DSMismatch || f.Mode() == fault.Insecure {
@@ -144,7 +144,7 @@ func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
 		return base
 	}
 	z := base.z.WithSets(changes)
-	return newSnapshot(z, denial.New(mode, z, base.d), base.keys)
+	return newSnapshot(z, denial.New(mode, z, base.d), base.keys, 0)
 }
 
 // change returns the RRset a data fault serves instead of set, or nil to remove it.

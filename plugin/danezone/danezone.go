@@ -20,6 +20,7 @@ import (
 	"github.com/danelab/danelab/plugin/danezone/fault"
 	"github.com/danelab/danelab/plugin/danezone/roll"
 	"github.com/danelab/danelab/plugin/danezone/tlsa"
+	"github.com/danelab/danelab/plugin/danezone/wire"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
@@ -59,6 +60,14 @@ func (d *DaneZone) Name() string { return "danezone" }
 
 // ServeDNS implements plugin.Handler.
 func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+	if d.fromCache(ctx, w, r) {
+		return dns.RcodeSuccess, nil
+	}
+	return d.serve(ctx, w, r)
+}
+
+// serve answers from the zone: every query the answer cache did not.
+func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	state := request.Request{W: w, Req: r}
 	// The request itself is checked before any lookup. CoreDNS's server has already answered
 	// what miekg/dns cannot unpack (FORMERR), opcodes other than QUERY and NOTIFY (NOTIMP), and
@@ -142,14 +151,35 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		w.WriteMsg(m)
 		return dns.RcodeSuccess, nil // written: CoreDNS would send a second FORMERR otherwise
 	}
+	faulty := f != nil
 	if f != nil && f.Mode().Data() {
 		snap = sz.alts.get(f, snap, sz.mode)
 	} else if d.faults != nil {
 		if df := d.faults.DataFor(sz.origin, qname); df != nil {
 			snap = sz.alts.get(df, snap, sz.mode)
+			faulty = true
 		}
 	}
-	a := &answer{m: m, do: do, co: do && opt.Co(), sz: sz, snap: snap}
+	co := do && opt.Co()
+
+	// What the answer cache did not have, it keeps (fromCache): never an answer with a fault.
+	var q *wire.Query
+	var proof *wire.Proof
+	cache := snap.answers
+	if cache != nil && !faulty && cacheable(w, r, opt) {
+		q = queries.Get().(*wire.Query)
+		defer queries.Put(q)
+		if q.Make(r.Question[0].Name, qtype, wireFlags(do, co, opt, state), uint16(state.Size())) {
+			proof = negativeProof(snap, qname, qtype, do, sz.mode, q)
+			d.counters(sz, server).misses.Inc()
+		} else {
+			cache = nil
+		}
+	} else {
+		cache = nil
+	}
+
+	a := &answer{m: m, do: do, co: co, sz: sz, snap: snap}
 	kind := a.resolve(set, r.Question[0].Name, qtype)
 	if a.err == nil && f != nil && !snap.unsigned() {
 		a.err = d.damage(m, f, sz)
@@ -158,7 +188,7 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return d.serverFailure(w, r, state, sz, f, "the answer could not be signed", a.err)
 	}
 
-	responses.WithLabelValues(server, sz.origin, kind.String()).Inc()
+	d.counters(sz, server).kinds[kind].Inc()
 	if a.hits > 0 {
 		sigCacheHits.WithLabelValues(server, sz.origin).Add(float64(a.hits))
 	}
@@ -181,7 +211,11 @@ func (d *DaneZone) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return d.serverFailure(w, r, state, sz, f, "the answer does not fit a DNS message", errTooLarge)
 	}
 	d.record(state, sz, f, m.Rcode)
-	if err := w.WriteMsg(m); err != nil {
+	err := w.WriteMsg(m)
+	if err == nil && cache != nil {
+		d.keep(cache, m, q, proof, a, int(kind), set)
+	}
+	if err != nil {
 		// miekg/dns packs when writing: a record that cannot be encoded would otherwise
 		// mean no reply at all. Any other error is the transport's (a TCP client gone): a
 		// second write would not reach it either, and might corrupt a half-written stream.
@@ -307,6 +341,9 @@ type answer struct {
 	snap *snapshot
 	seen map[string]bool // NSEC owners already in the authority section
 	err  error
+	// until is when the first signature in the answer is due for refresh (zero: none): the
+	// answer cache must not serve it from then on.
+	until time.Time
 
 	hits, misses, made int
 }
@@ -548,15 +585,19 @@ func (a *answer) sigs(section *[]dns.RR, set *zone.RRset, owner string, ttl uint
 	var sigs []dns.RR
 	var made int
 	var err error
+	var until time.Time
 	if set.Ephemeral {
-		sigs, err = a.sz.signer.SignOnceWith(set, a.snap.keys)
+		sigs, until, err = a.sz.signer.SignOnceUntil(set, a.snap.keys)
 		made = len(sigs)
 	} else {
-		sigs, made, err = a.sz.signer.SignWith(set, a.snap.keys)
+		sigs, made, until, err = a.sz.signer.SignUntil(set, a.snap.keys)
 	}
 	if err != nil {
 		a.err = err
 		return
+	}
+	if a.until.IsZero() || until.Before(a.until) {
+		a.until = until
 	}
 	if made > 0 {
 		a.misses++

@@ -51,7 +51,7 @@ func newTestZone(t testing.TB, mode denial.Mode) (*DaneZone, string) {
 		t.Fatal(err)
 	}
 	cfg := &config{path: file, keyDir: filepath.Join(dir, "keys"), algorithm: dns.ECDSAP256SHA256, serial: serial.File,
-		mode: mode, modes: map[string]denial.Mode{}, policy: signer.DefaultPolicy()}
+		mode: mode, modes: map[string]denial.Mode{}, policy: signer.DefaultPolicy(), answerCache: defaultAnswerCache}
 	d, err := start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,14 @@ var (
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "signature_cache_misses_total",
 		Help: "Counter of RRsets that had to be signed to be served (first use, refresh, or minimal denial).",
 	}, []string{"server", "zone"})
+	answerCacheHits = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "answer_cache_hits_total",
+		Help: "Counter of responses sent from the answer cache.",
+	}, []string{"server", "zone"})
+	answerCacheMisses = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "answer_cache_misses_total",
+		Help: "Counter of queries the answer cache could have answered but had no usable response for.",
+	}, []string{"server", "zone"})
 	responses = promauto.NewCounterVec(prometheus.CounterOpts{
 		Namespace: plugin.Namespace, Subsystem: "danezone", Name: "responses_total",
 		Help: "Counter of responses by kind (answer, cname, nodata, nxdomain, referral).",

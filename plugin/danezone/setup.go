@@ -33,28 +33,29 @@ func init() { plugin.Register("danezone", setup) }
 
 // config is the parsed danezone block.
 type config struct {
-	path      string
-	origins   []string
-	keyDir    string
-	algorithm uint8
-	mode      denial.Mode
-	modes     map[string]denial.Mode // per zone
-	unsigned  map[string]bool        // zones served without DNSSEC
-	insecure  map[string]bool        // zones the key policy takes insecure (RFC 8078 DELETE)
-	regen     map[string]bool        // zones whose lost keys may be replaced (regenerate)
-	policy    signer.Policy
-	reload    time.Duration
-	grace     time.Duration // how long a zone file may be missing before its zone is dropped
-	records   int           // the most records per zone (zone.Limits.MaxRecords)
-	dir       bool          // path is a directory of zone files (decided at start)
-	faults    []fault.Spec
-	control   string // address of the control API, "" for none
-	token     string
-	tlsa      []tlsa.Host
-	serial    serial.Policy
-	keyPolicy roll.Policy // rollover, lifetime, timing; Algorithm is algorithm's
-	agents    []string    // parental_agents: where a KSK roll checks the parent's DS
-	followCDS bool        // follow_cds: parent zones served here take their children's DS from their CDS
+	path        string
+	origins     []string
+	keyDir      string
+	algorithm   uint8
+	mode        denial.Mode
+	modes       map[string]denial.Mode // per zone
+	unsigned    map[string]bool        // zones served without DNSSEC
+	insecure    map[string]bool        // zones the key policy takes insecure (RFC 8078 DELETE)
+	regen       map[string]bool        // zones whose lost keys may be replaced (regenerate)
+	policy      signer.Policy
+	reload      time.Duration
+	grace       time.Duration // how long a zone file may be missing before its zone is dropped
+	records     int           // the most records per zone (zone.Limits.MaxRecords)
+	answerCache int           // responses kept per zone version (0: off)
+	dir         bool          // path is a directory of zone files (decided at start)
+	faults      []fault.Spec
+	control     string // address of the control API, "" for none
+	token       string
+	tlsa        []tlsa.Host
+	serial      serial.Policy
+	keyPolicy   roll.Policy // rollover, lifetime, timing; Algorithm is algorithm's
+	agents      []string    // parental_agents: where a KSK roll checks the parent's DS
+	followCDS   bool        // follow_cds: parent zones served here take their children's DS from their CDS
 }
 
 func setup(c *caddy.Controller) error {
@@ -111,16 +112,17 @@ func setup(c *caddy.Controller) error {
 
 func parse(c *caddy.Controller) (*config, error) {
 	cfg := &config{
-		keyDir:    ".state/keys",
-		algorithm: dns.ECDSAP256SHA256,
-		mode:      denial.NSEC,
-		modes:     map[string]denial.Mode{},
-		unsigned:  map[string]bool{},
-		policy:    signer.DefaultPolicy(),
-		reload:    time.Second,
-		grace:     defaultGrace,
-		serial:    serial.Unixtime,
-		keyPolicy: roll.DefaultPolicy(),
+		keyDir:      ".state/keys",
+		algorithm:   dns.ECDSAP256SHA256,
+		mode:        denial.NSEC,
+		modes:       map[string]denial.Mode{},
+		unsigned:    map[string]bool{},
+		policy:      signer.DefaultPolicy(),
+		reload:      time.Second,
+		grace:       defaultGrace,
+		serial:      serial.Unixtime,
+		keyPolicy:   roll.DefaultPolicy(),
+		answerCache: defaultAnswerCache,
 	}
 	refreshSet, jitterSet := false, false
 	i := 0
@@ -258,6 +260,19 @@ func parse(c *caddy.Controller) (*config, error) {
 						return nil, c.Errf("max_records %q: want a number of records from 1 to %d", v, maxMaxRecords)
 					}
 					cfg.records = n
+				}
+			case "answer_cache":
+				var v string
+				if v, err = one(); err == nil {
+					n, perr := strconv.Atoi(v)
+					switch {
+					case v == "off":
+						cfg.answerCache = 0
+					case perr != nil || n < 16 || n > maxAnswerCache:
+						return nil, c.Errf("answer_cache %q: want off or a number of responses from 16 to %d", v, maxAnswerCache)
+					default:
+						cfg.answerCache = n
+					}
 				}
 			case "fault":
 				var spec fault.Spec
@@ -550,7 +565,7 @@ func start(cfg *config) (*DaneZone, error) {
 func (cfg *config) open(origin, file string) (*servedZone, error) {
 	if cfg.unsigned[origin] {
 		sz := &servedZone{origin: origin, file: file, mode: denial.NSEC, unsigned: true,
-			signer: signer.New(origin, &keys.Set{Zone: origin}, cfg.policy), maxRecords: cfg.records}
+			signer: signer.New(origin, &keys.Set{Zone: origin}, cfg.policy), maxRecords: cfg.records, answerCache: cfg.answerCache}
 		if err := cfg.first(sz); err != nil {
 			return nil, err
 		}
@@ -580,7 +595,7 @@ func (cfg *config) open(origin, file string) (*servedZone, error) {
 		mode = m
 	}
 	sz := &servedZone{origin: origin, file: file, mode: mode, signer: signer.New(origin, ks, cfg.policy),
-		keyStamp: keyFilesStamp(cfg.keyDir, origin), maxRecords: cfg.records}
+		keyStamp: keyFilesStamp(cfg.keyDir, origin), maxRecords: cfg.records, answerCache: cfg.answerCache}
 	if err := cfg.first(sz); err != nil {
 		return nil, err
 	}

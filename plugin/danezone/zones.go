@@ -20,6 +20,7 @@ import (
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
+	"github.com/danelab/danelab/plugin/danezone/wire"
 	"github.com/danelab/danelab/plugin/danezone/xfr"
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -34,10 +35,16 @@ type snapshot struct {
 	// bare: no key in use (unsigned, or taken insecure): served without DNSSEC. Fixed with
 	// the keys' view, so worked out once, not per query.
 	bare bool
+	// answers is the answer cache of this version (nil: off); it goes with the version.
+	answers *wire.Cache
 }
 
-func newSnapshot(z *zone.Zone, d denial.Denier, ks *keys.Set) *snapshot {
-	return &snapshot{z: z, d: d, keys: ks, bare: ks.Unsigned()}
+func newSnapshot(z *zone.Zone, d denial.Denier, ks *keys.Set, cacheSize int) *snapshot {
+	s := &snapshot{z: z, d: d, keys: ks, bare: ks.Unsigned()}
+	if cacheSize > 0 {
+		s.answers = wire.New(cacheSize)
+	}
+	return s
 }
 
 // unsigned says whether the snapshot is served without DNSSEC: its zone has no key in use.
@@ -55,11 +62,13 @@ type servedZone struct {
 	stamp    fileStamp // of the file behind cur
 	keyStamp string    // of the key files behind the signer
 
-	mu         sync.Mutex  // serialises loads and edits
-	fileZone   *zone.Zone  // the file's data, before edits
-	edits      zone.Log    // runtime record changes, their net effect, re-applied after every reload
-	managed    managedSets // records danezone keeps in the zone, applied before edits
-	maxRecords int         // zone.Limits.MaxRecords
+	mu          sync.Mutex                   // serialises loads and edits
+	fileZone    *zone.Zone                   // the file's data, before edits
+	edits       zone.Log                     // runtime record changes, their net effect, re-applied after every reload
+	managed     managedSets                  // records danezone keeps in the zone, applied before edits
+	maxRecords  int                          // zone.Limits.MaxRecords
+	answerCache int                          // the answer cache's bound per version (0: off)
+	counters    atomic.Pointer[zoneCounters] // per-query counters for the last server label seen
 
 	// The key policy (rollover.go). rollReq is set by the control API; the rest is the poll
 	// goroutine's.
@@ -120,11 +129,35 @@ func newZoneSet(zones []*servedZone) *zoneSet {
 // origin returns the most specific zone containing name, or "".
 func (s *zoneSet) origin(name string) string {
 	for _, o := range s.origins {
-		if dns.IsSubDomain(o, name) {
+		if below(o, name) {
 			return o
 		}
 	}
 	return ""
+}
+
+// below reports whether name is origin or under it, in any case (dns.IsSubDomain without
+// splitting both names into labels: this runs for every query).
+func below(origin, name string) bool {
+	if origin == "." {
+		return true
+	}
+	cut := len(name) - len(origin)
+	if cut < 0 || !strings.EqualFold(name[cut:], origin) {
+		return false
+	}
+	if cut == 0 {
+		return true
+	}
+	// The octet before must end a label: a dot that is not itself escaped ("a\.example.").
+	if name[cut-1] != '.' {
+		return false
+	}
+	escapes := 0
+	for i := cut - 2; i >= 0 && name[i] == '\\'; i-- {
+		escapes++
+	}
+	return escapes%2 == 0
 }
 
 // match returns the zone that answers qname/qtype. DS at a zone apex is answered by the
@@ -369,7 +402,7 @@ func (sz *servedZone) serve(z *zone.Zone, resign bool) {
 	}
 	z = z.WithSerial(n, prevZone)
 	sz.fileSerial = sz.fileZone.Serial
-	sz.cur.Store(newSnapshot(z, denial.New(sz.mode, z, prevDenial), sz.signer.Keys()))
+	sz.cur.Store(newSnapshot(z, denial.New(sz.mode, z, prevDenial), sz.signer.Keys(), sz.answerCache))
 	serialGauge.WithLabelValues(sz.origin).Set(float64(n))
 	sz.publishSoon()
 }

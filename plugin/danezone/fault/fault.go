@@ -602,6 +602,10 @@ func (c *clock) get() time.Time {
 	return c.now
 }
 
+// Empty reports that no fault is registered, pending or live: what the answer cache needs to
+// know to serve without asking Match and DataFor (whose counting it must not disturb).
+func (r *Registry) Empty() bool { return r.count.Load() == 0 && r.dsCount.Load() == 0 }
+
 // DataFor returns a live DS fault (ds-mismatch, insecure) whose DS appears in the answer for
 // qname without being asked for: a referral at or below the delegation carries the DS. The
 // query is not counted; share-limited faults are left out. TLSA faults change only the

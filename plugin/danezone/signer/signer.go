@@ -116,12 +116,19 @@ func (s *Signer) Sign(set *zone.RRset) ([]dns.RR, int, error) {
 // SignWith is Sign with the key set ks: the one of the snapshot being answered from, whose
 // DNSKEY set goes with it (the signer's may already be the next one).
 func (s *Signer) SignWith(set *zone.RRset, ks *keys.Set) ([]dns.RR, int, error) {
+	sigs, made, _, err := s.SignUntil(set, ks)
+	return sigs, made, err
+}
+
+// SignUntil is SignWith that also returns when the signatures are due for refresh: from then
+// on an answer holding them must not be served again (the answer cache keeps that time).
+func (s *Signer) SignUntil(set *zone.RRset, ks *keys.Set) ([]dns.RR, int, time.Time, error) {
 	now := s.Now()
 	e, made, err := s.signBy(set, ks, now, now)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, time.Time{}, err
 	}
-	return e.sigs, made, nil
+	return e.sigs, made, e.refreshAt, nil
 }
 
 // Ahead returns RRSIGs over set by ks that need no refresh before horizon (signing them anew
@@ -161,11 +168,18 @@ func (s *Signer) SignOnce(set *zone.RRset) ([]dns.RR, error) {
 
 // SignOnceWith is SignOnce with the key set ks.
 func (s *Signer) SignOnceWith(set *zone.RRset, ks *keys.Set) ([]dns.RR, error) {
+	sigs, _, err := s.SignOnceUntil(set, ks)
+	return sigs, err
+}
+
+// SignOnceUntil is SignOnceWith that also returns when the signatures are due for refresh, as
+// SignUntil does.
+func (s *Signer) SignOnceUntil(set *zone.RRset, ks *keys.Set) ([]dns.RR, time.Time, error) {
 	e, err := s.sign(set, ks, s.Now())
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	return e.sigs, nil
+	return e.sigs, e.refreshAt, nil
 }
 
 func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now, horizon time.Time) *entry {

@@ -1,0 +1,254 @@
+package danezone
+
+import (
+	"context"
+	"reflect"
+	"sync"
+
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	"github.com/coredns/coredns/request"
+	"github.com/danelab/danelab/plugin/danezone/denial"
+	"github.com/danelab/danelab/plugin/danezone/wire"
+	"github.com/danelab/danelab/plugin/danezone/zone"
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// defaultAnswerCache is the answer cache's bound per zone version, in responses: about 5 MB
+// of them at the sizes a mail domain's answers have.
+const defaultAnswerCache = 10000
+
+// maxAnswerCache bounds the directive: a million responses is about half a gigabyte.
+const maxAnswerCache = 1_000_000
+
+// cacheable reports whether the response to r may come from, and go to, the answer cache: a
+// query without EDNS options (they are echoed, and options such as cookies are per client) or
+// TSIG (the response is signed as it is written), written through the writers whose work the
+// cache knows how to do itself (see recorders).
+func cacheable(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) bool {
+	if (opt != nil && len(opt.Option) > 0) || r.IsTsig() != nil {
+		return false
+	}
+	_, ok := recorders(w, nil)
+	return ok
+}
+
+// recorders walks the writers between the handler and CoreDNS's ScrubWriter, whose work on a
+// message (request.SizeAndDo, request.Scrub) the cache does itself, and calls fn with each
+// recorder of the metrics and log plugins. It reports false when some other writer is there
+// (the dnssec or cache plugin's): it needs the message, not bytes.
+func recorders(w dns.ResponseWriter, fn func(*dnstest.Recorder)) (n int, ok bool) {
+	for range 32 {
+		switch x := w.(type) {
+		case *request.ScrubWriter:
+			return n, true
+		case *metrics.Recorder:
+			if fn != nil {
+				fn(x.Recorder)
+			}
+			w, n = x.ResponseWriter, n+1
+		case *dnstest.Recorder:
+			if fn != nil {
+				fn(x)
+			}
+			w, n = x.ResponseWriter, n+1
+		default:
+			// plugin.NextOrFailure wraps every writer it passes on in a writer that only
+			// notes which plugin wrote: its type is unexported, so it is known by example.
+			if reflect.TypeOf(w) != pluginWriter {
+				return n, false
+			}
+			w = reflect.ValueOf(w).Elem().Field(0).Interface().(dns.ResponseWriter)
+		}
+	}
+	return n, false
+}
+
+var pluginWriter = func() reflect.Type {
+	var t reflect.Type
+	plugin.NextOrFailure("danezone", plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, _ *dns.Msg) (int, error) {
+		t = reflect.TypeOf(w)
+		return 0, nil
+	}), context.Background(), nil, nil)
+	return t
+}()
+
+// observed tells the recorders above the ScrubWriter about a response written as bytes, as
+// their WriteMsg would have: its rcode and message.
+func observed(w dns.ResponseWriter, e *wire.Entry) {
+	recorders(w, func(r *dnstest.Recorder) { r.Rcode, r.Msg = e.Rcode, e.Msg })
+}
+
+func wireFlags(do, co bool, opt *dns.OPT, state request.Request) uint8 {
+	var f uint8
+	if do {
+		f |= wire.FlagDO
+	}
+	if co {
+		f |= wire.FlagCO
+	}
+	if opt != nil {
+		f |= wire.FlagOPT
+	}
+	if state.Proto() == "tcp" {
+		f |= wire.FlagTCP
+	}
+	if state.Family() == 2 {
+		f |= wire.FlagV6
+	}
+	return f
+}
+
+// negativeProof returns the key of an NXDOMAIN answer to qname that does not depend on the
+// name (no record owned by it): the SOA and the denial records, when those are the zone's own
+// (nsec and nsec3 chains, or none without DO); nil otherwise.
+func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode denial.Mode, q *wire.Query) *wire.Proof {
+	if do && mode == denial.Compacted { // the NSEC is at the name (RFC 9824 §3.1)
+		return nil
+	}
+	res := snap.z.Lookup(qname, qtype)
+	if res.Kind != zone.NXDomain {
+		return nil
+	}
+	p := &wire.Proof{Rcode: dns.RcodeNameError, Flags: q.Flags(), Size: q.Size()}
+	p.Sets[0] = snap.z.SOA
+	if do {
+		sets := snap.d.NXDomain(res.Encloser, res.NextCloser)
+		if len(sets) > len(p.Sets)-1 {
+			return nil
+		}
+		for i, s := range sets {
+			if s != nil && s.Ephemeral { // made for this name (white lies)
+				return nil
+			}
+			p.Sets[1+i] = s
+		}
+	}
+	return p
+}
+
+// fits reports whether a response of n octets (with its OPT record) goes out as the answer
+// path would send it: not truncated by danezone (truncate) and not compressed by CoreDNS
+// (request.Scrub).
+func fits(n int, state request.Request, opt *dns.OPT) bool {
+	if state.Proto() == "tcp" {
+		return n <= dns.MaxMsgSize
+	}
+	limit := dns.MinMsgSize
+	if opt != nil {
+		limit = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP)
+	}
+	if state.Family() == 2 {
+		limit = min(limit, 1220)
+	}
+	return n <= min(limit, state.Size())
+}
+
+var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1500); return &b }}
+
+var queries = sync.Pool{New: func() any { return new(wire.Query) }}
+
+// fromCache answers r from the answer cache when it can: the packed response to the same
+// question, or to a name denied by the same proof, from the version of the zone being served.
+// Anything it does not handle (faults registered, other opcodes and classes, transfers, EDNS
+// versions other than 0) goes to serve, which checks everything. Its frame is small: the
+// write below it runs on the same goroutine stack.
+func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) bool {
+	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery || r.Question[0].Qclass != dns.ClassINET ||
+		(d.faults != nil && !d.faults.Empty()) {
+		return false
+	}
+	qname, qtype := r.Question[0].Name, r.Question[0].Qtype
+	switch qtype {
+	case dns.TypeAXFR, dns.TypeIXFR, denial.TypeNXNAME:
+		return false
+	}
+	opt := r.IsEdns0()
+	if (opt != nil && opt.Version() != 0) || malformed(r) != dns.RcodeSuccess || !cacheable(w, r, opt) {
+		return false
+	}
+	set := d.zones.Load()
+	sz := set.match(qname, qtype)
+	if sz == nil {
+		return false
+	}
+	snap := sz.cur.Load()
+	if snap.answers == nil {
+		return false
+	}
+	state := request.Request{W: w, Req: r}
+	do := opt != nil && opt.Do() && !snap.unsigned()
+	q := queries.Get().(*wire.Query)
+	defer queries.Put(q)
+	if !q.Make(qname, qtype, wireFlags(do, do && opt.Co(), opt, state), uint16(state.Size())) {
+		return false
+	}
+	now := sz.signer.Now()
+	e := snap.answers.Get(q)
+	if e == nil || !e.Usable(now, set) {
+		e = nil
+		if p := negativeProof(snap, qname, qtype, do, sz.mode, q); p != nil {
+			if pe := snap.answers.GetProof(p); pe != nil && pe.Usable(now, set) && fits(pe.Len(q), state, opt) {
+				e = pe
+			}
+		}
+	}
+	if e == nil {
+		return false
+	}
+	c := d.counters(sz, metrics.WithServer(ctx))
+	c.kinds[e.Kind].Inc()
+	c.hits.Inc()
+	d.record(state, sz, nil, e.Rcode)
+	observed(w, e)
+	buf := wireBufs.Get().(*[]byte)
+	b := e.Append((*buf)[:0], r, q, qtype, opt)
+	w.Write(b) // an error is the transport's: as on the answer path, nothing else to send
+	*buf = b
+	wireBufs.Put(buf)
+	return true
+}
+
+// zoneCounters are a zone's per-query counters for one server label, looked up once rather
+// than per query.
+type zoneCounters struct {
+	server       string
+	kinds        [zone.DNAME + 1]prometheus.Counter
+	hits, misses prometheus.Counter
+}
+
+func (d *DaneZone) counters(sz *servedZone, server string) *zoneCounters {
+	if c := sz.counters.Load(); c != nil && c.server == server {
+		return c
+	}
+	c := &zoneCounters{server: server, hits: answerCacheHits.WithLabelValues(server, sz.origin),
+		misses: answerCacheMisses.WithLabelValues(server, sz.origin)}
+	for k := range c.kinds {
+		c.kinds[k] = responses.WithLabelValues(server, sz.origin, zone.Kind(k).String())
+	}
+	sz.counters.Store(c)
+	return c
+}
+
+// keep stores the response m, as written, in the answer cache: by its proof when it has one
+// that any name can use, by its question otherwise.
+func (d *DaneZone) keep(cache *wire.Cache, m *dns.Msg, q *wire.Query, proof *wire.Proof, a *answer, kind int, set *zoneSet) {
+	b, err := m.Pack() // the bytes the server sent: the writer packed this message as it is
+	if err != nil {
+		return
+	}
+	e, err := wire.Parse(b, q, m.IsEdns0() != nil)
+	if err != nil {
+		return
+	}
+	e.Set(m.Rcode, kind, m, a.until, set)
+	if proof != nil {
+		if zone.Kind(kind) == zone.NXDomain && !m.Truncated && e.Portable(m.Compress) {
+			cache.PutProof(proof, e)
+		}
+		return // a name asked once: a flood of them must not churn the cache
+	}
+	cache.Put(q, e)
+}

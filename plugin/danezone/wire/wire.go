@@ -1,0 +1,393 @@
+// Package wire owns danezone's answer cache: responses kept in their packed form (as a packet
+// cache keeps them), keyed by what changes their bytes, and patched per query for what does
+// not: the ID, the RD and CD flags, the letter case of the question name, and the OPT record's
+// size and flag fields. A cache belongs to one version of a zone and is dropped with it.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// The query properties that change a response's bytes, beside name, type and size.
+const (
+	FlagDO  = 1 << iota // DNSSEC OK, as the zone serves it (off for an unsigned zone)
+	FlagCO              // Compact Answers OK (RFC 9824 §4)
+	FlagOPT             // the query has an OPT record, so the response has one
+	FlagTCP             // not truncated; no UDP size rules
+	FlagV6              // over IPv6: CoreDNS compresses UDP answers above 1220 octets
+)
+
+// maxName is the longest name in wire form (RFC 1035 §2.3.4).
+const maxName = 255
+
+// Query is what a cache lookup needs of one query, built without allocating: the key (flags,
+// size, type, lowercase name) and the question name in wire form, spelled as asked.
+type Query struct {
+	key  [5 + maxName]byte
+	klen int
+	name [maxName]byte
+	nlen int
+}
+
+// Make fills q for qname (presentation form, as asked), qtype, the flags above and size (the
+// largest response the client takes: its EDNS size, 512 without EDNS, 65535 over TCP). It
+// reports false for names it does not cache: with escapes, or not fully qualified.
+func (q *Query) Make(qname string, qtype uint16, flags uint8, size uint16) bool {
+	q.key[0] = flags
+	binary.BigEndian.PutUint16(q.key[1:], size)
+	binary.BigEndian.PutUint16(q.key[3:], qtype)
+	if qname == "." {
+		q.name[0], q.key[5] = 0, 0
+		q.nlen, q.klen = 1, 6
+		return true
+	}
+	if len(qname)+1 > maxName || len(qname) == 0 || qname[len(qname)-1] != '.' {
+		return false
+	}
+	// Presentation to wire: each label's length, then its octets. An escape (\. or \DDD)
+	// would need decoding: such names are rare, and go the uncached way.
+	start := 0
+	for i := 0; i < len(qname); i++ {
+		c := qname[i]
+		if c == '\\' {
+			return false
+		}
+		if c == '.' {
+			n := i - start
+			if n == 0 || n > 63 {
+				return false
+			}
+			q.name[start] = byte(n)
+			q.key[5+start] = byte(n)
+			start = i + 1
+			continue
+		}
+		q.name[i+1] = c
+		q.key[5+i+1] = lower(c)
+	}
+	q.name[len(qname)] = 0
+	q.key[5+len(qname)] = 0
+	q.nlen = len(qname) + 1
+	q.klen = 5 + q.nlen
+	return true
+}
+
+// Flags returns the flags q was made with.
+func (q *Query) Flags() uint8 { return q.key[0] }
+
+// Size returns the size q was made with.
+func (q *Query) Size() uint16 { return binary.BigEndian.Uint16(q.key[1:]) }
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// Entry is one cached response.
+type Entry struct {
+	head   [12]byte // the header as first sent
+	body   []byte   // everything after the question
+	qlen   int      // wire length of the question name
+	names  []int    // offsets in body of answer owners spelled as the question name
+	opt    int      // offset in body of the OPT record, or -1
+	Rcode  int
+	Kind   int      // the caller's classification, for its metrics
+	Msg    *dns.Msg // the response as built, for observers (the log and metrics plugins)
+	until  time.Time
+	source any // what the answer was resolved in, beyond the zone version (see Get)
+}
+
+var errShape = errors.New("response not in the shape the cache keeps")
+
+// Parse makes an entry of a packed response to the query q. A response whose answer owners
+// spell the question name through a compression pointer other than one to the question itself
+// is refused (errShape): patching the letter case would not reach them.
+func Parse(msg []byte, q *Query, opt bool) (*Entry, error) {
+	if len(msg) < 12+q.nlen+4 || binary.BigEndian.Uint16(msg[4:]) != 1 {
+		return nil, errShape
+	}
+	e := &Entry{opt: -1, qlen: q.nlen}
+	copy(e.head[:], msg[:12])
+	if !equalFold(msg[12:12+q.nlen], q.name[:q.nlen]) {
+		return nil, fmt.Errorf("%w: question %q", errShape, msg[12:12+q.nlen])
+	}
+	start := 12 + q.nlen + 4
+	e.body = msg[start:]
+	an := int(binary.BigEndian.Uint16(msg[6:]))
+	ns := int(binary.BigEndian.Uint16(msg[8:]))
+	ar := int(binary.BigEndian.Uint16(msg[10:]))
+	off := start
+	for i := 0; i < an+ns+ar; i++ {
+		owner := off
+		literal, end, err := skipName(msg, off)
+		if err != nil {
+			return nil, err
+		}
+		if i < an {
+			// RFC 1034 §3.1 leaves case to the server: danezone spells answer owners that are
+			// the question name as the question spells it.
+			if literal && end-owner == q.nlen && equalFold(msg[owner:end], q.name[:q.nlen]) {
+				e.names = append(e.names, owner-start)
+			} else if !literal && !(end-owner == 2 && binary.BigEndian.Uint16(msg[owner:])&0x3fff == 12) {
+				// A pointer elsewhere, or labels then a pointer: possibly the question name.
+				if n, err := readName(msg, owner); err != nil || equalFold(n, q.name[:q.nlen]) {
+					return nil, errShape
+				}
+			}
+		}
+		if end+10 > len(msg) {
+			return nil, errShape
+		}
+		rdlen := int(binary.BigEndian.Uint16(msg[end+8:]))
+		if i == an+ns+ar-1 && opt && binary.BigEndian.Uint16(msg[end:]) == dns.TypeOPT && end-owner == 1 {
+			if rdlen != 0 { // options are the query's, echoed: those queries are not cached
+				return nil, errShape
+			}
+			e.opt = owner - start
+		}
+		off = end + 10 + rdlen
+		if off > len(msg) {
+			return nil, errShape
+		}
+	}
+	if off != len(msg) || opt != (e.opt >= 0) {
+		return nil, errShape
+	}
+	return e, nil
+}
+
+// skipName returns the end of the name at off, and whether it is written out in full (no
+// compression pointer).
+func skipName(msg []byte, off int) (literal bool, end int, err error) {
+	for off < len(msg) {
+		c := int(msg[off])
+		switch {
+		case c == 0:
+			return true, off + 1, nil
+		case c&0xc0 == 0xc0:
+			return false, off + 2, nil
+		case c&0xc0 != 0:
+			return false, 0, errShape
+		}
+		off += 1 + c
+	}
+	return false, 0, errShape
+}
+
+// readName returns the name at off in wire form, following compression pointers backwards.
+func readName(msg []byte, off int) ([]byte, error) {
+	var out []byte
+	for hops := 0; off < len(msg); {
+		c := int(msg[off])
+		switch {
+		case c == 0:
+			return append(out, 0), nil
+		case c&0xc0 == 0xc0:
+			if off+1 >= len(msg) || hops > 126 {
+				return nil, errShape
+			}
+			next := int(binary.BigEndian.Uint16(msg[off:]) & 0x3fff)
+			if next >= off {
+				return nil, errShape
+			}
+			off, hops = next, hops+1
+			continue
+		case c&0xc0 != 0 || off+1+c > len(msg):
+			return nil, errShape
+		}
+		out = append(out, msg[off:off+1+c]...)
+		off += 1 + c
+		if len(out) > maxName {
+			return nil, errShape
+		}
+	}
+	return nil, errShape
+}
+
+func equalFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// Set records what the entry holds beyond its bytes: the caller's classification, the
+// message for observers, the moment a signature in it is due for refresh (zero: none), and
+// the source it was resolved in, which must still be the one served for the entry to be.
+func (e *Entry) Set(rcode, kind int, m *dns.Msg, until time.Time, source any) {
+	e.Rcode, e.Kind, e.Msg, e.until, e.source = rcode, kind, m, until, source
+}
+
+// Usable reports whether the entry may answer now, resolved as it was in source.
+func (e *Entry) Usable(now time.Time, source any) bool {
+	return e.source == source && (e.until.IsZero() || now.Before(e.until))
+}
+
+// Len is the size of the response to q from this entry.
+func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body) }
+
+// Portable reports whether the entry can answer a question of another name: nothing in it
+// depends on where the question ends (no answer owner spelled as the question name) and no
+// compression pointer reaches into it (compressed is how it was packed).
+func (e *Entry) Portable(compressed bool) bool { return !compressed && len(e.names) == 0 }
+
+// Append appends the response for the query r (its ID, RD and CD flags, and OPT record's size
+// and flags) and q (its question name as spelled) to dst.
+func (e *Entry) Append(dst []byte, r *dns.Msg, q *Query, qtype uint16, opt *dns.OPT) []byte {
+	n := len(dst)
+	dst = append(dst, e.head[:]...)
+	h := dst[n:]
+	binary.BigEndian.PutUint16(h, r.Id)
+	// RFC 1035 §4.1.1: RD is copied; RFC 4035 §3.2.2: so is CD.
+	h[2] &^= 0x01
+	if r.RecursionDesired {
+		h[2] |= 0x01
+	}
+	h[3] &^= 0x10
+	if r.CheckingDisabled {
+		h[3] |= 0x10
+	}
+	dst = append(dst, q.name[:q.nlen]...)
+	dst = binary.BigEndian.AppendUint16(dst, qtype)
+	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
+	b := len(dst)
+	dst = append(dst, e.body...)
+	body := dst[b:]
+	for _, o := range e.names {
+		copy(body[o:], q.name[:q.nlen])
+	}
+	if e.opt >= 0 && opt != nil {
+		// What CoreDNS's ScrubWriter makes of the query's OPT record (request.SizeAndDo):
+		// its size field, its flags with the extended rcode and version cleared.
+		o := body[e.opt:]
+		binary.BigEndian.PutUint16(o[3:], opt.Hdr.Class)
+		binary.BigEndian.PutUint32(o[5:], opt.Hdr.Ttl&0xff00)
+	}
+	return dst
+}
+
+// Cache holds the entries of one zone version, up to a bound.
+type Cache struct {
+	seed   maphash.Seed
+	per    int // entries per shard
+	shards [16]shard
+}
+
+type shard struct {
+	mu     sync.RWMutex
+	names  map[string]*Entry // by Query key
+	proofs map[Proof]*Entry
+}
+
+// Proof keys a negative answer that does not depend on the name asked: the RRsets of its
+// authority section (identities, which the zone version keeps alive), its rcode and the
+// query's flags and size. Any name whose answer is made of those RRsets gets those bytes.
+type Proof struct {
+	Sets  [4]any
+	Rcode uint8
+	Flags uint8
+	Size  uint16
+}
+
+// New returns a cache for up to size entries (at least one per shard).
+func New(size int) *Cache {
+	c := &Cache{seed: maphash.MakeSeed(), per: max(size/16, 1)}
+	for i := range c.shards {
+		c.shards[i].names = map[string]*Entry{}
+		c.shards[i].proofs = map[Proof]*Entry{}
+	}
+	return c
+}
+
+func (c *Cache) shard(key []byte) *shard {
+	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
+}
+
+// Get returns the entry for q, or nil.
+func (c *Cache) Get(q *Query) *Entry {
+	key := q.key[:q.klen]
+	s := c.shard(key)
+	s.mu.RLock()
+	e := s.names[string(key)]
+	s.mu.RUnlock()
+	return e
+}
+
+// Put stores e for q, evicting an arbitrary entry of its shard when the shard is full.
+func (c *Cache) Put(q *Query, e *Entry) {
+	key := q.key[:q.klen]
+	s := c.shard(key)
+	s.mu.Lock()
+	if _, ok := s.names[string(key)]; !ok && len(s.names)+len(s.proofs) >= c.per {
+		s.evict()
+	}
+	s.names[string(key)] = e
+	s.mu.Unlock()
+}
+
+func (c *Cache) proofShard(p *Proof) *shard {
+	var b [8]byte
+	binary.BigEndian.PutUint16(b[:], p.Size)
+	b[2], b[3] = p.Rcode, p.Flags
+	h := maphash.Comparable(c.seed, p.Sets)
+	return &c.shards[(h^maphash.Bytes(c.seed, b[:]))%uint64(len(c.shards))]
+}
+
+// GetProof returns the entry for a negative answer made of p's RRsets, or nil.
+func (c *Cache) GetProof(p *Proof) *Entry {
+	s := c.proofShard(p)
+	s.mu.RLock()
+	e := s.proofs[*p]
+	s.mu.RUnlock()
+	return e
+}
+
+// PutProof stores e for p.
+func (c *Cache) PutProof(p *Proof, e *Entry) {
+	s := c.proofShard(p)
+	s.mu.Lock()
+	if _, ok := s.proofs[*p]; !ok && len(s.names)+len(s.proofs) >= c.per {
+		s.evict()
+	}
+	s.proofs[*p] = e
+	s.mu.Unlock()
+}
+
+// evict drops one entry: the first a map iteration yields, which Go randomises. Under a flood
+// of names asked once the cache keeps turning over instead of growing.
+func (s *shard) evict() {
+	for k := range s.names {
+		delete(s.names, k)
+		return
+	}
+	for k := range s.proofs {
+		delete(s.proofs, k)
+		return
+	}
+}
+
+// Len returns the number of entries.
+func (c *Cache) Len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.names) + len(s.proofs)
+		s.mu.RUnlock()
+	}
+	return n
+}
