@@ -104,29 +104,29 @@ func wireFlags(do, co bool, opt *dns.OPT, state request.Request) uint8 {
 // negativeProof returns the key of an NXDOMAIN answer to qname that does not depend on the
 // name (no record owned by it): the SOA and the denial records, when those are the zone's own
 // (nsec and nsec3 chains, or none without DO); nil otherwise.
-func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode denial.Mode, q *wire.Query) *wire.Proof {
+func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode denial.Mode, q *wire.Query) (p wire.Proof, ok bool) {
 	if do && mode == denial.Compacted { // the NSEC is at the name (RFC 9824 §3.1)
-		return nil
+		return p, false
 	}
 	res := snap.z.Lookup(qname, qtype)
 	if res.Kind != zone.NXDomain {
-		return nil
+		return p, false
 	}
-	p := &wire.Proof{Rcode: dns.RcodeNameError, Flags: q.Flags(), Size: q.Size()}
+	p = wire.Proof{Rcode: dns.RcodeNameError, Flags: q.Flags(), Size: q.Size()}
 	p.Sets[0] = snap.z.SOA
 	if do {
 		sets := snap.d.NXDomain(res.Encloser, res.NextCloser)
 		if len(sets) > len(p.Sets)-1 {
-			return nil
+			return p, false
 		}
 		for i, s := range sets {
 			if s != nil && s.Ephemeral { // made for this name (white lies)
-				return nil
+				return p, false
 			}
 			p.Sets[1+i] = s
 		}
 	}
-	return p
+	return p, true
 }
 
 // fits reports whether a response of n octets (with its OPT record) goes out as the answer
@@ -189,8 +189,8 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	e := snap.answers.Get(q)
 	if e == nil || !e.Usable(now, set) {
 		e = nil
-		if p := negativeProof(snap, qname, qtype, do, sz.mode, q); p != nil {
-			if pe := snap.answers.GetProof(p); pe != nil && pe.Usable(now, set) && fits(pe.Len(q), state, opt) {
+		if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
+			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(now, set) && fits(pe.Len(q), state, opt) {
 				e = pe
 			}
 		}
@@ -235,6 +235,7 @@ func (d *DaneZone) counters(sz *servedZone, server string) *zoneCounters {
 // keep stores the response m, as written, in the answer cache: by its proof when it has one
 // that any name can use, by its question otherwise.
 func (d *DaneZone) keep(cache *wire.Cache, m *dns.Msg, q *wire.Query, proof *wire.Proof, a *answer, kind int, set *zoneSet) {
+	// proof is nil for an answer to be kept by its question.
 	b, err := m.Pack() // the bytes the server sent: the writer packed this message as it is
 	if err != nil {
 		return

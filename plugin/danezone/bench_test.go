@@ -31,17 +31,29 @@ func BenchmarkNXDOMAIN(b *testing.B) {
 	}
 }
 
-// BenchmarkCachedAnswer is the answer cache's hit path: the same question again, written
-// through CoreDNS's ScrubWriter.
+// BenchmarkCachedAnswer is the answer cache's hit path, written through CoreDNS's
+// ScrubWriter: the same question again, and names never asked before whose NXDOMAIN is made
+// of the same proof.
 func BenchmarkCachedAnswer(b *testing.B) {
 	d, _ := newTestZone(b, denial.NSEC)
-	m := new(dns.Msg)
-	m.SetQuestion("example.test.", dns.TypeMX)
-	m.SetEdns0(1232, true)
 	tw := &test.ResponseWriter{}
-	d.ServeDNS(context.Background(), request.NewScrubWriter(m, tw), m)
-	b.ReportAllocs()
-	for b.Loop() {
-		d.ServeDNS(context.Background(), request.NewScrubWriter(m, tw), m)
+	for _, tc := range []struct {
+		name  string
+		qname func(i int) string
+	}{
+		{"same", func(int) string { return "example.test." }},
+		{"proof", func(i int) string { return "zz" + strconv.Itoa(i) + ".example.test." }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := new(dns.Msg)
+			m.SetQuestion(tc.qname(-1), dns.TypeMX)
+			m.SetEdns0(1232, true)
+			d.ServeDNS(context.Background(), request.NewScrubWriter(m, tw), m)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				m.Question[0].Name = tc.qname(i)
+				d.ServeDNS(context.Background(), request.NewScrubWriter(m, tw), m)
+			}
+		})
 	}
 }

@@ -170,7 +170,9 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		q = queries.Get().(*wire.Query)
 		defer queries.Put(q)
 		if q.Make(r.Question[0].Name, qtype, wireFlags(do, co, opt, state), uint16(state.Size())) {
-			proof = negativeProof(snap, qname, qtype, do, sz.mode, q)
+			if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
+				proof = &p
+			}
 			d.counters(sz, server).misses.Inc()
 		} else {
 			cache = nil

@@ -307,6 +307,5 @@ func (c *chain) Match(n *zone.Node) *zone.RRset {
 }
 
 func (c *chain) Cover(name string) *zone.RRset {
-	prev, _ := c.z.Predecessor(name)
-	return c.sets[c.z.Index(prev)]
+	return c.sets[c.z.PredecessorIndex(name)]
 }

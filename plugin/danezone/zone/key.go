@@ -1,8 +1,6 @@
 package zone
 
 import (
-	"strings"
-
 	"github.com/miekg/dns"
 )
 
@@ -19,37 +17,52 @@ func Key(name string) string {
 // keyBounds returns Key(name) and the end offset in the key of each label from the right:
 // bounds[i] is the length of the key of the ancestor with i+1 labels.
 func keyBounds(name string) (string, []int) {
-	name = dns.Fqdn(name)
-	if name == "." {
-		return "", nil
-	}
-	starts := dns.Split(name)
-	var b strings.Builder
-	b.Grow(len(name) + 2)
-	bounds := make([]int, 0, len(starts))
-	end := len(name) - 1 // drop the trailing dot
-	for i := len(starts) - 1; i >= 0; i-- {
-		label := name[starts[i]:end]
-		end = starts[i] - 1
-		appendLabel(&b, label)
-		b.WriteByte(0)
-		bounds = append(bounds, b.Len())
-	}
-	return b.String(), bounds
+	b, bounds := appendKey(make([]byte, 0, len(name)+2), make([]int, 0, 8), name)
+	return string(b), bounds
 }
 
-// appendLabel writes the canonical form of one presentation-format label.
-func appendLabel(b *strings.Builder, label string) {
+// appendKey appends Key(name) to dst and, unless bounds is nil, the bounds of keyBounds to
+// bounds. It allocates nothing when they have room: lookups call it with arrays on the stack.
+func appendKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T) {
+	if name == "" || name == "." {
+		return dst, bounds
+	}
+	if name[len(name)-1] != '.' || (len(name) > 1 && name[len(name)-2] == '\\') {
+		name = dns.Fqdn(name)
+	}
+	// Label starts, left to right (dns.NextLabel knows escapes); then the labels right to left.
+	var starts [128]uint16
+	n := 0
+	for off, end := 0, false; !end && n < len(starts); off, end = dns.NextLabel(name, off) {
+		starts[n] = uint16(off)
+		n++
+	}
+	end := len(name) - 1 // drop the trailing dot
+	for i := n - 1; i >= 0; i-- {
+		label := name[starts[i]:end]
+		end = int(starts[i]) - 1
+		dst = appendLabel(dst, label)
+		dst = append(dst, 0)
+		if bounds != nil {
+			bounds = append(bounds, T(len(dst)))
+		}
+	}
+	return dst, bounds
+}
+
+// appendLabel appends the canonical form of one presentation-format label.
+func appendLabel(dst []byte, label string) []byte {
 	var buf [64]byte
 	for _, c := range AppendOctets(buf[:0], label) {
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
 		if c <= 1 {
-			b.WriteByte(1)
+			dst = append(dst, 1)
 		}
-		b.WriteByte(c)
+		dst = append(dst, c)
 	}
+	return dst
 }
 
 // AppendOctets appends the octets of a presentation-format label to dst, resolving \DDD and

@@ -32,11 +32,19 @@ type Result struct {
 	NextCloser string
 }
 
+// maxName is the longest name in wire form (RFC 1035 §2.3.4); its key is at most twice as long
+// (0x00 and 0x01 escaped).
+const maxName = 255
+
 // Lookup finds qname (any case) and qtype in the zone. qname must be at or below the origin.
 // DS and NSEC at a delegation point are answered from this, the parent side (RFC 4035
 // §3.1.4.1). ANY returns the node's first RRset (RFC 8482 §4.1).
 func (z *Zone) Lookup(qname string, qtype uint16) Result {
-	key, bounds := keyBounds(qname)
+	// The key and its label bounds on the stack: this runs for every query the answer cache
+	// does not answer, and for every NXDOMAIN it does.
+	var kb [2*maxName + 2]byte
+	var bb [128]uint16
+	key, bounds := appendKey(kb[:0], bb[:0], qname)
 	nl := len(bounds)
 	var last *Node
 	depth := z.originLabels
@@ -45,7 +53,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		if i == 0 {
 			n = z.nodes[""]
 		} else {
-			n = z.nodes[key[:bounds[i-1]]]
+			n = z.nodes[string(key[:bounds[i-1]])]
 		}
 		if n == nil {
 			break
@@ -63,7 +71,13 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 	}
 	ce := last.Name
 	nc := nameWithLabels(qname, nl-depth-1)
-	if wc := z.nodes[Key("*."+ce)]; wc != nil {
+	// The wildcard's key is the closest encloser's with the label "*" after it.
+	wk := key[:0]
+	if depth > 0 {
+		wk = key[:bounds[depth-1]]
+	}
+	wk = append(wk, '*', 0) // over the rest of the key, which is not needed any more
+	if wc := z.nodes[string(wk)]; wc != nil {
 		return match(wc, qtype, true, ce, nc)
 	}
 	return Result{Kind: NXDomain, Encloser: ce, NextCloser: Canonical(nc)}

@@ -157,6 +157,26 @@ func (z *Zone) Predecessor(name string) (prev *Node, next *Node) {
 	return z.chain[p], z.chain[j]
 }
 
+// PredecessorIndex returns the position in the chain of Predecessor(name), without
+// allocating: the NSEC that covers a name that does not exist.
+func (z *Zone) PredecessorIndex(name string) int {
+	var kb [2*maxName + 2]byte
+	key, _ := appendKey(kb[:0], []uint16(nil), name)
+	lo, hi := 0, len(z.chainKeys) // the first key >= key
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if z.chainKeys[m] < string(key) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return len(z.chain) - 1
+	}
+	return lo - 1
+}
+
 // Next returns the authoritative name following n in the chain (wrapping to the apex).
 func (z *Zone) Next(n *Node) *Node {
 	k := Key(n.Name)
