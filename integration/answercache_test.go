@@ -1,0 +1,313 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// cacheHits reads the answer cache's hit counter from the server's metrics.
+func cacheHits(t *testing.T, metricsAddr string) int {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^coredns_danezone_answer_cache_hits_total\{[^}]*\} (\d+)`).FindAllStringSubmatch(string(b), -1) {
+		v, _ := strconv.Atoi(m[1])
+		n += v
+	}
+	return n
+}
+
+// mixCase spells name with random letter case, as a resolver using 0x20 does.
+func mixCase(rng *rand.Rand, name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' && rng.IntN(2) == 0 {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// exchange sends m and returns the response, checked for the ID.
+func exchange(t *testing.T, addr string, m *dns.Msg, tcp bool) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: "udp", Timeout: 3 * time.Second, UDPSize: 65535}
+	if tcp {
+		c.Net = "tcp"
+	}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", m.Question[0].Name, dns.TypeToString[m.Question[0].Qtype], err)
+	}
+	if r.Id != m.Id {
+		t.Fatalf("%s: response ID %d for query %d", m.Question[0].Name, r.Id, m.Id)
+	}
+	return r
+}
+
+// normal is a response in presentation form without its ID, to compare responses to
+// different queries. With fresh, the signatures' validity and signature are left out: the
+// per-answer modes sign each uncached answer anew, with a jittered expiration.
+func normal(r *dns.Msg, fresh bool) string {
+	c := r.Copy()
+	c.Id = 0
+	if fresh {
+		for _, rr := range append(append(c.Answer[:len(c.Answer):len(c.Answer)], c.Ns...), c.Extra...) {
+			if sig, ok := rr.(*dns.RRSIG); ok {
+				sig.Inception, sig.Expiration, sig.Signature = 0, 0, ""
+			}
+		}
+	}
+	return c.String()
+}
+
+// TestAnswerCacheSameBytes asks every kind of question three ways: with an EDNS option the
+// server does not echo (which the answer cache never answers), then twice without (the first
+// may fill the cache, the second comes from it, as a different name's NXDOMAIN may). All three
+// must be the same response, down to the letter case of the question and the answer owners,
+// the RD and CD flags, the OPT record and truncation, for DO and not, UDP sizes 512 to 4096,
+// without EDNS and over TCP. The server's own metrics show the cache answered.
+func TestAnswerCacheSameBytes(t *testing.T) {
+	t.Parallel()
+	metrics, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metrics)
+	for _, mode := range []string{"nsec", "nsec3", "nsec3-narrow", "compact"} {
+		t.Run(mode, func(t *testing.T) {
+			srv := StartServer(t, ServerConfig{Zones: map[string]string{"example.test": RepoZone(t, "example.test.zone")},
+				Denial: mode, Block: []string{"prometheus " + metricsAddr}})
+			rng := rand.New(rand.NewPCG(uint64(len(mode)), 7))
+			questions := []struct {
+				name  string
+				qtype uint16
+			}{
+				{"example.test.", dns.TypeMX}, {"example.test.", dns.TypeSOA}, {"example.test.", dns.TypeDNSKEY},
+				{"example.test.", dns.TypeTXT}, {"example.test.", dns.TypeNS}, {"example.test.", dns.TypeANY},
+				{"mx1.example.test.", dns.TypeA}, {"mx1.example.test.", dns.TypeAAAA}, {"mx1.example.test.", dns.TypeMX},
+				{"_25._tcp.mx1.example.test.", dns.TypeTLSA}, {"_tcp.mx1.example.test.", dns.TypeA},
+				{"mail.example.test.", dns.TypeA}, {"webmail.example.test.", dns.TypeA}, {"webmail.example.test.", dns.TypeTLSA},
+				{"alice.users.example.test.", dns.TypeMX}, {"bob.users.example.test.", dns.TypeTXT},
+				{"x.signed.example.test.", dns.TypeA}, {"signed.example.test.", dns.TypeDS}, {"unsigned.example.test.", dns.TypeDS},
+				{"mx1.example.test.", dns.TypeNSEC}, {"mx1.example.test.", dns.TypeRRSIG},
+			}
+			for i := range 12 { // names that do not exist, some in the same gap of the chain
+				questions = append(questions, struct {
+					name  string
+					qtype uint16
+				}{fmt.Sprintf("nx%d.example.test.", i%4*100+i), dns.TypeA},
+					struct {
+						name  string
+						qtype uint16
+					}{fmt.Sprintf("zz%d.mx1.example.test.", i), dns.TypeTXT})
+			}
+			before := cacheHits(t, metricsAddr)
+			compared := 0
+			for _, q := range questions {
+				for _, v := range []struct {
+					do, noEDNS, tcp bool
+					size            uint16
+				}{{do: true, size: 1232}, {do: true, size: 4096}, {do: true, size: 512}, {do: false, size: 1232},
+					{noEDNS: true}, {do: true, size: 1232, tcp: true}} {
+					name := mixCase(rng, q.name)
+					rd, cd := rng.IntN(2) == 0, rng.IntN(2) == 0
+					ask := func(option bool) *dns.Msg {
+						m := new(dns.Msg)
+						m.SetQuestion(name, q.qtype)
+						m.RecursionDesired, m.CheckingDisabled = rd, cd
+						if !v.noEDNS {
+							m.SetEdns0(v.size, v.do)
+							if option {
+								o := m.IsEdns0()
+								o.Option = append(o.Option, &dns.EDNS0_LOCAL{Code: 65001})
+							}
+						}
+						return exchange(t, srv.Addr, m, v.tcp)
+					}
+					var ref *dns.Msg
+					if !v.noEDNS {
+						ref = ask(true)
+					}
+					first, second := ask(false), ask(false)
+					if ref == nil {
+						ref = first
+					}
+					label := fmt.Sprintf("%s %s do=%v size=%d noedns=%v tcp=%v", name, dns.TypeToString[q.qtype], v.do, v.size, v.noEDNS, v.tcp)
+					fresh := mode != "nsec" && mode != "nsec3"
+					if normal(first, fresh) != normal(ref, fresh) {
+						t.Errorf("%s: response differs from the uncached one:\n%s\nuncached:\n%s", label, first, ref)
+					}
+					if normal(second, fresh) != normal(ref, fresh) {
+						t.Errorf("%s: cached response differs from the uncached one:\n%s\nuncached:\n%s", label, second, ref)
+					}
+					if second.Question[0].Name != name {
+						t.Errorf("%s: question spelled %s", label, second.Question[0].Name)
+					}
+					compared++
+				}
+			}
+			hits := cacheHits(t, metricsAddr) - before
+			// Every second plain query at least, and more (the proofs shared by names).
+			if hits < compared {
+				t.Errorf("the answer cache answered %d of %d repeated questions", hits, compared)
+			}
+			t.Logf("%d questions compared, %d answered from the cache", compared, hits)
+		})
+	}
+}
+
+// TestAnswerCacheZoneFlip changes the zone under a flood of queries from the cache (positive,
+// NODATA and NXDOMAIN, with DO): once any response carries the new version, no query sent
+// after it is answered from the old one. Every response must be one version throughout: the
+// TXT record and the SOA serial of the negative answers say which.
+func TestAnswerCacheZoneFlip(t *testing.T) {
+	t.Parallel()
+	orig := RepoZone(t, "example.test.zone")
+	srv := StartServer(t, ServerConfig{Zones: map[string]string{"example.test": orig}, Reload: "100ms"})
+	const oldSerial, newSerial = 2026112201, 2026112299
+	re := regexp.MustCompile(`(?m)^(_dmarc\s+IN\s+TXT\s+)`)
+	if !re.MatchString(orig) {
+		t.Fatal("test bug: no _dmarc TXT line in zones/example.test.zone")
+	}
+	newZone := re.ReplaceAllString(bumpSerial(t, orig, newSerial), `${1}"flip" `)
+	questions := []struct {
+		name  string
+		qtype uint16
+	}{{"_dmarc.example.test.", dns.TypeTXT}, {"mx1.example.test.", dns.TypeTXT}, {"nx1.example.test.", dns.TypeA},
+		{"nx2.example.test.", dns.TypeA}, {"www.example.test.", dns.TypeMX}}
+
+	// version says which zone a response comes from: 1 old, 2 new, 0 cannot tell.
+	version := func(r *dns.Msg) int {
+		for _, rr := range r.Answer {
+			if txt, ok := rr.(*dns.TXT); ok && strings.HasPrefix(txt.Hdr.Name, "_dmarc") {
+				if len(txt.Txt) > 0 && txt.Txt[0] == "flip" {
+					return 2
+				}
+				return 1
+			}
+		}
+		for _, rr := range r.Ns {
+			if soa, ok := rr.(*dns.SOA); ok {
+				switch soa.Serial {
+				case oldSerial:
+					return 1
+				case newSerial:
+					return 2
+				}
+			}
+		}
+		return 0
+	}
+	type result struct {
+		sent, got time.Time
+		v         int
+		name      string
+	}
+	var (
+		mu       sync.Mutex
+		results  []result
+		firstNew atomic.Int64 // UnixNano when a response of the new version first arrived
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+		failures atomic.Int32
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &dns.Client{Net: "udp", Timeout: 2 * time.Second, UDPSize: 65535}
+			for i := w; !stop.Load(); i++ {
+				q := questions[i%len(questions)]
+				m := new(dns.Msg)
+				m.SetQuestion(q.name, q.qtype)
+				m.SetEdns0(1232, true)
+				sent := time.Now()
+				r, _, err := c.Exchange(m, srv.Addr)
+				got := time.Now()
+				if err != nil || r.Truncated {
+					failures.Add(1)
+					continue
+				}
+				v := version(r)
+				if v == 2 {
+					firstNew.CompareAndSwap(0, got.UnixNano())
+				}
+				mu.Lock()
+				results = append(results, result{sent, got, v, q.name})
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond) // the cache fills with the old version
+	tmp := srv.ZoneFile("example.test") + ".new"
+	if err := os.WriteFile(tmp, []byte(newZone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, srv.ZoneFile("example.test")); err != nil {
+		t.Fatal(err)
+	}
+	if msg := waitFor(10*time.Second, func() string {
+		if firstNew.Load() == 0 {
+			return "no response of the new version"
+		}
+		return ""
+	}); msg != "" {
+		stop.Store(true)
+		wg.Wait()
+		t.Fatal(msg)
+	}
+	time.Sleep(700 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+
+	switchAt := time.Unix(0, firstNew.Load())
+	var before, after, stale, unknown int
+	for _, r := range results {
+		switch {
+		case r.v == 0:
+			unknown++
+		case r.sent.After(switchAt):
+			after++
+			if r.v != 2 {
+				stale++
+				if stale <= 5 {
+					t.Errorf("%s sent %s after the first new answer: answered from the old version", r.name, r.sent.Sub(switchAt))
+				}
+			}
+		case r.v == 1:
+			before++
+		}
+	}
+	if unknown > 0 || failures.Load() > 0 {
+		t.Errorf("%d responses of no known version, %d failed queries", unknown, failures.Load())
+	}
+	if before < 100 || after < 100 {
+		t.Errorf("flood too thin to judge: %d old answers before the switch, %d after", before, after)
+	}
+	if stale > 0 {
+		t.Errorf("%d of %d responses to queries sent after the switch came from the old version", stale, after)
+	}
+	t.Logf("%d responses before the switch, %d after (none stale)", before, after)
+}
