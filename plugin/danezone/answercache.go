@@ -187,10 +187,10 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	}
 	now := sz.signer.Now()
 	e := snap.answers.Get(q)
-	if e == nil || !e.Usable(now, set) {
+	if e == nil || !e.Usable(q, now, set) {
 		e = nil
 		if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
-			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(now, set) && fits(pe.Len(q), state, opt) {
+			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(q, now, set) && fits(pe.Len(q), state, opt) {
 				e = pe
 			}
 		}
@@ -240,13 +240,13 @@ func (d *DaneZone) keep(cache *wire.Cache, m *dns.Msg, q *wire.Query, proof *wir
 	if err != nil {
 		return
 	}
-	e, err := wire.Parse(b, q, m.IsEdns0() != nil)
+	e, err := wire.Parse(b, q, m.IsEdns0() != nil, m.Compress)
 	if err != nil {
 		return
 	}
 	e.Set(m.Rcode, kind, m, a.until, set)
 	if proof != nil {
-		if zone.Kind(kind) == zone.NXDomain && !m.Truncated && e.Portable(m.Compress) {
+		if zone.Kind(kind) == zone.NXDomain && !m.Truncated && e.Portable() {
 			cache.PutProof(proof, e)
 		}
 		return // a name asked once: a flood of them must not churn the cache

@@ -104,19 +104,28 @@ type Entry struct {
 	Msg    *dns.Msg // the response as built, for observers (the log and metrics plugins)
 	until  time.Time
 	source any // what the answer was resolved in, beyond the zone version (see Get)
+	// spelled is the question name as asked when the entry serves only that spelling (a
+	// compressed response), nil otherwise.
+	spelled []byte
 }
 
 var errShape = errors.New("response not in the shape the cache keeps")
 
-// Parse makes an entry of a packed response to the query q. A response whose answer owners
-// spell the question name through a compression pointer other than one to the question itself
-// is refused (errShape): patching the letter case would not reach them.
-func Parse(msg []byte, q *Query, opt bool) (*Entry, error) {
+// Parse makes an entry of a packed response to the query q; opt says the query had an OPT
+// record, compressed that the response was packed with name compression. A response whose
+// answer owners spell the question name through a compression pointer other than one to the
+// question itself is refused (errShape): patching the letter case would not reach them.
+func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
 	if len(msg) < 12+q.nlen+4 || binary.BigEndian.Uint16(msg[4:]) != 1 {
 		return nil, errShape
 	}
 	e := &Entry{opt: -1, qlen: q.nlen}
 	copy(e.head[:], msg[:12])
+	if compressed {
+		// Other names may point into the question (miekg/dns compresses case-sensitively):
+		// the bytes are right only for this spelling.
+		e.spelled = append([]byte(nil), msg[12:12+q.nlen]...)
+	}
 	if !equalFold(msg[12:12+q.nlen], q.name[:q.nlen]) {
 		return nil, fmt.Errorf("%w: question %q", errShape, msg[12:12+q.nlen])
 	}
@@ -148,7 +157,7 @@ func Parse(msg []byte, q *Query, opt bool) (*Entry, error) {
 			return nil, errShape
 		}
 		rdlen := int(binary.BigEndian.Uint16(msg[end+8:]))
-		if i == an+ns+ar-1 && opt && binary.BigEndian.Uint16(msg[end:]) == dns.TypeOPT && end-owner == 1 {
+		if i == an+ns+ar-1 && binary.BigEndian.Uint16(msg[end:]) == dns.TypeOPT && end-owner == 1 {
 			if rdlen != 0 { // options are the query's, echoed: those queries are not cached
 				return nil, errShape
 			}
@@ -232,9 +241,10 @@ func (e *Entry) Set(rcode, kind int, m *dns.Msg, until time.Time, source any) {
 	e.Rcode, e.Kind, e.Msg, e.until, e.source = rcode, kind, m, until, source
 }
 
-// Usable reports whether the entry may answer now, resolved as it was in source.
-func (e *Entry) Usable(now time.Time, source any) bool {
-	return e.source == source && (e.until.IsZero() || now.Before(e.until))
+// Usable reports whether the entry may answer q now, resolved as it was in source.
+func (e *Entry) Usable(q *Query, now time.Time, source any) bool {
+	return e.source == source && (e.until.IsZero() || now.Before(e.until)) &&
+		(e.spelled == nil || string(e.spelled) == string(q.name[:q.nlen]))
 }
 
 // Len is the size of the response to q from this entry.
@@ -242,8 +252,8 @@ func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body) }
 
 // Portable reports whether the entry can answer a question of another name: nothing in it
 // depends on where the question ends (no answer owner spelled as the question name) and no
-// compression pointer reaches into it (compressed is how it was packed).
-func (e *Entry) Portable(compressed bool) bool { return !compressed && len(e.names) == 0 }
+// compression pointer reaches into it.
+func (e *Entry) Portable() bool { return e.spelled == nil && len(e.names) == 0 }
 
 // Append appends the response for the query r (its ID, RD and CD flags, and OPT record's size
 // and flags) and q (its question name as spelled) to dst.

@@ -1,0 +1,135 @@
+package wire
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func response(t *testing.T, qname string, compress bool) (*dns.Msg, []byte) {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(qname, dns.TypeA)
+	m := new(dns.Msg)
+	m.SetReply(q)
+	m.Authoritative = true
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: []byte{192, 0, 2, 1}}}
+	m.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 60}, Ns: "ns1.example.test."}}
+	m.SetEdns0(1232, true)
+	m.Compress = compress
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, b
+}
+
+// TestAppend: a response kept for one spelling of a question is, for another query, the
+// response that query would have had: its ID, RD and CD, its spelling in the question and the
+// answer owners, its OPT size and flags.
+func TestAppend(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		var q Query
+		if !q.Make("www.example.test.", dns.TypeA, FlagDO|FlagOPT, 1232) {
+			t.Fatal("Make refused a plain name")
+		}
+		_, b := response(t, "www.example.test.", compress)
+		e, err := Parse(b, &q, true, compress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q2 Query
+		q2.Make("WwW.ExAmple.TEST.", dns.TypeA, FlagDO|FlagOPT, 1232)
+		if !bytes.Equal(q.key[:q.klen], q2.key[:q2.klen]) {
+			t.Fatal("keys differ by letter case")
+		}
+		r := new(dns.Msg)
+		r.SetQuestion("WwW.ExAmple.TEST.", dns.TypeA)
+		r.Id, r.RecursionDesired, r.CheckingDisabled = 4242, true, true
+		r.SetEdns0(4096, true)
+		want, _ := response(t, "WwW.ExAmple.TEST.", compress)
+		want.Id, want.RecursionDesired, want.CheckingDisabled = 4242, true, true
+		want.IsEdns0().SetUDPSize(4096)
+		if compress {
+			// Names elsewhere may point into the question: only the spelling it was made for.
+			if e.Usable(&q2, time.Now(), nil) || !e.Usable(&q, time.Now(), nil) {
+				t.Error("a compressed response served for another spelling, or not for its own")
+			}
+			r.Question[0].Name, want.Question[0].Name, want.Answer[0].Header().Name = "www.example.test.", "www.example.test.", "www.example.test."
+			q2 = q
+		}
+		got := new(dns.Msg)
+		if err := got.Unpack(e.Append(nil, r, &q2, dns.TypeA, r.IsEdns0())); err != nil {
+			t.Fatal(err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("compress=%v: got\n%s\nwant\n%s", compress, got, want)
+		}
+		if e.Portable() {
+			t.Errorf("compress=%v: an answer owned by the question name taken as portable", compress)
+		}
+	}
+}
+
+// TestParseRefuses: what the cache cannot patch is not kept.
+func TestParseRefuses(t *testing.T) {
+	var q Query
+	q.Make("www.example.test.", dns.TypeA, FlagOPT, 1232)
+	_, b := response(t, "www.example.test.", false)
+	if _, err := Parse(b[:len(b)-3], &q, true, false); err == nil {
+		t.Error("a cut response was kept")
+	}
+	if _, err := Parse(b, &q, false, false); err == nil {
+		t.Error("a response with an OPT record kept for a query without one")
+	}
+	var other Query
+	other.Make("mail.example.test.", dns.TypeA, FlagOPT, 1232)
+	if _, err := Parse(b, &other, true, false); err == nil {
+		t.Error("a response kept for another question")
+	}
+	m, _ := response(t, "www.example.test.", false)
+	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: "aa"}}
+	b, _ = m.Pack()
+	if _, err := Parse(b, &q, true, false); err == nil {
+		t.Error("a response with EDNS options kept")
+	}
+	for _, name := range []string{`a\.b.example.test.`, "no-dot.example.test", ""} {
+		if q.Make(name, dns.TypeA, 0, 512) {
+			t.Errorf("Make took %q", name)
+		}
+	}
+}
+
+// TestUsable: an entry is served only from the source it was resolved in and before its
+// signatures are due for refresh.
+func TestUsable(t *testing.T) {
+	e := &Entry{}
+	now := time.Now()
+	src, other := new(int), new(int)
+	var q Query
+	q.Make("example.test.", dns.TypeA, 0, 512)
+	e.Set(0, 0, nil, now.Add(time.Minute), src)
+	if !e.Usable(&q, now, src) || e.Usable(&q, now, other) || e.Usable(&q, now.Add(time.Minute), src) {
+		t.Error("usable wrongly")
+	}
+	e.Set(0, 0, nil, time.Time{}, src)
+	if !e.Usable(&q, now.Add(1000*time.Hour), src) {
+		t.Error("an unsigned answer expired")
+	}
+}
+
+// TestBound: the cache holds at most its size, turning over under names asked once.
+func TestBound(t *testing.T) {
+	c := New(64)
+	var q Query
+	for i := range 1000 {
+		q.Make(dns.Fqdn(string(rune('a'+i%26))+"x"+string(rune('a'+i/26%26))+".example.test."), dns.TypeA, 0, uint16(512+i))
+		c.Put(&q, &Entry{})
+		c.PutProof(&Proof{Size: uint16(i)}, &Entry{})
+	}
+	if n := c.Len(); n > 64 {
+		t.Errorf("%d entries in a cache of 64", n)
+	}
+}
