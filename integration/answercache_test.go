@@ -123,8 +123,9 @@ func TestAnswerCacheSameBytes(t *testing.T) {
 						qtype uint16
 					}{fmt.Sprintf("zz%d.mx1.example.test.", i), dns.TypeTXT})
 			}
+			fresh := mode != "nsec" && mode != "nsec3" // per-answer proofs
 			before := cacheHits(t, metricsAddr)
-			compared := 0
+			compared, kept := 0, 0
 			for _, q := range questions {
 				for _, v := range []struct {
 					do, noEDNS, tcp bool
@@ -155,7 +156,6 @@ func TestAnswerCacheSameBytes(t *testing.T) {
 						ref = first
 					}
 					label := fmt.Sprintf("%s %s do=%v size=%d noedns=%v tcp=%v", name, dns.TypeToString[q.qtype], v.do, v.size, v.noEDNS, v.tcp)
-					fresh := mode != "nsec" && mode != "nsec3"
 					if normal(first, fresh) != normal(ref, fresh) {
 						t.Errorf("%s: response differs from the uncached one:\n%s\nuncached:\n%s", label, first, ref)
 					}
@@ -166,12 +166,17 @@ func TestAnswerCacheSameBytes(t *testing.T) {
 						t.Errorf("%s: question spelled %s", label, second.Question[0].Name)
 					}
 					compared++
+					// Kept: all but what a wildcard made and per-name proofs (see the README).
+					nx := strings.HasPrefix(q.name, "nx") || strings.HasPrefix(q.name, "zz")
+					if !strings.Contains(q.name, ".users.") && !(fresh && v.do && nx) {
+						kept++
+					}
 				}
 			}
 			hits := cacheHits(t, metricsAddr) - before
-			// Every second plain query at least, and more (the proofs shared by names).
-			if hits < compared {
-				t.Errorf("the answer cache answered %d of %d repeated questions", hits, compared)
+			// Every second plain query it keeps at least, and more (the proofs shared by names).
+			if hits < kept {
+				t.Errorf("the answer cache answered %d of %d repeated questions it keeps", hits, kept)
 			}
 			t.Logf("%d questions compared, %d answered from the cache", compared, hits)
 		})

@@ -17,10 +17,11 @@ import (
 )
 
 // defaultAnswerCache is the answer cache's bound per zone version, in responses: about 5 MB
-// of them at the sizes a mail domain's answers have.
+// of them at the sizes a mail domain's answers have, 80 MB at the most (wire.MaxEntry).
 const defaultAnswerCache = 10000
 
-// maxAnswerCache bounds the directive: a million responses is about half a gigabyte.
+// maxAnswerCache bounds the directive: a million responses is about half a gigabyte at a mail
+// domain's sizes.
 const maxAnswerCache = 1_000_000
 
 // cacheable reports whether the response to r may come from, and go to, the answer cache: a
@@ -187,10 +188,10 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	}
 	now := sz.signer.Now()
 	e := snap.answers.Get(q)
-	if e == nil || !e.Usable(q, now, set) {
+	if e == nil || !e.Usable(q, now, set.gen) {
 		e = nil
 		if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
-			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(q, now, set) && fits(pe.Len(q), state, opt) {
+			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(q, now, set.gen) && fits(pe.Len(q), state, opt) {
 				e = pe
 			}
 		}
@@ -244,12 +245,20 @@ func (d *DaneZone) keep(cache *wire.Cache, m *dns.Msg, q *wire.Query, proof *wir
 	if err != nil {
 		return
 	}
-	e.Set(m.Rcode, kind, m, a.until, set)
+	e.Set(m.Rcode, kind, m, a.until, set.gen)
+	if a.synthesised {
+		e.OnlyAs(q)
+	}
 	if proof != nil {
 		if zone.Kind(kind) == zone.NXDomain && !m.Truncated && e.Portable() {
 			cache.PutProof(proof, e)
 		}
-		return // a name asked once: a flood of them must not churn the cache
+		return
+	}
+	// A name that does not exist, or that a wildcard matched, is likely asked once (a flood of
+	// random names): kept by name, they would only push out the answers asked again.
+	if zone.Kind(kind) == zone.NXDomain || a.wildcard {
+		return
 	}
 	cache.Put(q, e)
 }

@@ -346,6 +346,9 @@ type answer struct {
 	// until is when the first signature in the answer is due for refresh (zero: none): the
 	// answer cache must not serve it from then on.
 	until time.Time
+	// For the answer cache: a wildcard matched (the name is likely asked once), a CNAME was
+	// synthesised from a DNAME (its target carries the question's spelling).
+	wildcard, synthesised bool
 
 	hits, misses, made int
 }
@@ -374,6 +377,7 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			}
 			qname = target
 		case zone.NoData:
+			a.wildcard = a.wildcard || res.Wildcard
 			if a.positiveMeta(res, qname, qtype) {
 				return first
 			}
@@ -428,6 +432,7 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 				a.m.Rcode = dns.RcodeYXDomain
 				return first
 			}
+			a.synthesised = true
 			a.m.Answer = append(a.m.Answer, &dns.CNAME{
 				Hdr:    dns.RR_Header{Name: qname, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: res.Set.TTL},
 				Target: target})
@@ -460,6 +465,7 @@ func (a *answer) meta(nx *zone.RRset, qname string, qtype uint16) bool {
 // if it were at qname, and needs no proof (RFC 9824 §3.3).
 func (a *answer) addMatch(res zone.Result, qname string) {
 	if _, ok := a.snap.d.(denial.Compact); ok && res.Wildcard && a.do {
+		a.wildcard = true
 		set := &zone.RRset{Name: zone.Canonical(qname), Type: res.Set.Type, TTL: res.Set.TTL, Ephemeral: true}
 		for _, rr := range res.Set.RRs {
 			c := dns.Copy(rr)
@@ -471,6 +477,7 @@ func (a *answer) addMatch(res zone.Result, qname string) {
 	}
 	a.add(&a.m.Answer, res.Set, qname, res.Set.TTL)
 	if res.Wildcard {
+		a.wildcard = true
 		a.proveNoCloser(res)
 	}
 }

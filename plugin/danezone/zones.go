@@ -114,10 +114,15 @@ type servedZone struct {
 type zoneSet struct {
 	origins plugin.Zones // sorted longest first, so the first match is the most specific
 	byName  map[string]*servedZone
+	// gen numbers the sets: the answer cache keeps it, not the set, so that a cached answer
+	// never holds a set (and the zones that left it) in memory.
+	gen uint64
 }
 
+var zoneSetGen atomic.Uint64
+
 func newZoneSet(zones []*servedZone) *zoneSet {
-	s := &zoneSet{byName: map[string]*servedZone{}}
+	s := &zoneSet{byName: map[string]*servedZone{}, gen: zoneSetGen.Add(1)}
 	for _, z := range zones {
 		s.byName[z.origin] = z
 		s.origins = append(s.origins, z.origin)

@@ -103,7 +103,7 @@ type Entry struct {
 	Kind   int      // the caller's classification, for its metrics
 	Msg    *dns.Msg // the response as built, for observers (the log and metrics plugins)
 	until  time.Time
-	source any // what the answer was resolved in, beyond the zone version (see Get)
+	source uint64 // what the answer was resolved in, beyond the zone version (see Usable)
 	// spelled is the question name as asked when the entry serves only that spelling (a
 	// compressed response), nil otherwise.
 	spelled []byte
@@ -116,7 +116,7 @@ var errShape = errors.New("response not in the shape the cache keeps")
 // answer owners spell the question name through a compression pointer other than one to the
 // question itself is refused (errShape): patching the letter case would not reach them.
 func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
-	if len(msg) < 12+q.nlen+4 || binary.BigEndian.Uint16(msg[4:]) != 1 {
+	if len(msg) < 12+q.nlen+4 || len(msg) > MaxEntry || binary.BigEndian.Uint16(msg[4:]) != 1 {
 		return nil, errShape
 	}
 	e := &Entry{opt: -1, qlen: q.nlen}
@@ -237,15 +237,23 @@ func equalFold(a, b []byte) bool {
 // Set records what the entry holds beyond its bytes: the caller's classification, the
 // message for observers, the moment a signature in it is due for refresh (zero: none), and
 // the source it was resolved in, which must still be the one served for the entry to be.
-func (e *Entry) Set(rcode, kind int, m *dns.Msg, until time.Time, source any) {
+func (e *Entry) Set(rcode, kind int, m *dns.Msg, until time.Time, source uint64) {
 	e.Rcode, e.Kind, e.Msg, e.until, e.source = rcode, kind, m, until, source
 }
 
 // Usable reports whether the entry may answer q now, resolved as it was in source.
-func (e *Entry) Usable(q *Query, now time.Time, source any) bool {
+func (e *Entry) Usable(q *Query, now time.Time, source uint64) bool {
 	return e.source == source && (e.until.IsZero() || now.Before(e.until)) &&
 		(e.spelled == nil || string(e.spelled) == string(q.name[:q.nlen]))
 }
+
+// OnlyAs restricts the entry to the question name spelled as in q: for responses that carry
+// the spelling elsewhere than in answer owners (a CNAME synthesised from a DNAME).
+func (e *Entry) OnlyAs(q *Query) { e.spelled = append([]byte(nil), q.name[:q.nlen]...) }
+
+// MaxEntry is the largest response kept: the bound on entries is then a bound on memory
+// (MaxEntry bytes and the message each).
+const MaxEntry = 4096
 
 // Len is the size of the response to q from this entry.
 func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body) }

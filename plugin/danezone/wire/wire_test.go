@@ -54,7 +54,7 @@ func TestAppend(t *testing.T) {
 		want.IsEdns0().SetUDPSize(4096)
 		if compress {
 			// Names elsewhere may point into the question: only the spelling it was made for.
-			if e.Usable(&q2, time.Now(), nil) || !e.Usable(&q, time.Now(), nil) {
+			if e.Usable(&q2, time.Now(), 0) || !e.Usable(&q, time.Now(), 0) {
 				t.Error("a compressed response served for another spelling, or not for its own")
 			}
 			r.Question[0].Name, want.Question[0].Name, want.Answer[0].Header().Name = "www.example.test.", "www.example.test.", "www.example.test."
@@ -107,7 +107,7 @@ func TestParseRefuses(t *testing.T) {
 func TestUsable(t *testing.T) {
 	e := &Entry{}
 	now := time.Now()
-	src, other := new(int), new(int)
+	src, other := uint64(1), uint64(2)
 	var q Query
 	q.Make("example.test.", dns.TypeA, 0, 512)
 	e.Set(0, 0, nil, now.Add(time.Minute), src)
