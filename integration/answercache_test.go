@@ -38,17 +38,6 @@ func cacheHits(t *testing.T, metricsAddr string) int {
 	return n
 }
 
-// mixCase spells name with random letter case, as a resolver using 0x20 does.
-func mixCase(rng *rand.Rand, name string) string {
-	b := []byte(name)
-	for i, c := range b {
-		if c >= 'a' && c <= 'z' && rng.IntN(2) == 0 {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
-}
-
 // exchange sends m and returns the response, checked for the ID.
 func exchange(t *testing.T, addr string, m *dns.Msg, tcp bool) *dns.Msg {
 	t.Helper()
@@ -132,7 +121,7 @@ func TestAnswerCacheSameBytes(t *testing.T) {
 					size            uint16
 				}{{do: true, size: 1232}, {do: true, size: 4096}, {do: true, size: 512}, {do: false, size: 1232},
 					{noEDNS: true}, {do: true, size: 1232, tcp: true}} {
-					name := mixCase(rng, q.name)
+					name := randomCase(rng, q.name)
 					rd, cd := rng.IntN(2) == 0, rng.IntN(2) == 0
 					ask := func(option bool) *dns.Msg {
 						m := new(dns.Msg)
