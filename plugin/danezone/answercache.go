@@ -139,7 +139,7 @@ func fits(n int, state request.Request, opt *dns.OPT) bool {
 	}
 	limit := dns.MinMsgSize
 	if opt != nil {
-		limit = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP)
+		limit = udpLimit(opt)
 	}
 	if state.Family() == 2 {
 		limit = min(limit, 1220)

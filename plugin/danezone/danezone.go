@@ -204,7 +204,7 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	if state.Proto() == "udp" {
 		size := dns.MinMsgSize
 		if opt != nil {
-			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP) - dns.Len(opt)
+			size = udpLimit(opt) - dns.Len(opt)
 		}
 		truncate(m, size)
 	} else if tooLarge(m, opt) {
@@ -229,6 +229,10 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	}
 	return dns.RcodeSuccess, nil
 }
+
+// udpLimit is the largest UDP response for a query with EDNS record opt: its size, at least
+// 512 octets (RFC 6891 §6.2.5) and at most maxUDP.
+func udpLimit(opt *dns.OPT) int { return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP) }
 
 var errTooLarge = errors.New("the answer does not fit 65535 octets")
 
