@@ -130,8 +130,8 @@ func alternate(f *fault.Fault, base *snapshot, mode denial.Mode) *snapshot {
 			return
 		}
 		byType := map[uint16]*zone.RRset{}
-		for t, s := range base.z.Node(set.Name).Sets {
-			byType[t] = s
+		for _, s := range base.z.Node(set.Name).RRsets() {
+			byType[s.Type] = s
 		}
 		if changed := change(f.Mode(), set); changed != nil {
 			byType[want] = changed

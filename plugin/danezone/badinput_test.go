@@ -216,14 +216,21 @@ func TestRecordsAPIRefusesUnservable(t *testing.T) {
 // error (RFC 8914), never silence. Zone data is damaged by hand here: the loader refuses it.
 func TestUnencodableAnswerIsServfail(t *testing.T) {
 	d, _, _ := startBad(t, false, nil)
-	z := d.zones.Load().byName["a.test."].cur.Load().z
-	z.Node("_25._tcp.mx1.a.test.").Sets[dns.TypeTLSA].RRs[0].(*dns.TLSA).Certificate = "zz"
+	sz := d.zones.Load().byName["a.test."]
+	snap := sz.cur.Load()
+	snap.z.Node("_25._tcp.mx1.a.test.").Set(dns.TypeTLSA).RRs[0].(*dns.TLSA).Certificate = "zz"
 	var txt []dns.RR
 	for i := range 300 {
 		txt = append(txt, test.TXT(fmt.Sprintf("mx1.a.test. 300 IN TXT \"%04d%s\"", i, strings.Repeat("x", 246))))
 	}
-	mx1 := z.Node("mx1.a.test.")
-	mx1.Sets[dns.TypeTXT] = zone.NewRRset(txt)
+	mx1 := map[uint16]*zone.RRset{dns.TypeTXT: zone.NewRRset(txt)}
+	for _, s := range snap.z.Node("mx1.a.test.").RRsets() {
+		if s.Type != dns.TypeTXT {
+			mx1[s.Type] = s
+		}
+	}
+	z := snap.z.WithSets(map[string]map[uint16]*zone.RRset{"mx1.a.test.": mx1})
+	sz.cur.Store(newSnapshot(z, denial.New(sz.mode, z, snap.d), snap.keys, 0))
 
 	for _, tc := range []struct {
 		name  string

@@ -238,8 +238,8 @@ func modelAfter(t *testing.T, d *DaneZone) *model {
 	z := d.zones.Load().byName["example.test."].cur.Load().z
 	for _, n := range z.Chain() {
 		md.types[n.Name] = map[uint16]bool{}
-		for _, ty := range n.Types {
-			md.types[n.Name][ty] = true
+		for _, s := range n.RRsets() {
+			md.types[n.Name][s.Type] = true
 		}
 		md.exists[n.Name] = true
 	}

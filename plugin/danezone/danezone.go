@@ -508,11 +508,11 @@ func (a *answer) positiveMeta(res zone.Result, qname string, qtype uint16) bool 
 			}
 			return false
 		}
-		for _, t := range res.Node.Types {
-			if res.Node.Cut && t != dns.TypeDS {
+		for _, s := range res.Node.RRsets() {
+			if res.Node.Cut && s.Type != dns.TypeDS {
 				continue
 			}
-			a.sigs(&a.m.Answer, res.Node.Sets[t], qname, res.Node.Sets[t].TTL)
+			a.sigs(&a.m.Answer, s, qname, s.TTL)
 		}
 		if n := a.snap.d.Own(res.Node); n != nil {
 			a.sigs(&a.m.Answer, n, qname, n.TTL)
@@ -553,10 +553,10 @@ func (a *answer) proof(sets ...*zone.RRset) {
 // proof that there is none, then glue (RFC 4035 §3.1.4).
 func (a *answer) referral(cut *zone.Node) {
 	a.m.Authoritative = false
-	ns := cut.Sets[dns.TypeNS]
+	ns := cut.Set(dns.TypeNS)
 	a.m.Ns = append(a.m.Ns, ns.RRs...) // the child's NS: not authoritative here, never signed
 	if a.do {
-		if ds := cut.Sets[dns.TypeDS]; ds != nil {
+		if ds := cut.Set(dns.TypeDS); ds != nil {
 			a.add(&a.m.Ns, ds, ds.Name, ds.TTL)
 		} else {
 			a.proof(a.snap.d.NoData(cut)...)
@@ -573,7 +573,7 @@ func (a *answer) referral(cut *zone.Node) {
 			continue
 		}
 		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-			if s := n.Sets[t]; s != nil {
+			if s := n.Set(t); s != nil {
 				if n.Occluded || n.Cut { // glue is not authoritative: never signed
 					a.m.Extra = append(a.m.Extra, s.RRs...)
 				} else {

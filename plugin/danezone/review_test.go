@@ -32,7 +32,7 @@ func TestPollPicksUpNewKeys(t *testing.T) {
 	}
 	d.check(cfg, map[string]string{})
 	sz := d.zones.Load().byName["a.test."]
-	if n := len(sz.cur.Load().z.Apex().Sets[dns.TypeDNSKEY].RRs); n != 2 {
+	if n := len(sz.cur.Load().z.Apex().Set(dns.TypeDNSKEY).RRs); n != 2 {
 		t.Fatalf("DNSKEY set has %d keys after adding one, want 2", n)
 	}
 	if n := len(sz.signer.Keys().Keys); n != 2 {

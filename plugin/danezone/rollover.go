@@ -291,8 +291,8 @@ func (d *DaneZone) followCDS(set *zoneSet) {
 		// The DS keeps the TTL the parent gives it (its file's), else the CDS's.
 		ttl := uint32(0)
 		if snap := parent.cur.Load(); snap != nil {
-			if n := snap.z.Node(child.origin); n != nil && n.Sets[dns.TypeDS] != nil {
-				ttl = n.Sets[dns.TypeDS].TTL
+			if n := snap.z.Node(child.origin); n != nil && n.Set(dns.TypeDS) != nil {
+				ttl = n.Set(dns.TypeDS).TTL
 			}
 		}
 		var dss []dns.RR

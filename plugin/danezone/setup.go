@@ -87,12 +87,12 @@ func setup(c *caddy.Controller) error {
 		}
 		go d.poll(cfg, stop)
 		// Transfers: the transfer plugin of this server block, if there is one, answers
-		// AXFR/IXFR with our versions and sends NOTIFY for us.
-		var notify func(string) error
+		// AXFR/IXFR with our versions and sends NOTIFY for us. Without it nothing is
+		// published: a version for transfer holds a signature for every RRset of the zone
+		// (a 100 000-name zone's grew RSS from 0.25 to 0.6 GB), which answers do not need.
 		if t, ok := dnsserver.GetConfig(c).Handler("transfer").(*transfer.Transfer); ok && t != nil {
-			notify = t.Notify // the publishers check each zone's SOA EXPIRE (checkExpire)
+			d.startPublishing(t.Notify) // the publishers check each zone's SOA EXPIRE (checkExpire)
 		}
-		d.startPublishing(notify)
 		return nil
 	})
 	c.OnShutdown(func() error {

@@ -134,35 +134,11 @@ func newZoneSet(zones []*servedZone) *zoneSet {
 // origin returns the most specific zone containing name, or "".
 func (s *zoneSet) origin(name string) string {
 	for _, o := range s.origins {
-		if below(o, name) {
+		if zone.Below(o, name) {
 			return o
 		}
 	}
 	return ""
-}
-
-// below reports whether name is origin or under it, in any case (dns.IsSubDomain without
-// splitting both names into labels: this runs for every query).
-func below(origin, name string) bool {
-	if origin == "." {
-		return true
-	}
-	cut := len(name) - len(origin)
-	if cut < 0 || !strings.EqualFold(name[cut:], origin) {
-		return false
-	}
-	if cut == 0 {
-		return true
-	}
-	// The octet before must end a label: a dot that is not itself escaped ("a\.example.").
-	if name[cut-1] != '.' {
-		return false
-	}
-	escapes := 0
-	for i := cut - 2; i >= 0 && name[i] == '\\'; i-- {
-		escapes++
-	}
-	return escapes%2 == 0
 }
 
 // match returns the zone that answers qname/qtype. DS at a zone apex is answered by the

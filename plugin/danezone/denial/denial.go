@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -239,27 +240,42 @@ func (p nsecProofs) WildcardNoData(w *zone.Node, encloser, next string) []*zone.
 
 func (p nsecProofs) Own(n *zone.Node) *zone.RRset { return p.Match(n) }
 
-// Sets returns the chain's NSEC RRsets in nsec mode (nil otherwise).
+// Sets returns the chain's NSEC RRsets in nsec mode (nil otherwise), all made.
 func (p nsecProofs) Sets() []*zone.RRset {
 	if c, ok := p.nsecs.(*chain); ok {
-		return c.sets
+		return c.all()
 	}
 	return nil
+}
+
+// Made calls fn with the proof RRsets made so far that are kept with the snapshot (those of
+// the chain, in nsec mode; the other modes' are made per answer).
+func (p nsecProofs) Made(fn func(*zone.RRset)) {
+	if c, ok := p.nsecs.(*chain); ok {
+		c.made(fn)
+	}
 }
 
 // Bitmap returns the NSEC type bitmap of node n: its authoritative types plus RRSIG and NSEC.
 // At a delegation point only NS and DS are authoritative (RFC 4035 §2.3).
 func Bitmap(n *zone.Node) []uint16 {
-	types := make([]uint16, 0, len(n.Types)+2)
-	for _, t := range n.Types {
+	return appendBitmap(make([]uint16, 0, len(n.RRsets())+2), n)
+}
+
+// appendBitmap appends Bitmap(n) to dst.
+func appendBitmap(dst []uint16, n *zone.Node) []uint16 {
+	start := len(dst)
+	for _, s := range n.RRsets() {
+		t := s.Type
 		if n.Cut && t != dns.TypeNS && t != dns.TypeDS {
 			continue
 		}
-		types = append(types, t)
+		dst = append(dst, t)
 	}
-	types = append(types, dns.TypeRRSIG, dns.TypeNSEC)
+	dst = append(dst, dns.TypeRRSIG, dns.TypeNSEC)
+	types := dst[start:]
 	slices.Sort(types)
-	return slices.Compact(types)
+	return dst[:start+len(slices.Compact(types))]
 }
 
 func nsecSet(owner, next string, ttl uint32, types []uint16) *zone.RRset {
@@ -271,41 +287,84 @@ func nsecSet(owner, next string, ttl uint32, types []uint16) *zone.RRset {
 	return &zone.RRset{Name: owner, Type: dns.TypeNSEC, TTL: ttl, RRs: []dns.RR{rr}}
 }
 
-// chain is the NSEC chain of the zone, built once per snapshot.
+// chain is the NSEC chain of the zone. Its records are made when first asked for: a zone of
+// 10^5 names would otherwise hold 10^5 NSEC RRsets from the start (14 MB), of which a flood
+// of random names asks for some, and answers of existing names for few.
 type chain struct {
 	z    *zone.Zone
-	sets []*zone.RRset // parallel to z.Chain()
+	sets []atomic.Pointer[zone.RRset] // parallel to z.Chain()
 }
 
 func newChain(z *zone.Zone, prev *chain) *chain {
 	nodes := z.Chain()
-	c := &chain{z: z, sets: make([]*zone.RRset, len(nodes))}
-	var old []*zone.Node // prev's chain: both are in canonical order, so one walk pairs them
-	if prev != nil && prev.z.NegTTL == z.NegTTL {
-		old = prev.z.Chain()
+	c := &chain{z: z, sets: make([]atomic.Pointer[zone.RRset], len(nodes))}
+	if prev == nil || prev.z.NegTTL != z.NegTTL {
+		return c
 	}
+	// The records prev made that are still the same keep their identity, and with it their
+	// signatures. Both chains are in canonical order, so one walk pairs them.
+	old := prev.z.Chain()
+	var buf [16]uint16
 	j := 0
 	for i, n := range nodes {
-		next := nodes[(i+1)%len(nodes)].Name
-		s := nsecSet(n.Name, next, z.NegTTL, Bitmap(n))
 		for j < len(old) && old[j].Key < n.Key {
 			j++
 		}
-		if j < len(old) && old[j].Key == n.Key && zone.EqualSets(prev.sets[j], s) {
-			s = prev.sets[j]
+		if j == len(old) || old[j].Key != n.Key {
+			continue
 		}
-		c.sets[i] = s
+		s := prev.sets[j].Load()
+		if s == nil {
+			continue
+		}
+		rr := s.RRs[0].(*dns.NSEC)
+		if rr.NextDomain == nodes[(i+1)%len(nodes)].Name && slices.Equal(rr.TypeBitMap, appendBitmap(buf[:0], n)) {
+			c.sets[i].Store(s)
+		}
 	}
 	return c
 }
 
+// at returns the NSEC RRset of the i-th name of the chain, made once: every caller gets the
+// same RRset, which holds its signatures.
+func (c *chain) at(i int) *zone.RRset {
+	if s := c.sets[i].Load(); s != nil {
+		return s
+	}
+	nodes := c.z.Chain()
+	n := nodes[i]
+	s := nsecSet(n.Name, nodes[(i+1)%len(nodes)].Name, c.z.NegTTL, Bitmap(n))
+	if c.sets[i].CompareAndSwap(nil, s) {
+		return s
+	}
+	return c.sets[i].Load()
+}
+
 func (c *chain) Match(n *zone.Node) *zone.RRset {
 	if i := c.z.Index(n); i >= 0 {
-		return c.sets[i]
+		return c.at(i)
 	}
 	return nil
 }
 
 func (c *chain) Cover(name string) *zone.RRset {
-	return c.sets[c.z.PredecessorIndex(name)]
+	return c.at(c.z.PredecessorIndex(name))
+}
+
+// all returns every NSEC RRset of the chain, made now if they were not.
+func (c *chain) all() []*zone.RRset {
+	out := make([]*zone.RRset, len(c.sets))
+	for i := range c.sets {
+		out[i] = c.at(i)
+	}
+	return out
+}
+
+// made calls fn with the NSEC RRsets made so far.
+func (c *chain) made(fn func(*zone.RRset)) {
+	for i := range c.sets {
+		if s := c.sets[i].Load(); s != nil {
+			fn(s)
+		}
+	}
 }

@@ -81,13 +81,25 @@ func TestChainReusesUnchangedNSEC(t *testing.T) {
 	z1 := parse(t, "a A 127.0.0.1\nm A 127.0.0.1\n")
 	d1n := New(NSEC, z1, nil)
 	d1 := nsecsOf(d1n)
+	apex1, m1 := d1.Match(z1.Node("example.test.")), d1.Match(z1.Node("m.example.test."))
 	z2 := parse(t, "a A 127.0.0.1\nm A 127.0.0.1\nm TXT \"new\"\n")
-	d2 := nsecsOf(New(NSEC, z2, d1n))
-	if d1.Match(z1.Node("example.test.")) != d2.Match(z2.Node("example.test.")) {
+	d2n := New(NSEC, z2, d1n)
+	d2 := nsecsOf(d2n)
+	// Records are made when asked for: only the two asked in z1 may exist in z2 before any
+	// is asked (one reused, one changed).
+	made := 0
+	d2n.(nsecProofs).Made(func(*zone.RRset) { made++ })
+	if made != 1 {
+		t.Errorf("%d NSEC RRsets made before any was asked; want 1 (the apex's, reused)", made)
+	}
+	if apex1 != d2.Match(z2.Node("example.test.")) {
 		t.Error("apex NSEC unchanged but not reused")
 	}
-	if d1.Match(z1.Node("m.example.test.")) == d2.Match(z2.Node("m.example.test.")) {
+	if m1 == d2.Match(z2.Node("m.example.test.")) {
 		t.Error("m NSEC changed (new type) but was reused")
+	}
+	if d1.Match(z1.Node("a.example.test.")) == d2.Match(z2.Node("a.example.test.")) {
+		t.Error("a NSEC reused though it was made after z2's chain")
 	}
 	if d2.Match(z2.Node("ns1.example.test.")).RRs[0].(*dns.NSEC).NextDomain != "example.test." {
 		t.Error("last NSEC must point back to the apex")

@@ -36,7 +36,8 @@ func nsec3Owner(hash, origin string) string { return join(strings.ToLower(hash),
 func Bitmap3(n *zone.Node) []uint16 {
 	var types []uint16
 	signed := false
-	for _, t := range n.Types {
+	for _, s := range n.RRsets() {
+		t := s.Type
 		if n.Cut && t != dns.TypeNS && t != dns.TypeDS {
 			continue
 		}
@@ -72,7 +73,7 @@ func (m Mode) nsec3Set(origin, hash, next string, ttl uint32, types []uint16) *z
 // inChain says whether n has an NSEC3 of its own: every authoritative name and empty
 // non-terminal, but, with opt-out, not a delegation without DS (RFC 5155 §6).
 func (m Mode) inChain(n *zone.Node) bool {
-	return !(m.OptOut && n.Cut && n.Sets[dns.TypeDS] == nil)
+	return !(m.OptOut && n.Cut && n.Set(dns.TypeDS) == nil)
 }
 
 func newHashChain(mode Mode, z *zone.Zone, prev *hashChain) *hashChain {
@@ -196,6 +197,13 @@ func (p hashProofs) Own(*zone.Node) *zone.RRset { return nil }
 
 // Sets returns the chain's NSEC3 RRsets, in canonical order of their owners.
 func (c *hashChain) Sets() []*zone.RRset { return c.sets }
+
+// Made calls fn with every NSEC3 RRset of the chain: they are made with it.
+func (c *hashChain) Made(fn func(*zone.RRset)) {
+	for _, s := range c.sets {
+		fn(s)
+	}
+}
 
 // NSEC3PARAM is the NSEC3PARAM record of mode at origin (RFC 5155 §4), with TTL 0 as BIND
 // gives it: it tells secondaries and signers the parameters, validators never use it.

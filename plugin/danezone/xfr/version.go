@@ -80,9 +80,8 @@ func Build(z *zone.Zone, d denial.Denier, ks *keys.Set, s *signer.Signer, horizo
 		if n.Occluded {
 			run = runGlue
 		}
-		for _, t := range n.Types {
-			set := n.Sets[t]
-			if ks != nil && n.Signed(t) {
+		for _, set := range n.RRsets() {
+			if ks != nil && n.Signed(set.Type) {
 				signed = append(signed, len(v.Sets))
 			}
 			v.Sets = append(v.Sets, Set{RRset: set, run: run, key: n.Key})

@@ -200,7 +200,7 @@ func TestCanonicalKeepsOctets(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := z.Node(`caf\233.example.test.`)
-	if n == nil || n.Sets[dns.TypeA] == nil || n.Sets[dns.TypeTXT] == nil {
+	if n == nil || n.Set(dns.TypeA) == nil || n.Set(dns.TypeTXT) == nil {
 		t.Fatalf("the raw and the escaped spelling should be one name with A and TXT: %+v", n)
 	}
 }

@@ -130,9 +130,9 @@ func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 		return nil, err
 	}
 	for name := range touched {
-		old := z.nodes[Key(name)]
+		old := z.Node(name)
 		for t, s := range sets[name] {
-			if old != nil && old.Sets[t] == s {
+			if old != nil && old.Set(t) == s {
 				continue // unchanged, so checked before; and shared with answers: not to be packed here (PackRR sets Rdlength)
 			}
 			size, err := chk.setSize(s)
@@ -144,28 +144,21 @@ func (z *Zone) Apply(edits []Edit, strict int) (*Zone, error) {
 			}
 		}
 	}
-	nz := build(z.Origin, z.File, z.limits, sets)
+	nz := build(z.Origin, z.File, z.limits, ownedFrom(sets))
 	if nz.records > z.limits.maxRecords() && nz.records > z.records {
 		return nil, chk.tooMany()
 	}
 	// Rules that an edit can break far from the names it touches: a new delegation or DNAME
 	// hides the data below it.
-	for _, n := range nz.nodes {
-		if n.Occluded {
-			for t := range n.Sets {
-				if t != dns.TypeA && t != dns.TypeAAAA {
-					return nil, fmt.Errorf("%s %s would be below a delegation point and never served", n.Name, dns.TypeToString[t])
-				}
+	for _, n := range nz.glue {
+		for _, s := range n.sets {
+			if s.Type != dns.TypeA && s.Type != dns.TypeAAAA {
+				return nil, fmt.Errorf("%s %s would be below a delegation point and never served", n.Name, dns.TypeToString[s.Type])
 			}
 		}
-		if n.ENT() {
-			continue
-		}
-		for p := parent(n.Name); p != "" && dns.IsSubDomain(nz.Origin, p); p = parent(p) {
-			if pn := nz.nodes[Key(p)]; pn != nil && pn.Sets[dns.TypeDNAME] != nil {
-				return nil, fmt.Errorf("%s would be below the DNAME at %s and never served", n.Name, p)
-			}
-		}
+	}
+	if n, p := nz.belowDNAME(); n != nil {
+		return nil, fmt.Errorf("%s would be below the DNAME at %s and never served", n.Name, p.Name)
 	}
 	nz.reuse(z)
 	return nz, nil

@@ -131,3 +131,45 @@ func lowerASCII(s string) string {
 	}
 	return string(b)
 }
+
+// Below reports whether name is origin or under it, letters in any case (RFC 4343): what
+// dns.IsSubDomain says, without splitting both names into labels (this runs for every query
+// and every record loaded).
+func Below(origin, name string) bool {
+	if origin == "." {
+		return true
+	}
+	cut := len(name) - len(origin)
+	if cut < 0 || !equalFoldASCII(name[cut:], origin) {
+		return false
+	}
+	if cut == 0 {
+		return true
+	}
+	// The octet before must end a label: a dot that is not itself escaped ("a\.example.").
+	if name[cut-1] != '.' {
+		return false
+	}
+	escapes := 0
+	for i := cut - 2; i >= 0 && name[i] == '\\'; i-- {
+		escapes++
+	}
+	return escapes%2 == 0
+}
+
+// equalFoldASCII compares a and b, of the same length, with ASCII letters folded.
+func equalFoldASCII(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x >= 'A' && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if y >= 'A' && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -77,7 +77,7 @@ ns.sub A 127.0.0.31
 	if z.Origin != "example.test." || z.Serial != 1 || z.NegTTL != 300 {
 		t.Fatalf("origin %s serial %d negttl %d", z.Origin, z.Serial, z.NegTTL)
 	}
-	a := z.Node("mx1.example.test.").Sets[dns.TypeA]
+	a := z.Node("mx1.example.test.").Set(dns.TypeA)
 	if len(a.RRs) != 2 || a.TTL != 300 {
 		t.Fatalf("mx1 A: %d records TTL %d, want 2 records with the smallest TTL 300", len(a.RRs), a.TTL)
 	}
@@ -173,10 +173,10 @@ func TestReuseKeepsUnchangedSets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if z1.Node("ns1.example.test.").Sets[dns.TypeA] != z2.Node("ns1.example.test.").Sets[dns.TypeA] {
+	if z1.Node("ns1.example.test.").Set(dns.TypeA) != z2.Node("ns1.example.test.").Set(dns.TypeA) {
 		t.Error("unchanged RRset was not reused")
 	}
-	if z1.Node("www.example.test.").Sets[dns.TypeA] == z2.Node("www.example.test.").Sets[dns.TypeA] {
+	if z1.Node("www.example.test.").Set(dns.TypeA) == z2.Node("www.example.test.").Set(dns.TypeA) {
 		t.Error("changed RRset was reused")
 	}
 }

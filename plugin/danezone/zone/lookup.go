@@ -49,10 +49,8 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 	var last *Node
 	depth := z.originLabels
 	for i := z.originLabels; i <= nl; i++ {
-		var n *Node
-		if i == 0 {
-			n = z.nodes[""]
-		} else {
+		n := z.apex
+		if i > z.originLabels {
 			n = z.nodes[string(key[:bounds[i-1]])]
 		}
 		if n == nil {
@@ -62,7 +60,7 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		if n.Cut && (i < nl || (qtype != dns.TypeDS && qtype != dns.TypeNSEC)) {
 			return Result{Kind: Referral, Node: n}
 		}
-		if d := n.Sets[dns.TypeDNAME]; d != nil && i < nl {
+		if d := n.Set(dns.TypeDNAME); d != nil && i < nl {
 			return Result{Kind: DNAME, Node: n, Set: d}
 		}
 	}
@@ -77,32 +75,37 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		wk = key[:bounds[depth-1]]
 	}
 	wk = append(wk, '*', 0) // over the rest of the key, which is not needed any more
-	if wc := z.nodes[string(wk)]; wc != nil {
+	if wc := z.get(string(wk)); wc != nil {
 		return match(wc, qtype, true, ce, nc)
 	}
 	return Result{Kind: NXDomain, Encloser: ce, NextCloser: Canonical(nc)}
 }
 
 func match(n *Node, qtype uint16, wild bool, ce, nc string) Result {
-	r := Result{Node: n, Wildcard: wild}
+	r := Result{Node: n, Wildcard: wild, Kind: NoData}
 	if wild {
 		r.Encloser, r.NextCloser = ce, Canonical(nc)
 	}
-	switch {
-	case n.ENT():
-		r.Kind = NoData
-	case qtype == dns.TypeANY:
-		r.Kind = Answer
-		r.Set = n.Sets[n.Types[0]]
-	case n.Sets[qtype] != nil:
-		r.Kind = Answer
-		r.Set = n.Sets[qtype]
-	case n.Sets[dns.TypeCNAME] != nil && qtype != dns.TypeNSEC && qtype != dns.TypeRRSIG:
-		// RRSIG and NSEC live beside a CNAME and are answered from its owner (RFC 4035 §2.5).
-		r.Kind = CNAME
-		r.Set = n.Sets[dns.TypeCNAME]
-	default:
-		r.Kind = NoData
+	if n.ENT() {
+		return r
+	}
+	if qtype == dns.TypeANY {
+		r.Kind, r.Set = Answer, n.sets[0]
+		return r
+	}
+	var cname *RRset
+	for _, s := range n.sets {
+		switch s.Type {
+		case qtype:
+			r.Kind, r.Set = Answer, s
+			return r
+		case dns.TypeCNAME:
+			cname = s
+		}
+	}
+	// RRSIG and NSEC live beside a CNAME and are answered from its owner (RFC 4035 §2.5).
+	if cname != nil && qtype != dns.TypeNSEC && qtype != dns.TypeRRSIG {
+		r.Kind, r.Set = CNAME, cname
 	}
 	return r
 }

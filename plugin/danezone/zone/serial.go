@@ -1,7 +1,6 @@
 package zone
 
 import (
-	"maps"
 	"slices"
 
 	"github.com/miekg/dns"
@@ -33,16 +32,19 @@ func (z *Zone) WithSerial(serial uint32, prev *Zone) *Zone {
 	if set == z.SOA {
 		return z
 	}
-	apex := *z.Apex()
-	apex.Sets = maps.Clone(apex.Sets)
-	apex.Sets[dns.TypeSOA] = set
-	nz := *z
-	nz.nodes = maps.Clone(z.nodes)
-	nz.nodes[z.originKey] = &apex
-	nz.chain = slices.Clone(z.chain)
-	if i := z.Index(&apex); i >= 0 {
-		nz.chain[i] = &apex
+	// The new version shares the name index: only the apex differs, and reads of the apex
+	// go through Zone.get. The chain is copied (one pointer per name), the apex first in it.
+	apex := *z.apex
+	apex.sets = slices.Clone(apex.sets)
+	for i, s := range apex.sets {
+		if s.Type == dns.TypeSOA {
+			apex.sets[i] = set
+		}
 	}
+	nz := *z
+	nz.apex = &apex
+	nz.chain = slices.Clone(z.chain)
+	nz.chain[0] = &apex
 	nz.SOA, nz.Serial = set, serial
 	return &nz
 }
@@ -62,16 +64,19 @@ func SameData(a, b *Zone) bool {
 	if len(a.nodes) != len(b.nodes) || a.records != b.records || !SameSOA(a.SOA, b.SOA) {
 		return false
 	}
-	for k, n := range a.nodes {
-		m := b.nodes[k]
-		if m == nil || len(m.Sets) != len(n.Sets) {
-			return false
+	same := true
+	a.each(func(n *Node) {
+		m := b.get(n.Key)
+		if !same || m == nil || len(m.sets) != len(n.sets) {
+			same = false
+			return
 		}
-		for t, s := range n.Sets {
-			if m.Sets[t] != s && t != dns.TypeSOA {
-				return false
+		for i, s := range n.sets {
+			if m.sets[i] != s && s.Type != dns.TypeSOA {
+				same = false
+				return
 			}
 		}
-	}
-	return true
+	})
+	return same
 }

@@ -1,4 +1,4 @@
-package danezone
+package zone
 
 import (
 	"testing"
@@ -14,8 +14,8 @@ func TestBelow(t *testing.T) {
 		`\098.example.test.`, "test.", "other.", `a\\\.example.test.`, `\\.example.test.`}
 	for _, o := range origins {
 		for _, n := range names {
-			if got, want := below(o, n), dns.IsSubDomain(o, n); got != want {
-				t.Errorf("below(%q, %q) = %v, dns.IsSubDomain says %v", o, n, got, want)
+			if got, want := Below(o, n), dns.IsSubDomain(o, n); got != want {
+				t.Errorf("Below(%q, %q) = %v, dns.IsSubDomain says %v", o, n, got, want)
 			}
 		}
 	}

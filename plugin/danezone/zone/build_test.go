@@ -1,0 +1,145 @@
+package zone
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// TestBuildAgainstNaive: the index of a snapshot (which names exist, which are empty
+// non-terminals, occluded, in the chain, in what order) agrees with a naive reading of the
+// RFCs on random trees, names with escaped 0x00 and 0x01 octets (the key's own escapes)
+// included: every ancestor of an owner up to the origin exists (RFC 4592 §2.2.2), a name
+// strictly below a delegation point is occluded, and the chain is in canonical order
+// compared label by label from the right (RFC 4034 §6.1).
+func TestBuildAgainstNaive(t *testing.T) {
+	origin := "example.test."
+	labels := []string{"a", "B", "*", `\000`, `\001`, `\001\000`, "a-b", `\255`, "zz"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	soa := dns.Fqdn(origin)
+	for round := range 300 {
+		owners := map[string][]uint16{origin: {dns.TypeSOA, dns.TypeNS}}
+		for range 1 + rng.IntN(12) {
+			name := origin
+			for range 1 + rng.IntN(4) {
+				name = labels[rng.IntN(len(labels))] + "." + name
+			}
+			name = Canonical(name)
+			t := dns.TypeA
+			if rng.IntN(4) == 0 && !isWildcard(name) {
+				t = dns.TypeNS
+			}
+			if !slices.Contains(owners[name], t) {
+				owners[name] = append(owners[name], t)
+			}
+		}
+		var in []owned
+		for name, types := range owners {
+			slices.Sort(types)
+			o := owned{name: name}
+			for _, ty := range types {
+				rr := dns.TypeToRR[ty]()
+				*rr.Header() = dns.RR_Header{Name: name, Rrtype: ty, Class: dns.ClassINET, Ttl: 60}
+				switch r := rr.(type) {
+				case *dns.SOA:
+					r.Ns, r.Mbox, r.Minttl = "ns."+soa, "h."+soa, 60
+				case *dns.NS:
+					r.Ns = "ns." + soa
+				case *dns.A:
+					r.A = []byte{127, 0, 0, 1}
+				}
+				o.sets = append(o.sets, NewRRset([]dns.RR{rr}))
+			}
+			in = append(in, o)
+		}
+		z := build(origin, "t", Limits{}, in)
+
+		// The naive model: every ancestor below the origin exists; occluded when a strict
+		// ancestor below the origin owns NS.
+		exists := map[string]bool{}
+		for name := range owners {
+			for p := name; p != "" && dns.IsSubDomain(origin, p); p = parent(p) {
+				exists[p] = true
+			}
+		}
+		var chain, ents, glue []string
+		for name := range exists {
+			occluded := false
+			for p := parent(name); p != "" && p != origin && dns.IsSubDomain(origin, p); p = parent(p) {
+				occluded = occluded || slices.Contains(owners[p], dns.TypeNS)
+			}
+			n := z.Node(name)
+			if n == nil {
+				t.Fatalf("round %d: %s exists and has no node", round, name)
+			}
+			if n.Occluded != occluded || n.ENT() != (owners[name] == nil) {
+				t.Fatalf("round %d: %s occluded=%v ENT=%v, want %v %v", round, name, n.Occluded, n.ENT(), occluded, owners[name] == nil)
+			}
+			switch {
+			case occluded && owners[name] != nil:
+				glue = append(glue, name)
+			case occluded:
+			case owners[name] == nil:
+				ents = append(ents, name)
+			default:
+				chain = append(chain, name)
+			}
+		}
+		if z.Nodes() != len(exists) {
+			t.Fatalf("round %d: %d nodes, want %d", round, z.Nodes(), len(exists))
+		}
+		for _, l := range [][]string{chain, ents, glue} {
+			slices.SortFunc(l, canonicalCompare)
+		}
+		var gotGlue []string
+		for _, n := range z.glue {
+			gotGlue = append(gotGlue, n.Name)
+		}
+		if got := names(z.Chain()); !slices.Equal(got, chain) {
+			t.Fatalf("round %d: chain\n%q\nwant\n%q", round, got, chain)
+		}
+		if got := names(z.EmptyNonTerminals()); !slices.Equal(got, ents) {
+			t.Fatalf("round %d: empty non-terminals %q, want %q", round, got, ents)
+		}
+		if !slices.Equal(gotGlue, glue) {
+			t.Fatalf("round %d: glue %q, want %q", round, gotGlue, glue)
+		}
+	}
+}
+
+func names(nodes []*Node) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// canonicalCompare orders names as RFC 4034 §6.1 says: by their labels from the rightmost,
+// each compared as a lowercased octet string, a missing label sorting first.
+func canonicalCompare(a, b string) int {
+	la, lb := wireLabels(a), wireLabels(b)
+	for i := 1; i <= len(la) && i <= len(lb); i++ {
+		if c := bytes.Compare(la[len(la)-i], lb[len(lb)-i]); c != 0 {
+			return c
+		}
+	}
+	return len(la) - len(lb)
+}
+
+// wireLabels returns the labels of name as lowercased octets, read back from the wire form.
+func wireLabels(name string) [][]byte {
+	buf := make([]byte, 256)
+	n, err := dns.PackDomainName(name, buf, 0, nil, false)
+	if err != nil {
+		panic(err)
+	}
+	var out [][]byte
+	for i := 0; i < n && buf[i] != 0; i += int(buf[i]) + 1 {
+		out = append(out, bytes.ToLower(buf[i+1:i+1+int(buf[i])]))
+	}
+	return out
+}
