@@ -90,13 +90,13 @@ func (c *checker) record(rr dns.RR) (int, error) {
 	if h.Ttl > math.MaxInt32 {
 		return 0, fmt.Errorf("%s record at %s has the TTL %d, over 2147483647 (RFC 2181 §8)", dns.TypeToString[h.Rrtype], h.Name, h.Ttl)
 	}
-	what := fmt.Sprintf("%s record at %s", dns.TypeToString[h.Rrtype], h.Name)
 	_, err := dns.PackRR(rr, c.buf, 0, nil, false)
 	if errors.Is(err, dns.ErrBuf) && len(c.buf) < maxRecordWire {
 		c.buf = make([]byte, maxRecordWire)
 		_, err = dns.PackRR(rr, c.buf, 0, nil, false)
 	}
 	if err != nil {
+		what := fmt.Sprintf("%s record at %s", dns.TypeToString[h.Rrtype], h.Name)
 		if errors.Is(err, dns.ErrBuf) || errors.Is(err, dns.ErrRdata) {
 			return 0, fmt.Errorf("%s is too large: a record holds at most 65535 octets of data (RFC 1035 §3.2.1)", what)
 		}

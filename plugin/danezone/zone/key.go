@@ -10,19 +10,14 @@ import (
 // names in canonical order. The key of an ancestor is a prefix of the key of a descendant, at
 // a label boundary, which lets one key serve a whole walk down the tree.
 func Key(name string) string {
-	k, _ := keyBounds(name)
-	return k
+	var kb [2*maxName + 2]byte
+	k, _ := appendKey(kb[:0], []int(nil), name)
+	return string(k)
 }
 
-// keyBounds returns Key(name) and the end offset in the key of each label from the right:
-// bounds[i] is the length of the key of the ancestor with i+1 labels.
-func keyBounds(name string) (string, []int) {
-	b, bounds := appendKey(make([]byte, 0, len(name)+2), make([]int, 0, 8), name)
-	return string(b), bounds
-}
-
-// appendKey appends Key(name) to dst and, unless bounds is nil, the bounds of keyBounds to
-// bounds. It allocates nothing when they have room: lookups call it with arrays on the stack.
+// appendKey appends Key(name) to dst and, unless bounds is nil, to bounds the end offset in
+// the key of each label from the right: bounds[i] is the length of the key of the ancestor
+// with i+1 labels. It allocates nothing when they have room: lookups call it with arrays on the stack.
 func appendKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T) {
 	if name == "" || name == "." {
 		return dst, bounds

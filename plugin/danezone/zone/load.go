@@ -100,8 +100,16 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 	zp := dns.NewZoneParser(lr, origin, file)
 	zp.SetIncludeAllowed(false)
 
-	byOwner := map[string]*owner{}
-	var order []*owner // in the order of the file, so that errors come out the same every time
+	// The owners in the order of the file (so that errors come out the same every time), and
+	// their positions by name.
+	var order []owner
+	byOwner := map[string]int32{}
+	ownerOf := func(name string) *owner {
+		if i, ok := byOwner[name]; ok {
+			return &order[i]
+		}
+		return nil
+	}
 	chk := newChecker(lim)
 	records := 0              // records, and empty non-terminals: see Limits.MaxRecords
 	ents := map[string]bool{} // the empty non-terminals so far
@@ -155,17 +163,17 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 		case dns.TypeDNAME:
 			dnames = true
 		}
-		o := byOwner[h.Name]
+		o := ownerOf(h.Name)
 		if o == nil {
-			o = &owner{name: h.Name}
-			byOwner[h.Name] = o
-			order = append(order, o)
+			byOwner[h.Name] = int32(len(order))
+			order = append(order, owner{name: h.Name})
+			o = &order[len(order)-1]
 			if ents[h.Name] {
 				delete(ents, h.Name)
 				records--
 			}
 			for p := parent(h.Name); h.Name != origin && p != "" && p != origin; p = parent(p) {
-				if byOwner[p] != nil || ents[p] {
+				if ownerOf(p) != nil || ents[p] {
 					break
 				}
 				ents[p] = true
@@ -203,9 +211,11 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 		}
 		if !dup {
 			p.rrs = append(p.rrs, rr)
-			p.lines = append(p.lines, int32(line))
-			p.size += wire
-			if err := chk.setTooLarge(h.Name, h.Rrtype, p.size); err != nil {
+			if len(p.rrs) <= len(p.lines) {
+				p.lines[len(p.rrs)-1] = int32(line)
+			}
+			p.size += int32(wire)
+			if err := chk.setTooLarge(h.Name, h.Rrtype, int(p.size)); err != nil {
 				return nil, fail(line, "%v", err)
 			}
 			records++
@@ -220,11 +230,12 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 	if soaLine == 0 {
 		return nil, fail(0, "no SOA record for %s", origin)
 	}
-	if byOwner[origin].set(dns.TypeNS) == nil {
+	if ownerOf(origin).set(dns.TypeNS) == nil {
 		return nil, fail(soaLine, "no NS records at the zone apex %s", origin)
 	}
 	nsets := 0
-	for _, o := range order {
+	for i := range order {
+		o := &order[i]
 		if isWildcard(o.name) && o.set(dns.TypeNS) != nil {
 			return nil, fail(int(o.set(dns.TypeNS).lines[0]), "NS at wildcard name %s", o.name)
 		}
@@ -248,7 +259,8 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 	owners := make([]owned, len(order))
 	ptrs := make([]*RRset, nsets+len(apex))
 	fresh := 0
-	for i, o := range order {
+	for i := range order {
+		o := &order[i]
 		slices.SortFunc(o.sets, func(a, b pending) int { return int(a.t) - int(b.t) })
 		n := len(o.sets)
 		if o.name == origin {
@@ -273,7 +285,8 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 		}
 	}
 	slab := make([]RRset, fresh)
-	for i, o := range order {
+	for i := range order {
+		o := &order[i]
 		for j, p := range o.sets {
 			if owners[i].sets[j] == nil {
 				set := &slab[0]
@@ -289,12 +302,12 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 	z := build(origin, file, lim, owners)
 	if dnames {
 		if n, d := z.belowDNAME(); n != nil {
-			p := byOwner[n.Name].sets[0]
+			p := ownerOf(n.Name).sets[0]
 			return nil, fail(int(p.lines[0]), "%s record at %s is below the DNAME at %s and would never be served", dns.TypeToString[p.t], n.Name, d.Name)
 		}
 	}
 	for _, n := range z.glue {
-		for _, p := range byOwner[n.Name].sets {
+		for _, p := range ownerOf(n.Name).sets {
 			if p.t != dns.TypeA && p.t != dns.TypeAAAA {
 				return nil, fail(int(p.lines[0]), "%s record at %s is below the delegation point and would never be served (only glue A/AAAA belong there)", dns.TypeToString[p.t], n.Name)
 			}
@@ -314,10 +327,10 @@ type owner struct {
 
 // pending is one RRset as ParseWith reads it: its records and the lines they came from.
 type pending struct {
-	t     uint16
 	rrs   []dns.RR
-	lines []int32
-	size  int // room the records take in an answer
+	lines [2]int32 // of the first two records, for errors
+	size  int32    // room the records take in an answer
+	t     uint16
 }
 
 func (o *owner) set(t uint16) *pending {
