@@ -1,6 +1,8 @@
 package denial
 
 import (
+	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,12 +212,21 @@ func TestHashChain(t *testing.T) {
 		if optout {
 			want--
 		}
-		if len(c.sets) != want {
-			t.Fatalf("optout %v: %d NSEC3, want %d", optout, len(c.sets), want)
+		sets := c.Sets()
+		if len(sets) != want {
+			t.Fatalf("optout %v: %d NSEC3, want %d", optout, len(sets), want)
 		}
-		for i, set := range c.sets {
+		// The hashes, as miekg/dns computes them, in order.
+		var hashes []string
+		for _, name := range names {
+			if !optout || name != "sub.example.test." {
+				hashes = append(hashes, m.Hash(name))
+			}
+		}
+		slices.Sort(hashes)
+		for i, set := range sets {
 			n := set.RRs[0].(*dns.NSEC3)
-			if next := c.hashes[(i+1)%len(c.hashes)]; n.NextDomain != next || !strings.HasPrefix(n.Hdr.Name, strings.ToLower(c.hashes[i])+".") {
+			if next := hashes[(i+1)%len(hashes)]; n.NextDomain != next || !strings.HasPrefix(n.Hdr.Name, strings.ToLower(hashes[i])+".") {
 				t.Errorf("optout %v: %s next %s, want %s", optout, n.Hdr.Name, n.NextDomain, next)
 			}
 			if n.Flags != map[bool]uint8{false: 0, true: 1}[optout] {
@@ -237,6 +248,30 @@ func TestHashChain(t *testing.T) {
 	c3 := New(NSEC3, z2, c2).(*hashChain)
 	if c3.match("a.b.c.example.test.") != c2.match("a.b.c.example.test.") {
 		t.Error("unchanged NSEC3 not reused")
+	}
+	made := 0
+	c3.Made(func(*zone.RRset) { made++ })
+	if made != 1 {
+		t.Errorf("%d NSEC3 RRsets made, want 1: only the one asked for", made)
+	}
+}
+
+// TestRawHash: the chain's hash is RFC 5155 §5's, as miekg/dns computes it, with salt and
+// iterations, and of the canonical (lowercase) name.
+func TestRawHash(t *testing.T) {
+	for _, m := range []Mode{NSEC3, {Kind: "nsec3", Iterations: 12, Salt: "AABBCCDD"}, {Kind: "nsec3", Iterations: 1, Salt: "00"}} {
+		salt, _ := hex.DecodeString(m.Salt)
+		for _, name := range []string{".", "example.", "a.example.", "WWW.Example.Test.", "*.w.example.", `\000.x.example.`, "xn--bcher-kva.example."} {
+			got := strings.ToUpper(b32.EncodeToString(func() []byte { h := rawHash(name, m.Iterations, salt); return h[:] }()))
+			if want := m.Hash(name); got != want {
+				t.Errorf("%v %s: %s, miekg/dns says %s", m, name, got, want)
+			}
+		}
+	}
+	// RFC 5155 Appendix A: H(example) = 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom (salt aabbccdd, 12 iterations).
+	h := rawHash("example.", 12, []byte{0xaa, 0xbb, 0xcc, 0xdd})
+	if got := strings.ToLower(b32.EncodeToString(h[:])); got != "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom" {
+		t.Errorf("H(example) = %s, RFC 5155 Appendix A says 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom", got)
 	}
 }
 

@@ -1,9 +1,12 @@
 package denial
 
 import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"slices"
-	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -12,13 +15,18 @@ import (
 // hashChain is the NSEC3 chain of a snapshot (RFC 5155 §7.1): one NSEC3 per authoritative
 // name and empty non-terminal (insecure delegations left out with opt-out), ordered by hash,
 // built once per snapshot like the NSEC chain, so that a flood of random names costs hashing
-// and a binary search, no signing.
+// and a binary search, no signing. It holds the raw hashes; each record is made when first
+// asked for (a zone of 10^5 names would otherwise hold 10^5 NSEC3 RRsets from the start).
 type hashChain struct {
-	mode   Mode
-	z      *zone.Zone
-	hashes []string          // base32hex, uppercase, ascending: the order of the owner names too
-	sets   []*zone.RRset     // parallel to hashes
-	byKey  map[string]string // the hash of each name (by zone.Key), for the next snapshot
+	mode Mode
+	salt []byte
+	z    *zone.Zone
+	// raw holds the hash of each name of z.Chain(), then of z.EmptyNonTerminals(): in
+	// canonical order, which pairs it with the next snapshot's. Zero for names without an
+	// NSEC3 (opt-out).
+	raw   [][sha1.Size]byte
+	order []int32                      // the positions in raw of the chain, ascending by hash
+	sets  []atomic.Pointer[zone.RRset] // parallel to order
 	hashProofs
 }
 
@@ -33,8 +41,12 @@ func nsec3Owner(hash, origin string) string { return join(strings.ToLower(hash),
 // Bitmap3 is the NSEC3 type bitmap of node n (RFC 5155 §3.2.1): its types, RRSIG where it
 // owns a signed RRset; at a delegation point NS, and DS with RRSIG when it has one; nothing
 // for an empty non-terminal.
-func Bitmap3(n *zone.Node) []uint16 {
-	var types []uint16
+func Bitmap3(n *zone.Node) []uint16 { return appendBitmap3(nil, n) }
+
+// appendBitmap3 appends Bitmap3(n) to dst.
+func appendBitmap3(dst []uint16, n *zone.Node) []uint16 {
+	start := len(dst)
+	types := dst
 	signed := false
 	for _, s := range n.RRsets() {
 		t := s.Type
@@ -47,8 +59,8 @@ func Bitmap3(n *zone.Node) []uint16 {
 	if signed {
 		types = append(types, dns.TypeRRSIG)
 	}
-	slices.Sort(types)
-	return slices.Compact(types)
+	slices.Sort(types[start:])
+	return types[:start+len(slices.Compact(types[start:]))]
 }
 
 // nsec3Set is the NSEC3 RRset at hash with next hashed owner next.
@@ -76,72 +88,141 @@ func (m Mode) inChain(n *zone.Node) bool {
 	return !(m.OptOut && n.Cut && n.Set(dns.TypeDS) == nil)
 }
 
+// rawHash is the NSEC3 hash of name (RFC 5155 §5): SHA-1 over the canonical wire form of
+// the name and the salt, then over the hash and the salt, iterations times more.
+func rawHash(name string, iterations uint16, salt []byte) [sha1.Size]byte {
+	var buf [256 + 255]byte
+	n, err := dns.PackDomainName(dns.Fqdn(name), buf[:], 0, nil, false)
+	if err != nil {
+		return [sha1.Size]byte{}
+	}
+	for i := range n { // label lengths are below 64, so no octet of them is a letter
+		if c := buf[i]; c >= 'A' && c <= 'Z' {
+			buf[i] = c + 'a' - 'A'
+		}
+	}
+	h := sha1.Sum(append(buf[:n], salt...))
+	for range iterations {
+		h = sha1.Sum(append(append(buf[:0], h[:]...), salt...))
+	}
+	return h
+}
+
 func newHashChain(mode Mode, z *zone.Zone, prev *hashChain) *hashChain {
-	type named struct {
-		hash string
-		node *zone.Node
+	salt, _ := hex.DecodeString(mode.Salt)
+	chain, ents := z.Chain(), z.EmptyNonTerminals()
+	c := &hashChain{mode: mode, salt: salt, z: z, raw: make([][sha1.Size]byte, len(chain)+len(ents))}
+	c.hashProofs = hashProofs{origin: z.Origin, match: c.match, cover: c.cover}
+	if prev != nil && (prev.mode != mode || prev.z.Origin != z.Origin) {
+		prev = nil
 	}
 	// A change to a zone keeps most names: their hashes are the previous snapshot's (with
-	// many iterations, hashing the whole zone again would take seconds per change).
-	var old map[string]string
-	if prev != nil && prev.mode == mode && prev.z.Origin == z.Origin {
-		old = prev.byKey
+	// many iterations, hashing the whole zone again would take seconds per change). Both
+	// lists are in canonical order: one walk pairs them.
+	var zero [sha1.Size]byte
+	var prevLists [2][]*zone.Node
+	var prevRaw [2][][sha1.Size]byte
+	if prev != nil {
+		pc := prev.z.Chain()
+		prevLists = [2][]*zone.Node{pc, prev.z.EmptyNonTerminals()}
+		prevRaw = [2][][sha1.Size]byte{prev.raw[:len(pc)], prev.raw[len(pc):]}
 	}
-	var all []named
-	byKey := make(map[string]string, len(z.Chain())+len(z.EmptyNonTerminals()))
-	for _, list := range [][]*zone.Node{z.Chain(), z.EmptyNonTerminals()} {
-		for _, n := range list {
+	c.order = make([]int32, 0, len(c.raw))
+	base := 0
+	for l, list := range [2][]*zone.Node{chain, ents} {
+		old, j := prevLists[l], 0
+		for i, n := range list {
 			if !mode.inChain(n) {
 				continue
 			}
-			h, ok := old[n.Key]
-			if !ok {
-				h = mode.Hash(n.Name)
-			}
-			byKey[n.Key] = h
-			all = append(all, named{h, n})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].hash < all[j].hash })
-	all = slices.CompactFunc(all, func(a, b named) bool { return a.hash == b.hash }) // a SHA-1 collision: one record
-	c := &hashChain{mode: mode, z: z, hashes: make([]string, len(all)), sets: make([]*zone.RRset, len(all)), byKey: byKey}
-	c.hashProofs = hashProofs{origin: z.Origin, match: c.match, cover: c.cover}
-	if prev != nil && (prev.mode != mode || prev.z.NegTTL != z.NegTTL || prev.z.Origin != z.Origin) {
-		prev = nil
-	}
-	j := 0
-	for i, e := range all {
-		next := all[(i+1)%len(all)].hash
-		s := mode.nsec3Set(z.Origin, e.hash, next, z.NegTTL, Bitmap3(e.node))
-		if prev != nil {
-			for j < len(prev.hashes) && prev.hashes[j] < e.hash {
+			for j < len(old) && old[j].Key < n.Key {
 				j++
 			}
-			if j < len(prev.hashes) && prev.hashes[j] == e.hash && zone.EqualSets(prev.sets[j], s) {
-				s = prev.sets[j]
+			if j < len(old) && old[j].Key == n.Key && prevRaw[l][j] != zero {
+				c.raw[base+i] = prevRaw[l][j]
+			} else {
+				c.raw[base+i] = rawHash(n.Name, mode.Iterations, salt)
 			}
+			c.order = append(c.order, int32(base+i))
 		}
-		c.hashes[i], c.sets[i] = e.hash, s
+		base += len(list)
+	}
+	slices.SortFunc(c.order, func(a, b int32) int { return bytes.Compare(c.raw[a][:], c.raw[b][:]) })
+	c.order = slices.CompactFunc(c.order, func(a, b int32) bool { return c.raw[a] == c.raw[b] }) // a SHA-1 collision: one record
+	c.sets = make([]atomic.Pointer[zone.RRset], len(c.order))
+	if prev == nil || prev.z.NegTTL != z.NegTTL {
+		return c
+	}
+	// The records prev made that are still the same keep their identity, and with it their
+	// signatures: same hash, same next hash, same types.
+	var bm [16]uint16
+	j := 0
+	for i, p := range c.order {
+		h := c.raw[p]
+		for j < len(prev.order) && bytes.Compare(prev.raw[prev.order[j]][:], h[:]) < 0 {
+			j++
+		}
+		if j == len(prev.order) || prev.raw[prev.order[j]] != h {
+			continue
+		}
+		s := prev.sets[j].Load()
+		if s == nil {
+			continue
+		}
+		rr := s.RRs[0].(*dns.NSEC3)
+		if rr.NextDomain == c.hashAt((i+1)%len(c.order)) && slices.Equal(rr.TypeBitMap, appendBitmap3(bm[:0], c.node(p))) {
+			c.sets[i].Store(s)
+		}
 	}
 	return c
 }
 
+// node returns the name at position p of raw.
+func (c *hashChain) node(p int32) *zone.Node {
+	if chain := c.z.Chain(); int(p) < len(chain) {
+		return chain[p]
+	}
+	return c.z.EmptyNonTerminals()[int(p)-len(c.z.Chain())]
+}
+
+// hashAt returns the i-th hash of the chain in base32hex, uppercase.
+func (c *hashChain) hashAt(i int) string { return b32.EncodeToString(c.raw[c.order[i]][:]) }
+
+// at returns the i-th NSEC3 RRset of the chain, made once: every caller gets the same RRset,
+// which holds its signatures.
+func (c *hashChain) at(i int) *zone.RRset {
+	if s := c.sets[i].Load(); s != nil {
+		return s
+	}
+	s := c.mode.nsec3Set(c.z.Origin, c.hashAt(i), c.hashAt((i+1)%len(c.order)), c.z.NegTTL, Bitmap3(c.node(c.order[i])))
+	if c.sets[i].CompareAndSwap(nil, s) {
+		return s
+	}
+	return c.sets[i].Load()
+}
+
+// search returns the position in the chain of the first hash >= that of name, and whether it
+// is that hash.
+func (c *hashChain) search(name string) (int, bool) {
+	h := rawHash(name, c.mode.Iterations, c.salt)
+	return slices.BinarySearchFunc(c.order, h, func(p int32, h [sha1.Size]byte) int { return bytes.Compare(c.raw[p][:], h[:]) })
+}
+
 // match returns the NSEC3 of name, or nil when name has none.
 func (c *hashChain) match(name string) *zone.RRset {
-	h := c.mode.Hash(name)
-	if i, ok := slices.BinarySearch(c.hashes, h); ok {
-		return c.sets[i]
+	if i, ok := c.search(name); ok {
+		return c.at(i)
 	}
 	return nil
 }
 
 // cover returns the NSEC3 whose span covers the hash of name, which has no NSEC3 of its own.
 func (c *hashChain) cover(name string) *zone.RRset {
-	i, _ := slices.BinarySearch(c.hashes, c.mode.Hash(name))
+	i, _ := c.search(name)
 	if i == 0 {
-		i = len(c.hashes)
+		i = len(c.order)
 	}
-	return c.sets[i-1]
+	return c.at(i - 1)
 }
 
 // encloserProof is the closest provable encloser proof for name (RFC 5155 §7.2.1): the NSEC3
@@ -195,13 +276,21 @@ func (p hashProofs) WildcardNoData(w *zone.Node, encloser, next string) []*zone.
 
 func (p hashProofs) Own(*zone.Node) *zone.RRset { return nil }
 
-// Sets returns the chain's NSEC3 RRsets, in canonical order of their owners.
-func (c *hashChain) Sets() []*zone.RRset { return c.sets }
+// Sets returns the chain's NSEC3 RRsets, in canonical order of their owners, all made.
+func (c *hashChain) Sets() []*zone.RRset {
+	out := make([]*zone.RRset, len(c.sets))
+	for i := range c.sets {
+		out[i] = c.at(i)
+	}
+	return out
+}
 
-// Made calls fn with every NSEC3 RRset of the chain: they are made with it.
+// Made calls fn with the NSEC3 RRsets made so far.
 func (c *hashChain) Made(fn func(*zone.RRset)) {
-	for _, s := range c.sets {
-		fn(s)
+	for i := range c.sets {
+		if s := c.sets[i].Load(); s != nil {
+			fn(s)
+		}
 	}
 }
 
