@@ -240,6 +240,11 @@ func TestSignatureTimes(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
 		// validity 14d, jitter up to 1d, inception 1h back; signed at most minutes ago.
 		l := sharedLab(t, "nsec")
+		// No transfer plugin: nothing is signed for secondaries (a version would hold a
+		// signature for every RRset).
+		if strings.Contains(l.Srv.Log(), "ready for transfer") {
+			t.Errorf("a zone was published for transfer without the transfer plugin:\n%s", l.Srv.Log())
+		}
 		now := time.Now()
 		for _, s := range sigTimes(t, l.Srv.Addr) {
 			inc, exp := sigTime(s.Inception), sigTime(s.Expiration)
@@ -272,7 +277,9 @@ func TestSignatureTimes(t *testing.T) {
 		// re-sign within seconds while it runs; the new signatures keep validating.
 		t.Parallel()
 		const validity, refresh = time.Hour, time.Hour - 8*time.Second
-		l := StartLab(t, ServerConfig{Zones: onlyExample(t), Extra: []string{"validity 1h", "refresh 59m52s", "jitter 0s", "inception 5s"}})
+		// With the transfer plugin, as a primary: the zone is also re-signed for secondaries.
+		l := StartLab(t, ServerConfig{Zones: onlyExample(t), Extra: []string{"validity 1h", "refresh 59m52s", "jitter 0s", "inception 5s"},
+			Block: []string{"transfer {\n    to 127.0.0.1\n}"}})
 		const watch = 20 * time.Second
 		deadline := time.Now().Add(watch)
 		resigned := false
