@@ -261,12 +261,17 @@ func TestHashChain(t *testing.T) {
 func TestRawHash(t *testing.T) {
 	for _, m := range []Mode{NSEC3, {Kind: "nsec3", Iterations: 12, Salt: "AABBCCDD"}, {Kind: "nsec3", Iterations: 1, Salt: "00"}} {
 		salt, _ := hex.DecodeString(m.Salt)
-		for _, name := range []string{".", "example.", "a.example.", "WWW.Example.Test.", "*.w.example.", `\000.x.example.`, "xn--bcher-kva.example."} {
+		for _, name := range []string{".", "example.", "a.example.", "WWW.Example.Test.", "*.w.example.", `\000.x.example.`, "xn--bcher-kva.example.", `a\.b.example.`} {
 			got := strings.ToUpper(b32.EncodeToString(func() []byte { h := rawHash(name, m.Iterations, salt); return h[:] }()))
-			if want := m.Hash(name); got != want {
+			if want := dns.HashName(name, dns.SHA1, m.Iterations, m.Salt); got != want {
 				t.Errorf("%v %s: %s, miekg/dns says %s", m, name, got, want)
 			}
 		}
+	}
+	// The hash is of the canonical wire form: an escaped capital is lowered too (miekg/dns
+	// lowers the text only).
+	if got, want := NSEC3.Hash(`\065.example.`), NSEC3.Hash("a.example."); got != want {
+		t.Errorf(`H(\065.example.) = %s, want H(a.example.) = %s`, got, want)
 	}
 	// RFC 5155 Appendix A: H(example) = 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom (salt aabbccdd, 12 iterations).
 	h := rawHash("example.", 12, []byte{0xaa, 0xbb, 0xcc, 0xdd})

@@ -1,7 +1,6 @@
 package denial
 
 import (
-	"encoding/base32"
 	"strings"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
@@ -26,8 +25,6 @@ func newNarrow(mode Mode, z *zone.Zone) *narrow {
 	n.hashProofs = hashProofs{origin: z.Origin, match: n.match, cover: n.cover}
 	return n
 }
-
-var b32 = base32.HexEncoding.WithPadding(base32.NoPadding)
 
 // step returns the hash one above (+1) or below (-1) hash, wrapping around 2^160.
 func step(hash string, d int) string {

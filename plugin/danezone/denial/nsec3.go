@@ -3,6 +3,7 @@ package denial
 import (
 	"bytes"
 	"crypto/sha1"
+	"encoding/base32"
 	"encoding/hex"
 	"slices"
 	"strings"
@@ -32,7 +33,9 @@ type hashChain struct {
 
 // Hash is the NSEC3 hash of name under mode's parameters, in base32hex, uppercase.
 func (m Mode) Hash(name string) string {
-	return dns.HashName(name, dns.SHA1, m.Iterations, m.Salt)
+	salt, _ := hex.DecodeString(m.Salt)
+	h := rawHash(name, m.Iterations, salt)
+	return b32.EncodeToString(h[:])
 }
 
 // nsec3Owner is the owner name of the NSEC3 of hash in zone origin.
@@ -107,6 +110,9 @@ func rawHash(name string, iterations uint16, salt []byte) [sha1.Size]byte {
 	}
 	return h
 }
+
+// b32 is base32hex (RFC 4648 §7) without padding, as NSEC3 spells hashes (RFC 5155 §3.3).
+var b32 = base32.HexEncoding.WithPadding(base32.NoPadding)
 
 func newHashChain(mode Mode, z *zone.Zone, prev *hashChain) *hashChain {
 	salt, _ := hex.DecodeString(mode.Salt)

@@ -254,11 +254,11 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 		}
 		nsets += len(o.sets)
 	}
-	// The RRsets: those equal to prev's are prev's (and keep their signatures); the others
-	// are made in one allocation, which then holds no set that is not used.
+	// The RRsets: those equal to prev's are prev's (and keep their signatures). Each new one
+	// is its own allocation: the next version takes over the sets that do not change, and one
+	// array of them would keep every superseded set of its load alive with them.
 	owners := make([]owned, len(order))
 	ptrs := make([]*RRset, nsets+len(apex))
-	fresh := 0
 	for i := range order {
 		o := &order[i]
 		slices.SortFunc(o.sets, func(a, b pending) int { return int(a.t) - int(b.t) })
@@ -273,27 +273,13 @@ func ParseWith(r io.Reader, origin, file string, prev *Zone, lim Limits, apex ..
 			pn = prev.Node(o.name)
 		}
 		for j, p := range o.sets {
+			set := NewRRset(p.rrs)
 			if pn != nil {
-				var set RRset
-				set.init(p.rrs)
-				if ps := pn.Set(p.t); ps != nil && EqualSets(&set, ps) {
-					owners[i].sets[j] = ps
-					continue
+				if ps := pn.Set(p.t); ps != nil && EqualSets(set, ps) {
+					set = ps
 				}
 			}
-			fresh++
-		}
-	}
-	slab := make([]RRset, fresh)
-	for i := range order {
-		o := &order[i]
-		for j, p := range o.sets {
-			if owners[i].sets[j] == nil {
-				set := &slab[0]
-				slab = slab[1:]
-				set.init(p.rrs)
-				owners[i].sets[j] = set
-			}
+			owners[i].sets[j] = set
 		}
 		if o.name == origin {
 			owners[i].sets = withApex(owners[i].sets, apex)
