@@ -227,6 +227,10 @@ func (p nsecProofs) NoData(n *zone.Node) []*zone.RRset {
 }
 
 func (p nsecProofs) NXDomain(encloser, next string) []*zone.RRset {
+	if c, ok := p.nsecs.(*chain); ok { // both from one key: the answer to a flood of random names
+		i, j := c.z.NXDomainCovers(next)
+		return []*zone.RRset{c.at(i), c.at(j)}
+	}
 	return []*zone.RRset{p.Cover(next), p.Cover(join("*", encloser))}
 }
 

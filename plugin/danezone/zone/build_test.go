@@ -59,6 +59,15 @@ func TestBuildAgainstNaive(t *testing.T) {
 			in = append(in, o)
 		}
 		z := build(origin, "t", Limits{}, in)
+		// The covers of a name and of the wildcard at its parent, from one key, are those of
+		// the two names.
+		for range 20 {
+			next := Canonical(labels[rng.IntN(len(labels))] + "." + labels[rng.IntN(len(labels))] + "." + origin)
+			i, j := z.NXDomainCovers(next)
+			if wi, wj := z.PredecessorIndex(next), z.PredecessorIndex("*."+parent(next)); i != wi || j != wj {
+				t.Fatalf("round %d: NXDomainCovers(%s) = %d, %d; PredecessorIndex says %d, %d", round, next, i, j, wi, wj)
+			}
+		}
 
 		// The naive model: every ancestor below the origin exists; occluded when a strict
 		// ancestor below the origin owns NS.

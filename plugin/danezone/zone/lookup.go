@@ -32,19 +32,13 @@ type Result struct {
 	NextCloser string
 }
 
-// maxName is the longest name in wire form (RFC 1035 §2.3.4); its key is at most twice as long
-// (0x00 and 0x01 escaped).
-const maxName = 255
-
 // Lookup finds qname (any case) and qtype in the zone. qname must be at or below the origin.
 // DS and NSEC at a delegation point are answered from this, the parent side (RFC 4035
 // §3.1.4.1). ANY returns the node's first RRset (RFC 8482 §4.1).
 func (z *Zone) Lookup(qname string, qtype uint16) Result {
 	// The key and its label bounds on the stack: this runs for every query the answer cache
 	// does not answer, and for every NXDOMAIN it does.
-	var kb [2*maxName + 2]byte
-	var bb [128]uint16
-	key, bounds := appendKey(kb[:0], bb[:0], qname)
+	key, bounds := appendKey(make([]byte, 0, keyRoom), make([]uint16, 0, labelRoom), qname)
 	nl := len(bounds)
 	var last *Node
 	depth := z.originLabels

@@ -215,9 +215,28 @@ func (z *Zone) Predecessor(name string) (prev *Node, next *Node) {
 // PredecessorIndex returns the position in the chain of Predecessor(name), without
 // allocating: the NSEC that covers a name that does not exist.
 func (z *Zone) PredecessorIndex(name string) int {
-	var kb [2*maxName + 2]byte
-	key, _ := appendKey(kb[:0], []uint16(nil), name)
-	if i := z.search(string(key)); i > 0 {
+	key, _ := appendKey(make([]byte, 0, keyRoom), []uint16(nil), name)
+	return z.cover(string(key))
+}
+
+// NXDomainCovers returns the positions in the chain of PredecessorIndex(next) and
+// PredecessorIndex of the wildcard at next's parent: for a name that does not exist, whose
+// next closer name is next, the NSEC records that cover it and the wildcard of its closest
+// encloser (RFC 4035 §3.1.3.2). The parent's key is a prefix of next's, so one key does.
+func (z *Zone) NXDomainCovers(next string) (int, int) {
+	key, bounds := appendKey(make([]byte, 0, keyRoom), make([]uint16, 0, labelRoom), next)
+	i := z.cover(string(key))
+	wild := key[:0]
+	if len(bounds) > 1 {
+		wild = key[:bounds[len(bounds)-2]]
+	}
+	return i, z.cover(string(append(wild, '*', 0)))
+}
+
+// cover returns the position in the chain of the last name whose key sorts before key
+// (wrapping to the last name).
+func (z *Zone) cover(key string) int {
+	if i := z.search(key); i > 0 {
 		return i - 1
 	}
 	return len(z.chain) - 1
@@ -271,10 +290,11 @@ func build(origin, file string, lim Limits, owners []owned) *Zone {
 	}
 	// Empty non-terminals: every name between an owner and the origin exists (RFC 4592 §2.2.2).
 	// The key of an ancestor is a prefix of the owner's key, so it costs no allocation.
-	var bb [128]uint16
-	var kb [2*maxName + 2]byte
+	kb, bb := make([]byte, 0, keyRoom), make([]uint16, 0, labelRoom)
 	for _, o := range all[:len(owners)] {
-		_, bounds := appendKey(kb[:0], bb[:0], o.Name)
+		var bounds []uint16
+		kb, bounds = appendKey(kb[:0], bb[:0], o.Name)
+		bb = bounds
 		nl := len(bounds)
 		for j := nl - 1; j > z.originLabels; j-- {
 			k := o.Key[:bounds[j-1]]
