@@ -3,10 +3,10 @@ package zone
 import (
 	"bytes"
 	"fmt"
-	"runtime"
-	"strings"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
