@@ -63,6 +63,16 @@ func TestBuildAgainstNaive(t *testing.T) {
 		// the two names.
 		for range 20 {
 			next := Canonical(labels[rng.IntN(len(labels))] + "." + labels[rng.IntN(len(labels))] + "." + origin)
+			// The search against a scan of the chain.
+			want := len(z.chain) - 1
+			for k, n := range z.chain {
+				if n.Key < Key(next) {
+					want = k
+				}
+			}
+			if k := z.search(Key(next)); k == 0 && want != len(z.chain)-1 || k > 0 && k-1 != want {
+				t.Fatalf("round %d: search(%s) = %d, a scan says the predecessor is %d", round, next, k, want)
+			}
 			i, j := z.NXDomainCovers(next)
 			if wi, wj := z.PredecessorIndex(next), z.PredecessorIndex("*."+parent(next)); i != wi || j != wj {
 				t.Fatalf("round %d: NXDomainCovers(%s) = %d, %d; PredecessorIndex says %d, %d", round, next, i, j, wi, wj)

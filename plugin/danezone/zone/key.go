@@ -1,6 +1,8 @@
 package zone
 
 import (
+	"strings"
+
 	"github.com/miekg/dns"
 )
 
@@ -24,6 +26,14 @@ func appendKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T
 	if name[len(name)-1] != '.' || (len(name) > 1 && name[len(name)-2] == '\\') {
 		name = dns.Fqdn(name)
 	}
+	if strings.IndexByte(name, '\\') < 0 {
+		return appendPlainKey(dst, bounds, name)
+	}
+	return appendEscapedKey(dst, bounds, name)
+}
+
+// appendEscapedKey is appendKey for a fully qualified name with escapes.
+func appendEscapedKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T) {
 	// Label starts, left to right (dns.NextLabel knows escapes); then the labels right to left.
 	starts := make([]uint16, 0, labelRoom)
 	for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
@@ -38,6 +48,30 @@ func appendKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T
 		if bounds != nil {
 			bounds = append(bounds, T(len(dst)))
 		}
+	}
+	return dst, bounds
+}
+
+// appendPlainKey is appendKey for a fully qualified name without escapes, the names of
+// nearly every query: every dot ends a label, so the labels are found from the right.
+func appendPlainKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T) {
+	for end := len(name) - 1; end > 0; {
+		start := strings.LastIndexByte(name[:end], '.') + 1
+		for i := start; i < end; i++ {
+			c := name[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c <= 1 {
+				dst = append(dst, 1)
+			}
+			dst = append(dst, c)
+		}
+		dst = append(dst, 0)
+		if bounds != nil {
+			bounds = append(bounds, T(len(dst)))
+		}
+		end = start - 1
 	}
 	return dst, bounds
 }
