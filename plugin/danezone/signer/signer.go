@@ -98,13 +98,13 @@ func (s *Signer) SetKeys(ks *keys.Set) { s.keys.Store(ks) }
 // Policy returns the signing policy.
 func (s *Signer) Policy() Policy { return s.policy }
 
-// entry is what a signer keeps in an RRset's slot.
+// entry is what a signer keeps in an RRset's slot. Its times are Unix seconds (an RRSIG's
+// are whole seconds): a zone signed for transfer holds one entry per RRset, 64 octets each
+// this way, 112 with time.Time.
 type entry struct {
-	keys       *keys.Set
-	sigs       []dns.RR
-	inception  time.Time
-	refreshAt  time.Time
-	Expiration time.Time
+	keys                             *keys.Set
+	sigs                             []dns.RR
+	inception, refreshAt, expiration int64
 }
 
 // Sign returns RRSIGs over set that are valid now, and how many signatures it had to make
@@ -128,7 +128,7 @@ func (s *Signer) SignUntil(set *zone.RRset, ks *keys.Set) ([]dns.RR, int, time.T
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
-	return e.sigs, made, e.refreshAt, nil
+	return e.sigs, made, time.Unix(e.refreshAt, 0), nil
 }
 
 // Ahead returns RRSIGs over set by ks that need no refresh before horizon (signing them anew
@@ -139,7 +139,7 @@ func (s *Signer) Ahead(set *zone.RRset, ks *keys.Set, horizon time.Time) ([]dns.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return e.sigs, e.refreshAt, nil
+	return e.sigs, time.Unix(e.refreshAt, 0), nil
 }
 
 // signBy returns the cached signatures of set if they are by ks, valid now and fresh until
@@ -179,12 +179,12 @@ func (s *Signer) SignOnceUntil(set *zone.RRset, ks *keys.Set) ([]dns.RR, time.Ti
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return e.sigs, e.refreshAt, nil
+	return e.sigs, time.Unix(e.refreshAt, 0), nil
 }
 
 func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now, horizon time.Time) *entry {
 	e, ok := set.Sigs.Load().(*entry)
-	if !ok || e.keys != ks || now.Before(e.inception) || !horizon.Before(e.refreshAt) {
+	if !ok || e.keys != ks || now.Unix() < e.inception || horizon.Unix() >= e.refreshAt {
 		return nil
 	}
 	return e
@@ -201,7 +201,8 @@ func (s *Signer) sign(set *zone.RRset, ks *keys.Set, now time.Time) (*entry, err
 	if err != nil {
 		return nil, err
 	}
-	return &entry{keys: ks, sigs: sigs, inception: inception, Expiration: expiration, refreshAt: expiration.Add(-s.policy.Refresh)}, nil
+	return &entry{keys: ks, sigs: sigs, inception: inception.Unix(), expiration: expiration.Unix(),
+		refreshAt: expiration.Add(-s.policy.Refresh).Unix()}, nil
 }
 
 // signers returns the keys that sign set: the KSKs for the apex key sets, the ZSKs otherwise.
@@ -253,5 +254,5 @@ func (s *Signer) Serving(set *zone.RRset, now time.Time) (time.Time, bool) {
 	if e == nil {
 		return time.Time{}, false
 	}
-	return e.Expiration, true
+	return time.Unix(e.expiration, 0), true
 }
