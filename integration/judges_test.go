@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/danelab/danelab/internal/canonical"
 	"github.com/miekg/dns"
 )
 
@@ -607,6 +608,6 @@ func unboundWildcardQuirk(zs *ZoneSet, qname string, e Expect) bool {
 		}
 		name = parentName(name)
 	}
-	labels := canonLabels(name)
+	labels := canonical.Labels(name)
 	return len(labels) > 0 && len(labels[0]) > 0 && labels[0][0] < '*'
 }

@@ -6,14 +6,13 @@ package integration
 // Nothing here looks at the server's answers.
 
 import (
-	"bytes"
-	"cmp"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/danelab/danelab/internal/canonical"
 	"github.com/miekg/dns"
 )
 
@@ -391,43 +390,8 @@ func sameRRs(want, got []dns.RR) (bool, string) {
 // ---------------------------------------------------------------------------------------------
 // Canonical order and the NSEC chain (RFC 4034 §6.1, §4.1)
 
-// canonLabels returns the labels of name in wire form, ASCII letters lower-cased.
-func canonLabels(name string) [][]byte {
-	buf := make([]byte, 256)
-	off, err := dns.PackDomainName(dns.Fqdn(name), buf, 0, nil, false)
-	if err != nil {
-		panic(fmt.Sprintf("canonLabels(%q): %v", name, err))
-	}
-	var labels [][]byte
-	for i := 0; i < off; {
-		l := int(buf[i])
-		if l == 0 {
-			break
-		}
-		lab := make([]byte, l)
-		for k, c := range buf[i+1 : i+1+l] {
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			lab[k] = c
-		}
-		labels = append(labels, lab)
-		i += 1 + l
-	}
-	return labels
-}
-
-// CanonicalCompare orders two names as RFC 4034 §6.1 does: label by label from the right,
-// each label as a lower-cased octet string, a name sorting before its descendants.
-func CanonicalCompare(a, b string) int {
-	la, lb := canonLabels(a), canonLabels(b)
-	for i := 1; i <= len(la) && i <= len(lb); i++ {
-		if c := bytes.Compare(la[len(la)-i], lb[len(lb)-i]); c != 0 {
-			return c
-		}
-	}
-	return cmp.Compare(len(la), len(lb))
-}
+// CanonicalCompare orders two names as RFC 4034 §6.1 does.
+var CanonicalCompare = canonical.Compare
 
 // NSECEntry is one link of the zone's NSEC chain.
 type NSECEntry struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/danelab/danelab/internal/canonical"
 	"github.com/danelab/danelab/plugin/danezone/denial"
 	"github.com/danelab/danelab/plugin/danezone/serial"
 	"github.com/danelab/danelab/plugin/danezone/signer"
@@ -389,30 +390,8 @@ func modelOf(t *testing.T, file string) *model {
 	return md
 }
 
-// canonicalLess orders names per RFC 4034 §6.1, from their wire form.
-func canonicalLess(a, b string) bool {
-	la, lb := wireLabels(a), wireLabels(b)
-	for i := 1; i <= len(la) && i <= len(lb); i++ {
-		x, y := la[len(la)-i], lb[len(lb)-i]
-		if c := bytes.Compare(x, y); c != 0 {
-			return c < 0
-		}
-	}
-	return len(la) < len(lb)
-}
-
-func wireLabels(name string) [][]byte {
-	buf := make([]byte, 256)
-	n, err := dns.PackDomainName(dns.Fqdn(name), buf, 0, nil, false)
-	if err != nil {
-		panic(err)
-	}
-	var out [][]byte
-	for i := 0; i < n && buf[i] != 0; i += int(buf[i]) + 1 {
-		out = append(out, bytes.ToLower(buf[i+1:i+1+int(buf[i])]))
-	}
-	return out
-}
+// canonicalLess orders names per RFC 4034 §6.1.
+func canonicalLess(a, b string) bool { return canonical.Compare(a, b) < 0 }
 
 // judge checks a response as a validator would: every RRSIG verifies with the zone key and is
 // valid now; every NSEC tells the truth about the model; and the proofs needed for the

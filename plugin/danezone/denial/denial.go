@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -247,7 +246,7 @@ func (p nsecProofs) Own(n *zone.Node) *zone.RRset { return p.Match(n) }
 // Sets returns the chain's NSEC RRsets in nsec mode (nil otherwise), all made.
 func (p nsecProofs) Sets() []*zone.RRset {
 	if c, ok := p.nsecs.(*chain); ok {
-		return c.all()
+		return c.sets.all(c.at)
 	}
 	return nil
 }
@@ -256,7 +255,7 @@ func (p nsecProofs) Sets() []*zone.RRset {
 // the chain, in nsec mode; the other modes' are made per answer).
 func (p nsecProofs) Made(fn func(*zone.RRset)) {
 	if c, ok := p.nsecs.(*chain); ok {
-		c.made(fn)
+		c.sets.made(fn)
 	}
 }
 
@@ -296,12 +295,12 @@ func nsecSet(owner, next string, ttl uint32, types []uint16) *zone.RRset {
 // of random names asks for some, and answers of existing names for few.
 type chain struct {
 	z    *zone.Zone
-	sets []atomic.Pointer[zone.RRset] // parallel to z.Chain()
+	sets records // parallel to z.Chain()
 }
 
 func newChain(z *zone.Zone, prev *chain) *chain {
 	nodes := z.Chain()
-	c := &chain{z: z, sets: make([]atomic.Pointer[zone.RRset], len(nodes))}
+	c := &chain{z: z, sets: make(records, len(nodes))}
 	if prev == nil || prev.z.NegTTL != z.NegTTL {
 		return c
 	}
@@ -337,11 +336,7 @@ func (c *chain) at(i int) *zone.RRset {
 	}
 	nodes := c.z.Chain()
 	n := nodes[i]
-	s := nsecSet(n.Name, nodes[(i+1)%len(nodes)].Name, c.z.NegTTL, Bitmap(n))
-	if c.sets[i].CompareAndSwap(nil, s) {
-		return s
-	}
-	return c.sets[i].Load()
+	return c.sets.keep(i, nsecSet(n.Name, nodes[(i+1)%len(nodes)].Name, c.z.NegTTL, Bitmap(n)))
 }
 
 func (c *chain) Match(n *zone.Node) *zone.RRset {
@@ -353,22 +348,4 @@ func (c *chain) Match(n *zone.Node) *zone.RRset {
 
 func (c *chain) Cover(name string) *zone.RRset {
 	return c.at(c.z.PredecessorIndex(name))
-}
-
-// all returns every NSEC RRset of the chain, made now if they were not.
-func (c *chain) all() []*zone.RRset {
-	out := make([]*zone.RRset, len(c.sets))
-	for i := range c.sets {
-		out[i] = c.at(i)
-	}
-	return out
-}
-
-// made calls fn with the NSEC RRsets made so far.
-func (c *chain) made(fn func(*zone.RRset)) {
-	for i := range c.sets {
-		if s := c.sets[i].Load(); s != nil {
-			fn(s)
-		}
-	}
 }

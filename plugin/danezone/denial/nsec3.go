@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
@@ -26,8 +25,8 @@ type hashChain struct {
 	// canonical order, which pairs it with the next snapshot's. Zero for names without an
 	// NSEC3 (opt-out).
 	raw   [][sha1.Size]byte
-	order []int32                      // the positions in raw of the chain, ascending by hash
-	sets  []atomic.Pointer[zone.RRset] // parallel to order
+	order []int32 // the positions in raw of the chain, ascending by hash
+	sets  records // parallel to order
 	hashProofs
 }
 
@@ -155,7 +154,7 @@ func newHashChain(mode Mode, z *zone.Zone, prev *hashChain) *hashChain {
 	}
 	slices.SortFunc(c.order, func(a, b int32) int { return bytes.Compare(c.raw[a][:], c.raw[b][:]) })
 	c.order = slices.CompactFunc(c.order, func(a, b int32) bool { return c.raw[a] == c.raw[b] }) // a SHA-1 collision: one record
-	c.sets = make([]atomic.Pointer[zone.RRset], len(c.order))
+	c.sets = make(records, len(c.order))
 	if prev == nil || prev.z.NegTTL != z.NegTTL {
 		return c
 	}
@@ -200,11 +199,7 @@ func (c *hashChain) at(i int) *zone.RRset {
 	if s := c.sets[i].Load(); s != nil {
 		return s
 	}
-	s := c.mode.nsec3Set(c.z.Origin, c.hashAt(i), c.hashAt((i+1)%len(c.order)), c.z.NegTTL, Bitmap3(c.node(c.order[i])))
-	if c.sets[i].CompareAndSwap(nil, s) {
-		return s
-	}
-	return c.sets[i].Load()
+	return c.sets.keep(i, c.mode.nsec3Set(c.z.Origin, c.hashAt(i), c.hashAt((i+1)%len(c.order)), c.z.NegTTL, Bitmap3(c.node(c.order[i]))))
 }
 
 // search returns the position in the chain of the first hash >= that of name, and whether it
@@ -283,22 +278,10 @@ func (p hashProofs) WildcardNoData(w *zone.Node, encloser, next string) []*zone.
 func (p hashProofs) Own(*zone.Node) *zone.RRset { return nil }
 
 // Sets returns the chain's NSEC3 RRsets, in canonical order of their owners, all made.
-func (c *hashChain) Sets() []*zone.RRset {
-	out := make([]*zone.RRset, len(c.sets))
-	for i := range c.sets {
-		out[i] = c.at(i)
-	}
-	return out
-}
+func (c *hashChain) Sets() []*zone.RRset { return c.sets.all(c.at) }
 
 // Made calls fn with the NSEC3 RRsets made so far.
-func (c *hashChain) Made(fn func(*zone.RRset)) {
-	for i := range c.sets {
-		if s := c.sets[i].Load(); s != nil {
-			fn(s)
-		}
-	}
-}
+func (c *hashChain) Made(fn func(*zone.RRset)) { c.sets.made(fn) }
 
 // NSEC3PARAM is the NSEC3PARAM record of mode at origin (RFC 5155 §4), with TTL 0 as BIND
 // gives it: it tells secondaries and signers the parameters, validators never use it.

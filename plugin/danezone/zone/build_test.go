@@ -1,7 +1,6 @@
 package zone
 
 import (
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -9,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/danelab/danelab/internal/canonical"
 	"github.com/miekg/dns"
 )
 
@@ -114,7 +114,7 @@ func TestBuildAgainstNaive(t *testing.T) {
 			t.Fatalf("round %d: %d nodes, want %d", round, z.Nodes(), len(exists))
 		}
 		for _, l := range [][]string{chain, ents, glue} {
-			slices.SortFunc(l, canonicalCompare)
+			slices.SortFunc(l, canonical.Compare)
 		}
 		var gotGlue []string
 		for _, n := range z.glue {
@@ -136,32 +136,6 @@ func names(nodes []*Node) []string {
 	var out []string
 	for _, n := range nodes {
 		out = append(out, n.Name)
-	}
-	return out
-}
-
-// canonicalCompare orders names as RFC 4034 §6.1 says: by their labels from the rightmost,
-// each compared as a lowercased octet string, a missing label sorting first.
-func canonicalCompare(a, b string) int {
-	la, lb := wireLabels(a), wireLabels(b)
-	for i := 1; i <= len(la) && i <= len(lb); i++ {
-		if c := bytes.Compare(la[len(la)-i], lb[len(lb)-i]); c != 0 {
-			return c
-		}
-	}
-	return len(la) - len(lb)
-}
-
-// wireLabels returns the labels of name as lowercased octets, read back from the wire form.
-func wireLabels(name string) [][]byte {
-	buf := make([]byte, 256)
-	n, err := dns.PackDomainName(name, buf, 0, nil, false)
-	if err != nil {
-		panic(err)
-	}
-	var out [][]byte
-	for i := 0; i < n && buf[i] != 0; i += int(buf[i]) + 1 {
-		out = append(out, bytes.ToLower(buf[i+1:i+1+int(buf[i])]))
 	}
 	return out
 }
