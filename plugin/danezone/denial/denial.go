@@ -226,7 +226,9 @@ func (p nsecProofs) NoData(n *zone.Node) []*zone.RRset {
 }
 
 func (p nsecProofs) NXDomain(encloser, next string) []*zone.RRset {
-	if c, ok := p.nsecs.(*chain); ok { // both from one key: the answer to a flood of random names
+	// Both from one key, in a flood of random names the work of every answer: the encloser is
+	// next's parent (zone.Result), so next says it all.
+	if c, ok := p.nsecs.(*chain); ok {
 		i, j := c.z.NXDomainCovers(next)
 		return []*zone.RRset{c.at(i), c.at(j)}
 	}

@@ -98,13 +98,14 @@ func (s *Signer) SetKeys(ks *keys.Set) { s.keys.Store(ks) }
 // Policy returns the signing policy.
 func (s *Signer) Policy() Policy { return s.policy }
 
-// entry is what a signer keeps in an RRset's slot. Its times are Unix seconds (an RRSIG's
-// are whole seconds): a zone signed for transfer holds one entry per RRset, 64 octets each
-// this way, 112 with time.Time.
+// entry is what a signer keeps in an RRset's slot. Its times are integers (a zone signed for
+// transfer holds one entry per RRset: 64 octets each this way, 112 with time.Time): the
+// RRSIG's inception and expiration in Unix seconds, as the RRSIG has them; refreshAt in Unix
+// nanoseconds, as refresh need not be whole seconds.
 type entry struct {
 	keys                             *keys.Set
 	sigs                             []dns.RR
-	inception, refreshAt, expiration int64
+	inception, expiration, refreshAt int64
 }
 
 // Sign returns RRSIGs over set that are valid now, and how many signatures it had to make
@@ -128,7 +129,7 @@ func (s *Signer) SignUntil(set *zone.RRset, ks *keys.Set) ([]dns.RR, int, time.T
 	if err != nil {
 		return nil, 0, time.Time{}, err
 	}
-	return e.sigs, made, time.Unix(e.refreshAt, 0), nil
+	return e.sigs, made, time.Unix(0, e.refreshAt), nil
 }
 
 // Ahead returns RRSIGs over set by ks that need no refresh before horizon (signing them anew
@@ -139,7 +140,7 @@ func (s *Signer) Ahead(set *zone.RRset, ks *keys.Set, horizon time.Time) ([]dns.
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return e.sigs, time.Unix(e.refreshAt, 0), nil
+	return e.sigs, time.Unix(0, e.refreshAt), nil
 }
 
 // signBy returns the cached signatures of set if they are by ks, valid now and fresh until
@@ -179,12 +180,12 @@ func (s *Signer) SignOnceUntil(set *zone.RRset, ks *keys.Set) ([]dns.RR, time.Ti
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	return e.sigs, time.Unix(e.refreshAt, 0), nil
+	return e.sigs, time.Unix(0, e.refreshAt), nil
 }
 
 func (s *Signer) fresh(set *zone.RRset, ks *keys.Set, now, horizon time.Time) *entry {
 	e, ok := set.Sigs.Load().(*entry)
-	if !ok || e.keys != ks || now.Unix() < e.inception || horizon.Unix() >= e.refreshAt {
+	if !ok || e.keys != ks || now.Unix() < e.inception || horizon.UnixNano() >= e.refreshAt {
 		return nil
 	}
 	return e
@@ -202,7 +203,7 @@ func (s *Signer) sign(set *zone.RRset, ks *keys.Set, now time.Time) (*entry, err
 		return nil, err
 	}
 	return &entry{keys: ks, sigs: sigs, inception: inception.Unix(), expiration: expiration.Unix(),
-		refreshAt: expiration.Add(-s.policy.Refresh).Unix()}, nil
+		refreshAt: expiration.Add(-s.policy.Refresh).UnixNano()}, nil
 }
 
 // signers returns the keys that sign set: the KSKs for the apex key sets, the ZSKs otherwise.

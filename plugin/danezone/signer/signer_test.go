@@ -130,3 +130,31 @@ func TestPolicyCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshNotWholeSeconds: a refresh that is not a whole number of seconds (the default is
+// half the validity: 1800.5 s of `validity 3601s`) is kept to the nanosecond: signatures are
+// fresh until exactly expiration − refresh, and SignUntil says so.
+func TestRefreshNotWholeSeconds(t *testing.T) {
+	p := DefaultPolicy()
+	p.Validity, p.Refresh, p.Jitter = 3601*time.Second, 1800500*time.Millisecond, 0
+	s := New("example.test.", testKeys(t), p)
+	now := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	set := aSet()
+	sigs, _, until, err := s.SignUntil(set, s.Keys())
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Unix(int64(sigs[0].(*dns.RRSIG).Expiration), 0)
+	if want := exp.Add(-p.Refresh); !until.Equal(want) {
+		t.Fatalf("refresh at %v, want %v", until, want)
+	}
+	s.Now = func() time.Time { return until.Add(-200 * time.Millisecond) }
+	if _, made, _ := s.Sign(set); made != 0 {
+		t.Error("re-signed 0.2 s before the refresh point")
+	}
+	s.Now = func() time.Time { return until }
+	if _, made, _ := s.Sign(set); made != 1 {
+		t.Error("not re-signed at the refresh point")
+	}
+}

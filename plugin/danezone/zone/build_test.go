@@ -70,7 +70,7 @@ func TestBuildAgainstNaive(t *testing.T) {
 					want = k
 				}
 			}
-			if k := z.search(Key(next)); k == 0 && want != len(z.chain)-1 || k > 0 && k-1 != want {
+			if k := search(z, Key(next)); k == 0 && want != len(z.chain)-1 || k > 0 && k-1 != want {
 				t.Fatalf("round %d: search(%s) = %d, a scan says the predecessor is %d", round, next, k, want)
 			}
 			i, j := z.NXDomainCovers(next)

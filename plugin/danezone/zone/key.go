@@ -53,7 +53,8 @@ func appendEscapedKey[T int | uint16](dst []byte, bounds []T, name string) ([]by
 }
 
 // appendPlainKey is appendKey for a fully qualified name without escapes, the names of
-// nearly every query: every dot ends a label, so the labels are found from the right.
+// nearly every query: every dot ends a label, so the labels are found from the right. (An
+// empty leftmost label, ".a.", which no valid name has, is dropped.)
 func appendPlainKey[T int | uint16](dst []byte, bounds []T, name string) ([]byte, []T) {
 	for end := len(name) - 1; end > 0; {
 		start := strings.LastIndexByte(name[:end], '.') + 1

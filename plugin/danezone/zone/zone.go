@@ -182,12 +182,13 @@ func (z *Zone) Walk(fn func(*Node)) {
 	}
 }
 
-// search returns the position in the chain of the first name whose key is >= key.
-func (z *Zone) search(key string) int {
+// search returns the position in the chain of the first name whose key is >= key. The key
+// may be bytes: compared as string(key), they are not copied.
+func search[K string | []byte](z *Zone, key K) int {
 	lo, hi := 0, len(z.chain)
-	if !strings.HasPrefix(key, z.originKey) { // not in the zone: no prefix of its own
-		for lo < hi {
-			if m := int(uint(lo+hi) >> 1); z.chain[m].Key < key {
+	if len(key) < len(z.originKey) || string(key[:len(z.originKey)]) != z.originKey {
+		for lo < hi { // not in the zone: no prefix of its own
+			if m := int(uint(lo+hi) >> 1); z.chain[m].Key < string(key) {
 				lo = m + 1
 			} else {
 				hi = m
@@ -200,7 +201,7 @@ func (z *Zone) search(key string) int {
 	p := keyPrefix(key, len(z.originKey))
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if q := z.prefixes[m]; q < p || q == p && z.chain[m].Key < key {
+		if q := z.prefixes[m]; q < p || q == p && z.chain[m].Key < string(key) {
 			lo = m + 1
 		} else {
 			hi = m
@@ -211,7 +212,7 @@ func (z *Zone) search(key string) int {
 
 // keyPrefix returns the 8 octets of key from off, big-endian, zeros past its end. Keys
 // compare as their prefixes do where those differ (a zero is the least octet).
-func keyPrefix(key string, off int) uint64 {
+func keyPrefix[K string | []byte](key K, off int) uint64 {
 	var p uint64
 	for i := range 8 {
 		p <<= 8
@@ -226,7 +227,7 @@ func keyPrefix(key string, off int) uint64 {
 // name of the zone), and the first one after it.
 func (z *Zone) Predecessor(name string) (prev *Node, next *Node) {
 	k := Key(name)
-	i := z.search(k)
+	i := search(z, k)
 	j := i
 	if j < len(z.chain) && z.chain[j].Key == k {
 		j++
@@ -245,7 +246,7 @@ func (z *Zone) Predecessor(name string) (prev *Node, next *Node) {
 // allocating: the NSEC that covers a name that does not exist.
 func (z *Zone) PredecessorIndex(name string) int {
 	key, _ := appendKey(make([]byte, 0, keyRoom), []uint16(nil), name)
-	return z.cover(string(key))
+	return z.cover(key)
 }
 
 // NXDomainCovers returns the positions in the chain of PredecessorIndex(next) and
@@ -254,18 +255,18 @@ func (z *Zone) PredecessorIndex(name string) int {
 // encloser (RFC 4035 §3.1.3.2). The parent's key is a prefix of next's, so one key does.
 func (z *Zone) NXDomainCovers(next string) (int, int) {
 	key, bounds := appendKey(make([]byte, 0, keyRoom), make([]uint16, 0, labelRoom), next)
-	i := z.cover(string(key))
+	i := z.cover(key)
 	wild := key[:0]
 	if len(bounds) > 1 {
 		wild = key[:bounds[len(bounds)-2]]
 	}
-	return i, z.cover(string(append(wild, '*', 0)))
+	return i, z.cover(append(wild, '*', 0))
 }
 
 // cover returns the position in the chain of the last name whose key sorts before key
 // (wrapping to the last name).
-func (z *Zone) cover(key string) int {
-	if i := z.search(key); i > 0 {
+func (z *Zone) cover(key []byte) int {
+	if i := search(z, key); i > 0 {
 		return i - 1
 	}
 	return len(z.chain) - 1
@@ -273,7 +274,7 @@ func (z *Zone) cover(key string) int {
 
 // Next returns the authoritative name following n in the chain (wrapping to the apex).
 func (z *Zone) Next(n *Node) *Node {
-	i := z.search(n.Key)
+	i := search(z, n.Key)
 	if i < len(z.chain) && z.chain[i].Key == n.Key {
 		i++
 	}
@@ -285,7 +286,7 @@ func (z *Zone) Next(n *Node) *Node {
 
 // Index returns the position of n in the chain, or -1.
 func (z *Zone) Index(n *Node) int {
-	i := z.search(n.Key)
+	i := search(z, n.Key)
 	if i < len(z.chain) && z.chain[i].Key == n.Key {
 		return i
 	}
