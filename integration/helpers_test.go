@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -27,60 +26,16 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/danelab/danelab/internal/freeport"
 	"github.com/danelab/danelab/internal/peer"
 )
 
 // ---------------------------------------------------------------------------------------------
 // Ports and temporary directories
 
-var (
-	portMu    sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// FreePort returns a loopback port that is free for both UDP and TCP right now and that no
-// earlier FreePort call of this process returned. It is taken below the kernel's ephemeral
-// range: a port from that range can be handed to any process's outgoing socket (Unbound's
-// own queries, a client in a parallel test package) between this check and the peer's bind,
-// and the peer then fails with "address already in use" (CI, TestFaultModes).
-func FreePort() (int, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	lo, hi := portWindow()
-	for range 200 {
-		port := lo + rand.IntN(hi-lo)
-		if portsUsed[port] {
-			continue
-		}
-		tl, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		if err != nil {
-			continue
-		}
-		ul, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		tl.Close()
-		if err != nil {
-			continue
-		}
-		ul.Close()
-		portsUsed[port] = true
-		return port, nil
-	}
-	return 0, errors.New("no free UDP+TCP port found on 127.0.0.1")
-}
-
-// portWindow is the range FreePort draws from: the 12000 ports below the ephemeral range
-// (net.ipv4.ip_local_port_range, 32768 when it cannot be read).
-func portWindow() (lo, hi int) {
-	hi = 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 13024 {
-				hi = n
-			}
-		}
-	}
-	return hi - 12000, hi
-}
+// FreePort returns a loopback port free for both UDP and TCP now and never handed out before
+// in this process (freeport, which the lab's servers use too).
+func FreePort() (int, error) { return freeport.Get("127.0.0.1") }
 
 // tempDir makes a temporary directory removed by cleanup, unless DANELAB_IT_KEEP is set.
 func tempDir(prefix string) (dir string, cleanup func(), err error) {

@@ -13,10 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coredns/caddy"
+	"github.com/danelab/danelab/internal/freeport"
 	"github.com/danelab/danelab/plugin/danezone/keys"
 	"github.com/miekg/dns"
 
@@ -194,32 +196,21 @@ func picked(addr string) bool {
 	return addr == "" || (err == nil && port == "0")
 }
 
-// freeAddr returns host and a port free for both UDP and TCP (addr "host:0" or "" picks one).
+// freeAddr returns host and a port free for both UDP and TCP (addr "host:0" or "" picks one,
+// never one picked before in this process: see freeport).
 func freeAddr(addr string) (string, string, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
 	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port != "0" {
+		return host, port, err
+	}
+	p, err := freeport.Get(host)
 	if err != nil {
 		return "", "", err
 	}
-	if port != "0" {
-		return host, port, nil
-	}
-	for range 50 {
-		tl, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return "", "", err
-		}
-		p := tl.Addr().(*net.TCPAddr).Port
-		ul, err := net.ListenPacket("udp", net.JoinHostPort(host, fmt.Sprint(p)))
-		tl.Close()
-		if err == nil {
-			ul.Close()
-			return host, fmt.Sprint(p), nil
-		}
-	}
-	return "", "", fmt.Errorf("no free port on %s", host)
+	return host, strconv.Itoa(p), nil
 }
 
 // world is the zone tree of a lab.
