@@ -260,5 +260,5 @@ func (d *DaneZone) keep(cache *wire.Cache, m *dns.Msg, q *wire.Query, proof *wir
 	if zone.Kind(kind) == zone.NXDomain || a.wildcard {
 		return
 	}
-	cache.Put(q, e)
+	cache.Put(e)
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -92,22 +93,28 @@ func lower(c byte) byte {
 	return c
 }
 
-// Entry is one cached response.
+// Entry is one cached response. What a hit reads comes first, and its bytes are one string:
+// the key it is kept under (a map key that shares them), the header, the rest after the
+// question.
 type Entry struct {
-	head   [12]byte // the header as first sent
-	body   []byte   // everything after the question
-	qlen   int      // wire length of the question name
-	names  []int    // offsets in body of answer owners spelled as the question name
-	opt    int      // offset in body of the OPT record, or -1
-	Rcode  int
-	Kind   int      // the caller's classification, for its metrics
-	Msg    *dns.Msg // the response as built, for observers (the log and metrics plugins)
-	until  time.Time
-	source uint64 // what the answer was resolved in, beyond the zone version (see Usable)
-	// spelled is the question name as asked when the entry serves only that spelling (a
-	// compressed response), nil otherwise.
-	spelled []byte
+	used    atomic.Bool // asked since the last eviction pass went by (see evict)
+	klen    uint16      // length of the key in data
+	opt     int32       // offset in the body of the OPT record, or -1
+	until   int64       // Unix nanoseconds from which the entry must not be served; 0: none
+	source  uint64      // what the answer was resolved in, beyond the zone version (see Usable)
+	data    string      // key, header (12 octets), body (everything after the question)
+	names   []uint16    // offsets in the body of answer owners spelled as the question name
+	spelled string      // the question name as asked, when the entry serves only that spelling
+	slot    int32       // in its shard's ring (see place)
+	proof   *Proof      // the key of an entry kept by proof (PutProof)
+	Rcode   int
+	Kind    int      // the caller's classification, for its metrics
+	Msg     *dns.Msg // the response as built, for observers (the log and metrics plugins)
 }
+
+func (e *Entry) key() string  { return e.data[:e.klen] }
+func (e *Entry) head() string { return e.data[e.klen : e.klen+12] }
+func (e *Entry) body() string { return e.data[e.klen+12:] }
 
 var errShape = errors.New("response not in the shape the cache keeps")
 
@@ -119,18 +126,16 @@ func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
 	if len(msg) < 12+q.nlen+4 || len(msg) > MaxEntry || binary.BigEndian.Uint16(msg[4:]) != 1 {
 		return nil, errShape
 	}
-	e := &Entry{opt: -1, qlen: q.nlen}
-	copy(e.head[:], msg[:12])
+	e := &Entry{opt: -1, klen: uint16(q.klen)}
 	if compressed {
 		// Other names may point into the question (miekg/dns compresses case-sensitively):
 		// the bytes are right only for this spelling.
-		e.spelled = append([]byte(nil), msg[12:12+q.nlen]...)
+		e.spelled = string(msg[12 : 12+q.nlen])
 	}
 	if !equalFold(msg[12:12+q.nlen], q.name[:q.nlen]) {
 		return nil, fmt.Errorf("%w: question %q", errShape, msg[12:12+q.nlen])
 	}
 	start := 12 + q.nlen + 4
-	e.body = msg[start:]
 	an := int(binary.BigEndian.Uint16(msg[6:]))
 	ns := int(binary.BigEndian.Uint16(msg[8:]))
 	ar := int(binary.BigEndian.Uint16(msg[10:]))
@@ -145,7 +150,7 @@ func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
 			// RFC 1034 §3.1 leaves case to the server: danezone spells answer owners that are
 			// the question name as the question spells it.
 			if literal && end-owner == q.nlen && equalFold(msg[owner:end], q.name[:q.nlen]) {
-				e.names = append(e.names, owner-start)
+				e.names = append(e.names, uint16(owner-start))
 			} else if !literal && !(end-owner == 2 && binary.BigEndian.Uint16(msg[owner:])&0x3fff == 12) {
 				// A pointer elsewhere, or labels then a pointer: possibly the question name.
 				if n, err := readName(msg, owner); err != nil || equalFold(n, q.name[:q.nlen]) {
@@ -161,7 +166,7 @@ func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
 			if rdlen != 0 { // options are the query's, echoed: those queries are not cached
 				return nil, errShape
 			}
-			e.opt = owner - start
+			e.opt = int32(owner - start)
 		}
 		off = end + 10 + rdlen
 		if off > len(msg) {
@@ -171,6 +176,9 @@ func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
 	if off != len(msg) || opt != (e.opt >= 0) {
 		return nil, errShape
 	}
+	data := make([]byte, 0, q.klen+12+len(msg)-start)
+	data = append(append(append(data, q.key[:q.klen]...), msg[:12]...), msg[start:]...)
+	e.data = string(data)
 	return e, nil
 }
 
@@ -238,36 +246,40 @@ func equalFold(a, b []byte) bool {
 // message for observers, the moment a signature in it is due for refresh (zero: none), and
 // the source it was resolved in, which must still be the one served for the entry to be.
 func (e *Entry) Set(rcode, kind int, m *dns.Msg, until time.Time, source uint64) {
-	e.Rcode, e.Kind, e.Msg, e.until, e.source = rcode, kind, m, until, source
+	e.Rcode, e.Kind, e.Msg, e.source = rcode, kind, m, source
+	e.until = 0
+	if !until.IsZero() {
+		e.until = until.UnixNano()
+	}
 }
 
 // Usable reports whether the entry may answer q now, resolved as it was in source.
 func (e *Entry) Usable(q *Query, now time.Time, source uint64) bool {
-	return e.source == source && (e.until.IsZero() || now.Before(e.until)) &&
-		(e.spelled == nil || string(e.spelled) == string(q.name[:q.nlen]))
+	return e.source == source && (e.until == 0 || now.UnixNano() < e.until) &&
+		(e.spelled == "" || e.spelled == string(q.name[:q.nlen]))
 }
 
 // OnlyAs restricts the entry to the question name spelled as in q: for responses that carry
 // the spelling elsewhere than in answer owners (a CNAME synthesised from a DNAME).
-func (e *Entry) OnlyAs(q *Query) { e.spelled = append([]byte(nil), q.name[:q.nlen]...) }
+func (e *Entry) OnlyAs(q *Query) { e.spelled = string(q.name[:q.nlen]) }
 
 // MaxEntry is the largest response kept: the bound on entries is then a bound on memory
 // (MaxEntry bytes and the message each).
 const MaxEntry = 4096
 
 // Len is the size of the response to q from this entry.
-func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body) }
+func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body()) }
 
 // Portable reports whether the entry can answer a question of another name: nothing in it
 // depends on where the question ends (no answer owner spelled as the question name) and no
 // compression pointer reaches into it.
-func (e *Entry) Portable() bool { return e.spelled == nil && len(e.names) == 0 }
+func (e *Entry) Portable() bool { return e.spelled == "" && len(e.names) == 0 }
 
 // Append appends the response for the query r (its ID, RD and CD flags, and OPT record's size
 // and flags) and q (its question name as spelled) to dst.
 func (e *Entry) Append(dst []byte, r *dns.Msg, q *Query, qtype uint16, opt *dns.OPT) []byte {
 	n := len(dst)
-	dst = append(dst, e.head[:]...)
+	dst = append(dst, e.head()...)
 	h := dst[n:]
 	binary.BigEndian.PutUint16(h, r.Id)
 	// RFC 1035 §4.1.1: RD is copied; RFC 4035 §3.2.2: so is CD.
@@ -283,7 +295,7 @@ func (e *Entry) Append(dst []byte, r *dns.Msg, q *Query, qtype uint16, opt *dns.
 	dst = binary.BigEndian.AppendUint16(dst, qtype)
 	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
 	b := len(dst)
-	dst = append(dst, e.body...)
+	dst = append(dst, e.body()...)
 	body := dst[b:]
 	for _, o := range e.names {
 		copy(body[o:], q.name[:q.nlen])
@@ -309,6 +321,10 @@ type shard struct {
 	mu     sync.RWMutex
 	names  map[string]*Entry // by Query key
 	proofs map[Proof]*Entry
+	// The entries in their slots, and the clock hand that goes round them to evict (see
+	// place).
+	ring []*Entry
+	hand int
 }
 
 // Proof keys a negative answer that does not depend on the name asked: the RRsets of its
@@ -342,18 +358,26 @@ func (c *Cache) Get(q *Query) *Entry {
 	s.mu.RLock()
 	e := s.names[string(key)]
 	s.mu.RUnlock()
+	e.use()
 	return e
 }
 
-// Put stores e for q, evicting an arbitrary entry of its shard when the shard is full.
-func (c *Cache) Put(q *Query, e *Entry) {
-	key := q.key[:q.klen]
-	s := c.shard(key)
-	s.mu.Lock()
-	if _, ok := s.names[string(key)]; !ok && len(s.names)+len(s.proofs) >= c.per {
-		s.evict()
+// use marks e asked for. The check first: an entry asked again and again is not written
+// again and again (its cache line stays shared between the cores that read it).
+func (e *Entry) use() {
+	if e != nil && !e.used.Load() {
+		e.used.Store(true)
 	}
-	s.names[string(key)] = e
+}
+
+// Put stores e, made for the query it is kept under (Parse), evicting an entry of its shard
+// when the shard is full.
+func (c *Cache) Put(e *Entry) {
+	key := e.key()
+	s := c.shard([]byte(key))
+	s.mu.Lock()
+	s.place(e, s.names[key], c.per)
+	s.names[key] = e
 	s.mu.Unlock()
 }
 
@@ -371,6 +395,7 @@ func (c *Cache) GetProof(p *Proof) *Entry {
 	s.mu.RLock()
 	e := s.proofs[*p]
 	s.mu.RUnlock()
+	e.use()
 	return e
 }
 
@@ -378,24 +403,39 @@ func (c *Cache) GetProof(p *Proof) *Entry {
 func (c *Cache) PutProof(p *Proof, e *Entry) {
 	s := c.proofShard(p)
 	s.mu.Lock()
-	if _, ok := s.proofs[*p]; !ok && len(s.names)+len(s.proofs) >= c.per {
-		s.evict()
-	}
+	e.proof = p
+	s.place(e, s.proofs[*p], c.per)
 	s.proofs[*p] = e
 	s.mu.Unlock()
 }
 
-// evict drops one entry: the first a map iteration yields, which Go randomises. Under a flood
-// of names asked once the cache keeps turning over instead of growing.
-func (s *shard) evict() {
-	for k := range s.names {
-		delete(s.names, k)
-		return
+// place gives e a slot in the ring: old's, when e replaces old under the same key; a new one
+// while the shard has room; otherwise the slot of the entry it evicts. Eviction is CLOCK, the
+// second-chance approximation of least recently used: the hand goes round the slots, clearing
+// the mark of entries asked since it last went by (use) and evicting the first unmarked one.
+// An entry asked again within a turn of the hand stays, while a flood of names asked once, or
+// another working set, turns over the rest; a new entry has a whole turn to be asked again.
+func (s *shard) place(e, old *Entry, per int) {
+	switch {
+	case old != nil:
+		e.slot = old.slot
+	case len(s.ring) < per:
+		e.slot = int32(len(s.ring))
+		s.ring = append(s.ring, nil)
+	default:
+		for s.ring[s.hand].used.Swap(false) {
+			s.hand = (s.hand + 1) % len(s.ring)
+		}
+		victim := s.ring[s.hand]
+		if victim.proof != nil {
+			delete(s.proofs, *victim.proof)
+		} else {
+			delete(s.names, victim.key())
+		}
+		e.slot = int32(s.hand)
+		s.hand = (s.hand + 1) % len(s.ring)
 	}
-	for k := range s.proofs {
-		delete(s.proofs, k)
-		return
-	}
+	s.ring[e.slot] = e
 }
 
 // Len returns the number of entries.
