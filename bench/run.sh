@@ -12,9 +12,12 @@
 #                     given as a share of it
 # over four query mixes (positive, nxdomain, nodata, mail: see genqueries.awk), on a zone
 # made from zones/example.test.zone plus BENCH_HOSTS synthetic mail hosts (genzone.awk).
-# The server runs pinned to CPU SERVER_CPU, dnsperf to CPU CLIENT_CPU. Each mix is measured
-# after a warm-up on a different sample of the same mix (different random NXDOMAIN names, so
-# the warm-up does not pre-sign the measured ones). Then, for a zone of BENCH_LOAD_NAMES
+# The servers run together, pinned to CPU SERVER_CPU, and dnsperf asks one at a time from CPU
+# CLIENT_CPU. Each mix is measured after a warm-up of every server on a different sample of the
+# same mix (different random NXDOMAIN names, so the warm-up does not pre-sign the measured
+# ones), in BENCH_ROUNDS rounds that take the servers in turn, each round on its own part of
+# the sample: a slow spell of the machine then falls on all servers alike, not on one, and
+# the ratios between them hold from one run to the next. Then, for a zone of BENCH_LOAD_NAMES
 # names: the time from process start until the first SOA answer, and the RSS at that moment.
 # Last, bench/xfr.sh: zone transfers (AXFR, IXFR after a change) from danezone and Knot as
 # signing primaries, for a zone of BENCH_XFR_NAMES names (0: skipped; see bench/xfr.sh for
@@ -25,7 +28,9 @@
 # the run goes on. Only 127.0.0.1 is used.
 #
 # Environment (defaults):
-#   BENCH_SECONDS=10 WARMUP_SECONDS=2    dnsperf -l for measurement / warm-up, per mix
+#   BENCH_SECONDS=10 WARMUP_SECONDS=2    dnsperf -l for measurement / warm-up, per mix and
+#                                        server (the measurement split over the rounds)
+#   BENCH_ROUNDS=5                       rounds per mix
 #   BENCH_OUTSTANDING=100 BENCH_CLIENTS=4  dnsperf -q / -c
 #   BENCH_HOSTS=1000 BENCH_NX=100000 BENCH_QUERIES=100000  zone size, unique NXDOMAIN names,
 #                                        lines per other query file
@@ -43,6 +48,7 @@ COREDNS=${COREDNS:-$ROOT/bin/coredns}
 GO=${GO:-go}
 BENCH_SECONDS=${BENCH_SECONDS:-10}
 WARMUP_SECONDS=${WARMUP_SECONDS:-2}
+BENCH_ROUNDS=${BENCH_ROUNDS:-5}
 BENCH_OUTSTANDING=${BENCH_OUTSTANDING:-100}
 BENCH_CLIENTS=${BENCH_CLIENTS:-4}
 BENCH_HOSTS=${BENCH_HOSTS:-1000}
@@ -67,13 +73,18 @@ for tool in dnsperf taskset awk ss "$GO"; do
 done
 [[ -x $COREDNS ]] || die "$COREDNS not found (run make build)"
 
+[[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number"
+# Each round's dnsperf -l, in whole seconds.
+ROUND_SECONDS=$(((BENCH_SECONDS + BENCH_ROUNDS - 1) / BENCH_ROUNDS))
+
 TMP=$(mktemp -d /tmp/danelab-bench.XXXXXX)
 SERVER_PID=
 PROBE_PID=
+declare -A PIDS PORTS # the servers running, by name
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	for pid in $SERVER_PID $PROBE_PID; do
+	for pid in $SERVER_PID $PROBE_PID "${PIDS[@]}"; do
 		if kill -0 "$pid" 2>/dev/null; then
 			kill "$pid" 2>/dev/null || true
 			wait "$pid" 2>/dev/null || true
@@ -119,6 +130,12 @@ for mix in $BENCH_MIXES; do
 	for seed in 1 2; do
 		awk -v MIX="$mix" -v COUNT="$count" -v HOSTS="$BENCH_HOSTS" -v MXHOSTS=$MXHOSTS -v SEED=$seed \
 			-f "$BENCH/genqueries.awk" >"$TMP/q/$mix.$seed"
+	done
+	# Round r starts at its own part of the measured sample (dnsperf reads a file from the
+	# top, and wraps): no round asks the random NXDOMAIN names another round asked.
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		from=$(((r - 1) * count / BENCH_ROUNDS))
+		{ tail -n "+$((from + 1))" "$TMP/q/$mix.1" && head -n "$from" "$TMP/q/$mix.1"; } >"$TMP/q/$mix.1.$r"
 	done
 done
 
@@ -271,71 +288,118 @@ vmrss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 cputicks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
 CLK_TCK=$(getconf CLK_TCK)
 
-# dnsperf_run FILE SECONDS OUT: one dnsperf run against the current server.
+# dnsperf_run PORT FILE SECONDS OUT: one dnsperf run against the server on PORT.
 dnsperf_run() {
-	taskset -c "$CLIENT_CPU" dnsperf -s "$ADDR" -p "$PORT" -d "$1" -D -l "$2" \
-		-q "$BENCH_OUTSTANDING" -c "$BENCH_CLIENTS" -T 1 -t 2 >"$3" 2>&1
+	taskset -c "$CLIENT_CPU" dnsperf -s "$ADDR" -p "$1" -d "$2" -D -l "$3" \
+		-q "$BENCH_OUTSTANDING" -c "$BENCH_CLIENTS" -T 1 -t 2 >"$4" 2>&1
 }
 
-declare -A QPS LAT LOST RCODES RESP DONE RUNTIME CPU QPC RSS LOADMS LOADRSS STATUS
+declare -A QPS LAT LOST RCODES RESP DONE RUNTIME CPU QPC RSS LOADMS LOADRSS STATUS TICKS LATSUM
 
-# parse OUT KEY: fills the tables from dnsperf output OUT.
+# parse OUT KEY: adds one dnsperf run's output OUT to the sums of KEY (server,mix).
 parse() {
-	local out=$1 key=$2 completed
+	local out=$1 key=$2 completed runtime lat lost
 	completed=$(awk '/Queries completed:/ {print $3}' "$out")
-	DONE[$key]=$completed
-	RUNTIME[$key]=$(awk '/Run time \(s\):/ {print $4}' "$out")
-	QPS[$key]=$(awk '/Queries per second:/ {printf "%d", $4}' "$out")
-	LAT[$key]=$(awk '/Average Latency \(s\):/ {printf "%.3f", $4 * 1000}' "$out")
-	LOST[$key]=$(awk '/Queries lost:/ {print $3 $4}' "$out")
+	runtime=$(awk '/Run time \(s\):/ {print $4}' "$out")
+	lat=$(awk '/Average Latency \(s\):/ {print $4}' "$out")
+	lost=$(awk '/Queries lost:/ {print $3}' "$out")
+	[[ ${completed:-0} -gt 0 && -n $runtime && -n $lat ]] || return 1
+	DONE[$key]=$((${DONE[$key]:-0} + completed))
+	RUNTIME[$key]=$(awk -v a="${RUNTIME[$key]:-0}" -v b="$runtime" 'BEGIN {printf "%.6f", a + b}')
+	LATSUM[$key]=$(awk -v a="${LATSUM[$key]:-0}" -v l="$lat" -v n="$completed" 'BEGIN {printf "%.6f", a + l * n}')
+	LOST[$key]=$((${LOST[$key]:-0} + ${lost:-0}))
 	RCODES[$key]=$(awk -F': *' '/Response codes:/ {print $2}' "$out")
 	RESP[$key]=$(awk '/Average packet size:/ {print $NF}' "$out")
-	[[ -n ${QPS[$key]} && ${completed:-0} -gt 0 ]]
 }
 
-bench_server() {
-	local name=$1 mix out c0 c1
-	if ! available "$name"; then
-		STATUS[$name]="n/a (not installed)"
-		log "$name: not installed, skipped"
-		return
-	fi
-	log "$name: starting"
-	if ! start_server "$name"; then
-		STATUS[$name]=failed
-		return
-	fi
-	STATUS[$name]=ok
-	for mix in $BENCH_MIXES; do
-		out=$TMP/srv/$name/$mix
-		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-			log "$name: server died"
+# summarise KEY: the figures of KEY from its sums over the rounds.
+summarise() {
+	local key=$1 done=${DONE[$1]} rt=${RUNTIME[$1]} ticks=${TICKS[$1]}
+	QPS[$key]=$(awk -v n="$done" -v t="$rt" 'BEGIN {printf "%d", n / t}')
+	LAT[$key]=$(awk -v s="${LATSUM[$key]}" -v n="$done" 'BEGIN {printf "%.3f", s / n * 1000}')
+	# Server CPU use during the runs, in % of one CPU (near 100: server-bound; well below:
+	# the server did not get its CPU, or dnsperf is the bottleneck), and queries answered
+	# per CPU-second the server used: the efficiency figure, which other load on the
+	# machine skews much less than QPS.
+	CPU[$key]=$(awk -v c="$ticks" -v hz="$CLK_TCK" -v t="$rt" 'BEGIN {printf "%d%%", (t > 0 ? 100 * c / hz / t : 0)}')
+	QPC[$key]=$(awk -v c="$ticks" -v hz="$CLK_TCK" -v n="$done" 'BEGIN {if (c > 0) printf "%d", n * hz / c}')
+	LOST[$key]=$(awk -v l="${LOST[$key]}" -v n="$done" 'BEGIN {printf "%d (%.2f%%)", l, 100 * l / (n + l)}')
+}
+
+# start_all: starts every server of BENCH_SERVERS that is there; they run side by side, idle
+# but for the one dnsperf asks.
+UP=()
+start_all() {
+	local name
+	for name in $BENCH_SERVERS; do
+		if ! available "$name"; then
+			STATUS[$name]="n/a (not installed)"
+			log "$name: not installed, skipped"
+			continue
+		fi
+		log "$name: starting"
+		if ! start_server "$name"; then
 			STATUS[$name]=failed
-			break
+			continue
 		fi
-		log "$name: $mix: warm-up ${WARMUP_SECONDS}s, measure ${BENCH_SECONDS}s"
-		dnsperf_run "$TMP/q/$mix.2" "$WARMUP_SECONDS" "$out.warmup" || true
-		c0=$(cputicks "$SERVER_PID")
-		if dnsperf_run "$TMP/q/$mix.1" "$BENCH_SECONDS" "$out" && parse "$out" "$name,$mix" &&
-			kill -0 "$SERVER_PID" 2>/dev/null; then
-			c1=$(cputicks "$SERVER_PID")
-			# Server CPU use during the run, in % of one CPU (near 100: server-bound; well
-			# below: the server did not get its CPU, or dnsperf is the bottleneck), and
-			# queries answered per CPU-second the server used: the efficiency figure, which
-			# other load on the machine skews much less than QPS.
-			CPU[$name,$mix]=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v t="${RUNTIME[$name,$mix]}" \
-				'BEGIN {printf "%d%%", (t > 0 ? 100 * c / hz / t : 0)}')
-			QPC[$name,$mix]=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v n="${DONE[$name,$mix]}" \
-				'BEGIN {if (c > 0) printf "%d", n * hz / c}')
-			log "$name: $mix: ${QPS[$name,$mix]} qps, ${LAT[$name,$mix]} ms, server CPU ${CPU[$name,$mix]}, lost ${LOST[$name,$mix]}, ${RCODES[$name,$mix]}"
-		else
-			QPS[$name,$mix]=failed
-			log "$name: $mix: failed"
-			sed 's/^/    | /' "$out" | tail -15 >&2
-		fi
+		STATUS[$name]=ok
+		PIDS[$name]=$SERVER_PID
+		PORTS[$name]=$PORT
+		SERVER_PID=
+		UP+=("$name")
 	done
-	RSS[$name]=$(vmrss "$SERVER_PID")
-	stop_server
+}
+
+# alive NAME: whether NAME still runs; marks it failed (and says so) once when not.
+alive() {
+	[[ ${STATUS[$1]} == ok ]] || return 1
+	kill -0 "${PIDS[$1]}" 2>/dev/null && return 0
+	log "$1: server died"
+	sed 's/^/    | /' "$TMP/srv/$1/log" | tail -15 >&2
+	STATUS[$1]=failed
+	return 1
+}
+
+bench_mix() {
+	local mix=$1 name out c0 c1 r i n=${#UP[@]}
+	log "$mix: warm-up ${WARMUP_SECONDS}s each"
+	for name in "${UP[@]}"; do
+		alive "$name" || continue
+		dnsperf_run "${PORTS[$name]}" "$TMP/q/$mix.2" "$WARMUP_SECONDS" "$TMP/srv/$name/$mix.warmup" || true
+	done
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		for ((i = 0; i < n; i++)); do
+			name=${UP[$(((i + r - 1) % n))]} # each round starts with another server
+			alive "$name" || continue
+			[[ ${QPS[$name,$mix]:-} != failed ]] || continue
+			out=$TMP/srv/$name/$mix.$r
+			c0=$(cputicks "${PIDS[$name]}")
+			if dnsperf_run "${PORTS[$name]}" "$TMP/q/$mix.1.$r" "$ROUND_SECONDS" "$out" && parse "$out" "$name,$mix" &&
+				kill -0 "${PIDS[$name]}" 2>/dev/null; then
+				c1=$(cputicks "${PIDS[$name]}")
+				TICKS[$name,$mix]=$((${TICKS[$name,$mix]:-0} + c1 - c0))
+			else
+				QPS[$name,$mix]=failed
+				log "$name: $mix: failed"
+				sed 's/^/    | /' "$out" | tail -15 >&2
+			fi
+		done
+	done
+	for name in "${UP[@]}"; do
+		[[ ${STATUS[$name]} == ok && ${QPS[$name,$mix]:-} != failed && -n ${DONE[$name,$mix]:-} ]] || continue
+		summarise "$name,$mix"
+		log "$name: $mix: ${QPS[$name,$mix]} qps, ${LAT[$name,$mix]} ms, server CPU ${CPU[$name,$mix]}, ${QPC[$name,$mix]} per CPU-second, lost ${LOST[$name,$mix]}, ${RCODES[$name,$mix]}"
+	done
+}
+
+stop_all() {
+	local name
+	for name in "${UP[@]}"; do
+		[[ ${STATUS[$name]} == ok ]] && RSS[$name]=$(vmrss "${PIDS[$name]}")
+		SERVER_PID=${PIDS[$name]}
+		stop_server
+		unset "PIDS[$name]"
+	done
 }
 
 # ---- load time ------------------------------------------------------------------------------
@@ -367,9 +431,11 @@ load_test() {
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "coredns: $COREDNS; zone: $NAMES names; key for stock dnssec: $KEYGEN; load average $LOADAVG_START"
-for s in $BENCH_SERVERS; do
-	bench_server "$s"
+start_all
+for mix in $BENCH_MIXES; do
+	bench_mix "$mix"
 done
+stop_all
 
 LOAD_SERVERS=
 LOAD_NAMES_ACTUAL=0
@@ -446,7 +512,7 @@ table() {
 	}
 	title() { if [[ $fmt == md ]]; then printf '\n### %s\n\n' "$1"; else printf '\n== %s\n' "$1"; fi; }
 
-	title "QPS (average latency, ms): dnsperf -D -l $BENCH_SECONDS -q $BENCH_OUTSTANDING -c $BENCH_CLIENTS; server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; zone of $NAMES owner names"
+	title "QPS (average latency, ms): dnsperf -D, $BENCH_ROUNDS rounds of -l $ROUND_SECONDS, -q $BENCH_OUTSTANDING -c $BENCH_CLIENTS; server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; zone of $NAMES owner names"
 	emit mix "${SERVERS[@]}"
 	sep $((${#SERVERS[@]} + 1))
 	for m in "${MIXES[@]}"; do

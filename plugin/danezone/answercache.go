@@ -116,11 +116,7 @@ func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode den
 	p = wire.Proof{Rcode: dns.RcodeNameError, Flags: q.Flags(), Size: q.Size()}
 	p.Sets[0] = snap.z.SOA
 	if do {
-		sets := snap.d.NXDomain(res.Encloser, res.NextCloser)
-		if len(sets) > len(p.Sets)-1 {
-			return p, false
-		}
-		for i, s := range sets {
+		for i, s := range snap.d.NXDomain(res.Encloser, res.NextCloser) {
 			if s != nil && s.Ephemeral { // made for this name (white lies)
 				return p, false
 			}

@@ -417,7 +417,8 @@ func (a *answer) resolve(set *zoneSet, qname string, qtype uint16) zone.Kind {
 			a.m.Rcode = dns.RcodeNameError
 			a.negative()
 			if a.do {
-				a.proof(a.snap.d.NXDomain(res.Encloser, res.NextCloser)...)
+				sets := a.snap.d.NXDomain(res.Encloser, res.NextCloser)
+				a.proof(sets[:]...)
 			}
 			return first
 		case zone.Referral:

@@ -142,8 +142,9 @@ type Denier interface {
 	// type asked; at a delegation point, that it has no DS.
 	NoData(n *zone.Node) []*zone.RRset
 	// NXDomain proves that a name does not exist: encloser is its closest encloser, next
-	// the next closer name (RFC 5155 §7.2.2), and no wildcard below encloser exists.
-	NXDomain(encloser, next string) []*zone.RRset
+	// the next closer name (RFC 5155 §7.2.2), and no wildcard below encloser exists. Unused
+	// places are nil: an array, because a flood of random names asks for one per query.
+	NXDomain(encloser, next string) [3]*zone.RRset
 	// Wildcard proves, for an answer made from the wildcard below encloser, that next, the
 	// next closer name, does not exist (RFC 4035 §3.1.3.3, RFC 5155 §7.2.6).
 	Wildcard(encloser, next string) []*zone.RRset
@@ -225,14 +226,14 @@ func (p nsecProofs) NoData(n *zone.Node) []*zone.RRset {
 	return []*zone.RRset{p.Cover(n.Name)}
 }
 
-func (p nsecProofs) NXDomain(encloser, next string) []*zone.RRset {
+func (p nsecProofs) NXDomain(encloser, next string) [3]*zone.RRset {
 	// Both from one key, in a flood of random names the work of every answer: the encloser is
 	// next's parent (zone.Result), so next says it all.
 	if c, ok := p.nsecs.(*chain); ok {
 		i, j := c.z.NXDomainCovers(next)
-		return []*zone.RRset{c.at(i), c.at(j)}
+		return [3]*zone.RRset{c.at(i), c.at(j)}
 	}
-	return []*zone.RRset{p.Cover(next), p.Cover(join("*", encloser))}
+	return [3]*zone.RRset{p.Cover(next), p.Cover(join("*", encloser))}
 }
 
 func (p nsecProofs) Wildcard(_, next string) []*zone.RRset {

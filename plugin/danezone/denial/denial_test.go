@@ -342,7 +342,8 @@ func TestRootZone(t *testing.T) {
 	for _, m := range []Mode{NSEC, Minimal, NSEC3, NSEC3Narrow, Compacted} {
 		d := New(m, z, nil)
 		var sets []*zone.RRset
-		sets = append(sets, d.NXDomain(".", "nope.")...)
+		nx := d.NXDomain(".", "nope.")
+		sets = append(sets, nx[:]...)
 		sets = append(sets, d.NoData(z.Node("test."))...)
 		sets = append(sets, d.NoData(z.Node("."))...)
 		if c, ok := d.(Compact); ok {

@@ -263,8 +263,8 @@ func (p hashProofs) NoData(n *zone.Node) []*zone.RRset {
 	return encloserProof(n.Name, p.origin, p.match, p.cover)
 }
 
-func (p hashProofs) NXDomain(encloser, next string) []*zone.RRset {
-	return []*zone.RRset{p.match(encloser), p.cover(next), p.cover(join("*", encloser))}
+func (p hashProofs) NXDomain(encloser, next string) [3]*zone.RRset {
+	return [3]*zone.RRset{p.match(encloser), p.cover(next), p.cover(join("*", encloser))}
 }
 
 func (p hashProofs) Wildcard(_, next string) []*zone.RRset {

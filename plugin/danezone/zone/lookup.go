@@ -54,8 +54,8 @@ func (z *Zone) Lookup(qname string, qtype uint16) Result {
 		if n.Cut && (i < nl || (qtype != dns.TypeDS && qtype != dns.TypeNSEC)) {
 			return Result{Kind: Referral, Node: n}
 		}
-		if d := n.Set(dns.TypeDNAME); d != nil && i < nl {
-			return Result{Kind: DNAME, Node: n, Set: d}
+		if n.dname && i < nl {
+			return Result{Kind: DNAME, Node: n, Set: n.Set(dns.TypeDNAME)}
 		}
 	}
 	if depth == nl && last != nil {

@@ -15,8 +15,8 @@ func (n *Node) Signed(t uint16) bool {
 
 // WithSerial returns a snapshot that differs from z only in the serial of its SOA. When prev
 // has the same SOA with that serial, its SOA RRset is shared (and with it its signatures).
-// Nothing else is copied: the rest of z is shared with the new snapshot, which costs one copy
-// of the name index, not a rebuild.
+// Nothing else is copied but the apex and the chain (a pointer per name): the name index and
+// the rest of z are shared with the new snapshot.
 func (z *Zone) WithSerial(serial uint32, prev *Zone) *Zone {
 	old := z.SOA.RRs[0].(*dns.SOA)
 	var set *RRset

@@ -73,6 +73,9 @@ type Node struct {
 	Cut      bool // a delegation point (NS below the apex)
 	Occluded bool // at or below a delegation point's child side: glue, never authoritative
 	Wildcard bool // first label is "*"
+	// dname: the node owns a DNAME. Lookup asks it of every ancestor of every name; a flag
+	// beside Cut saves reading the RRsets, which are elsewhere in memory.
+	dname bool
 }
 
 // ENT reports whether the node is an empty non-terminal.
@@ -315,6 +318,7 @@ func build(origin, file string, lim Limits, owners []owned) *Zone {
 		n.Name, n.Key, n.sets = o.name, Key(o.name), o.sets
 		n.Wildcard = isWildcard(o.name)
 		n.Cut = o.name != origin && n.Set(dns.TypeNS) != nil
+		n.dname = n.Set(dns.TypeDNAME) != nil
 		z.nodes[n.Key] = n
 		all[i] = n
 	}
