@@ -82,6 +82,7 @@ func observed(w dns.ResponseWriter, e *wire.Entry) {
 	recorders(w, func(r *dnstest.Recorder) { r.Rcode, r.Msg = e.Rcode, e.Msg })
 }
 
+// wireFlags returns the flags of a query's wire.Query key.
 func wireFlags(do, co bool, opt *dns.OPT, state request.Request) uint8 {
 	var f uint8
 	if do {
@@ -126,26 +127,31 @@ func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode den
 	return p, true
 }
 
-// fits reports whether a response of n octets (with its OPT record) goes out as the answer
-// path would send it: not truncated by danezone (truncate) and not compressed by CoreDNS
-// (request.Scrub).
-func fits(n int, state request.Request, opt *dns.OPT) bool {
-	if state.Proto() == "tcp" {
+// fits reports whether a response of n octets (with its OPT record) to the query q goes out
+// as the answer path would send it: not truncated by danezone (truncate) and not compressed
+// by CoreDNS (request.Scrub).
+func fits(n int, q *wire.Query, opt *dns.OPT) bool {
+	if q.Flags()&wire.FlagTCP != 0 {
 		return n <= dns.MaxMsgSize
 	}
 	limit := dns.MinMsgSize
 	if opt != nil {
 		limit = udpLimit(opt)
 	}
-	if state.Family() == 2 {
+	if q.Flags()&wire.FlagV6 != 0 {
 		limit = min(limit, 1220)
 	}
-	return n <= min(limit, state.Size())
+	return n <= min(limit, int(q.Size()))
 }
 
-var wireBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1500); return &b }}
+// scratch is what answering from the cache needs per query, pooled: the query's key and a
+// buffer for the response.
+type scratch struct {
+	q   wire.Query
+	buf []byte
+}
 
-var queries = sync.Pool{New: func() any { return new(wire.Query) }}
+var scratches = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 1500)} }}
 
 // fromCache answers r from the answer cache when it can: the packed response to the same
 // question, or to a name denied by the same proof, from the version of the zone being served.
@@ -177,8 +183,9 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	}
 	state := request.Request{W: w, Req: r}
 	do := opt != nil && opt.Do() && !snap.unsigned()
-	q := queries.Get().(*wire.Query)
-	defer queries.Put(q)
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	q := &sc.q
 	if !q.Make(qname, qtype, wireFlags(do, do && opt.Co(), opt, state), uint16(state.Size())) {
 		return false
 	}
@@ -187,7 +194,7 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	if e == nil || !e.Usable(q, now, set.gen) {
 		e = nil
 		if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
-			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(q, now, set.gen) && fits(pe.Len(q), state, opt) {
+			if pe := snap.answers.GetProof(&p); pe != nil && pe.Usable(q, now, set.gen) && fits(pe.Len(q), q, opt) {
 				e = pe
 			}
 		}
@@ -200,11 +207,8 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	c.hits.Inc()
 	d.record(state, sz, nil, e.Rcode)
 	observed(w, e)
-	buf := wireBufs.Get().(*[]byte)
-	b := e.Append((*buf)[:0], r, q, qtype, opt)
-	w.Write(b) // an error is the transport's: as on the answer path, nothing else to send
-	*buf = b
-	wireBufs.Put(buf)
+	sc.buf = e.Append(sc.buf[:0], r, q, qtype, opt)
+	w.Write(sc.buf) // an error is the transport's: as on the answer path, nothing else to send
 	return true
 }
 

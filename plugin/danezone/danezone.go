@@ -167,8 +167,9 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	var proof *wire.Proof
 	cache := snap.answers
 	if cache != nil && !faulty && cacheable(w, r, opt) {
-		q = queries.Get().(*wire.Query)
-		defer queries.Put(q)
+		sc := scratches.Get().(*scratch)
+		defer scratches.Put(sc)
+		q = &sc.q
 		if q.Make(r.Question[0].Name, qtype, wireFlags(do, co, opt, state), uint16(state.Size())) {
 			if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
 				proof = &p

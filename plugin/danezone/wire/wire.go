@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/danelab/danelab/plugin/danezone/zone"
 	"github.com/miekg/dns"
 )
 
@@ -331,7 +332,7 @@ type shard struct {
 // authority section (identities, which the zone version keeps alive), its rcode and the
 // query's flags and size. Any name whose answer is made of those RRsets gets those bytes.
 type Proof struct {
-	Sets  [4]any
+	Sets  [4]*zone.RRset
 	Rcode uint8
 	Flags uint8
 	Size  uint16
@@ -382,11 +383,7 @@ func (c *Cache) Put(e *Entry) {
 }
 
 func (c *Cache) proofShard(p *Proof) *shard {
-	var b [8]byte
-	binary.BigEndian.PutUint16(b[:], p.Size)
-	b[2], b[3] = p.Rcode, p.Flags
-	h := maphash.Comparable(c.seed, p.Sets)
-	return &c.shards[(h^maphash.Bytes(c.seed, b[:]))%uint64(len(c.shards))]
+	return &c.shards[maphash.Comparable(c.seed, *p)%uint64(len(c.shards))]
 }
 
 // GetProof returns the entry for a negative answer made of p's RRsets, or nil.
