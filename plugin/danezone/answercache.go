@@ -110,12 +110,25 @@ func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode den
 	if do && mode == denial.Compacted { // the NSEC is at the name (RFC 9824 §3.1)
 		return p, false
 	}
+	p = wire.Proof{Rcode: dns.RcodeNameError, Flags: q.Flags(), Size: q.Size()}
+	p.Sets[0] = snap.z.SOA
+	// Without DO, and in nsec mode, the chain says it all (zone.NXDomainIndex).
+	ix, chain := snap.d.(denial.ByIndex)
+	if !do || chain && mode.Kind == denial.NSEC.Kind {
+		i, j, nx := snap.z.NXDomainIndex(qname)
+		if !nx || !do {
+			return p, nx
+		}
+		if sets, ok := ix.NXDomainAt(i, j); ok {
+			p.Sets[1], p.Sets[2] = sets[0], sets[1]
+			return p, true
+		}
+		return p, false
+	}
 	res := snap.z.Lookup(qname, qtype)
 	if res.Kind != zone.NXDomain {
 		return p, false
 	}
-	p = wire.Proof{Rcode: dns.RcodeNameError, Flags: q.Flags(), Size: q.Size()}
-	p.Sets[0] = snap.z.SOA
 	if do {
 		for i, s := range snap.d.NXDomain(res.Encloser, res.NextCloser) {
 			if s != nil && s.Ephemeral { // made for this name (white lies)

@@ -236,6 +236,20 @@ func (p nsecProofs) NXDomain(encloser, next string) [3]*zone.RRset {
 	return [3]*zone.RRset{p.Cover(next), p.Cover(join("*", encloser))}
 }
 
+// ByIndex is the denier of nsec mode, whose NXDOMAIN proofs are records of its chain.
+type ByIndex interface {
+	// NXDomainAt returns NXDomain's records for a name whose covers are at positions i and
+	// j of the chain (zone.NXDomainIndex), and false when the chain is not the zone's own.
+	NXDomainAt(i, j int) ([3]*zone.RRset, bool)
+}
+
+func (p nsecProofs) NXDomainAt(i, j int) ([3]*zone.RRset, bool) {
+	if c, ok := p.nsecs.(*chain); ok {
+		return [3]*zone.RRset{c.at(i), c.at(j)}, true
+	}
+	return [3]*zone.RRset{}, false
+}
+
 func (p nsecProofs) Wildcard(_, next string) []*zone.RRset {
 	return []*zone.RRset{p.Cover(next)}
 }

@@ -266,6 +266,68 @@ func (z *Zone) NXDomainCovers(next string) (int, int) {
 	return i, z.cover(append(wild, '*', 0))
 }
 
+// NXDomainIndex reports whether qname (at or below the origin) does not exist, as Lookup
+// would find (Kind NXDomain), and then the positions in the chain of the NSEC records that
+// cover it and the wildcard at its closest encloser: what NXDomainCovers returns for its next
+// closer name. It is the answer cache's path for a flood of random names: one search of the
+// chain, which an answer needs anyway, and no walk down the name index, whose lookups of
+// random names miss the processor's caches.
+//
+// The closest encloser is found from the chain alone. Every existing ancestor of qname is an
+// ancestor of a name in the chain that sorts next to qname (its predecessor or successor):
+// a name's descendants sort right after it, so the chain names below an ancestor form one run
+// that qname falls into. Names below a delegation point are not in the chain, so when one is
+// qname's ancestor it is the closest encloser found, and the predecessor; data below a DNAME
+// is refused at load (belowDNAME), so a DNAME can only be there too.
+func (z *Zone) NXDomainIndex(qname string) (cover, wild int, ok bool) {
+	key, bounds := appendKey(make([]byte, 0, keyRoom), make([]uint16, 0, labelRoom), qname)
+	nl := len(bounds)
+	if nl <= z.originLabels || !strings.HasPrefix(string(key), z.originKey) {
+		return 0, 0, false // the origin itself, or not in the zone
+	}
+	i := search(z, key)
+	if i < len(z.chain) && z.chain[i].Key == string(key) {
+		return 0, 0, false
+	}
+	// The closest encloser's labels: the most that qname's key shares, at a label's end,
+	// with the keys of the names on either side (the apex sorts first: i > 0).
+	depth := z.originLabels
+	shared := func(k string) {
+		n := 0
+		for n < len(k) && n < len(key) && k[n] == key[n] {
+			n++
+		}
+		for depth < nl && int(bounds[depth]) <= n {
+			depth++
+		}
+	}
+	prev := z.chain[i-1]
+	shared(prev.Key)
+	if i < len(z.chain) {
+		shared(z.chain[i].Key)
+	}
+	if depth == nl {
+		return 0, 0, false // an empty non-terminal: a name in the chain is below it
+	}
+	// A delegation point or a DNAME owner can only be the closest encloser when it is the
+	// predecessor itself: a chain name strictly below either would be occluded or refused.
+	end := len(z.originKey)
+	if depth > z.originLabels {
+		end = int(bounds[depth-1])
+	}
+	if prev.Key == string(key[:end]) && (prev.Cut || prev.dname) {
+		return 0, 0, false // a referral, or a DNAME's redirection
+	}
+	// The wildcard at the closest encloser exists, with data or as an empty non-terminal,
+	// when the first chain name from its key on is it or below it.
+	wk := append(key[:end], '*', 0)
+	k := search(z, wk)
+	if k < len(z.chain) && strings.HasPrefix(z.chain[k].Key, string(wk)) {
+		return 0, 0, false
+	}
+	return i - 1, k - 1, true // k > 0: the apex sorts before the wildcard
+}
+
 // cover returns the position in the chain of the last name whose key sorts before key
 // (wrapping to the last name).
 func (z *Zone) cover(key []byte) int {
