@@ -113,6 +113,7 @@ type servedZone struct {
 // zoneSet is the immutable set of zones being served; a directory change swaps in a new one.
 type zoneSet struct {
 	origins plugin.Zones // sorted longest first, so the first match is the most specific
+	served  []*servedZone // served[i] is the zone of origins[i]
 	byName  map[string]*servedZone
 	// gen numbers the sets: the answer cache keeps it, not the set, so that a cached answer
 	// never holds a set (and the zones that left it) in memory.
@@ -128,27 +129,42 @@ func newZoneSet(zones []*servedZone) *zoneSet {
 		s.origins = append(s.origins, z.origin)
 	}
 	sort.Slice(s.origins, func(i, j int) bool { return dns.CountLabel(s.origins[i]) > dns.CountLabel(s.origins[j]) })
+	for _, o := range s.origins {
+		s.served = append(s.served, s.byName[o])
+	}
 	return s
 }
 
 // origin returns the most specific zone containing name, or "".
 func (s *zoneSet) origin(name string) string {
-	for _, o := range s.origins {
-		if zone.Below(o, name) {
-			return o
-		}
+	if i := s.index(name); i >= 0 {
+		return s.origins[i]
 	}
 	return ""
+}
+
+// index returns the position in origins of the most specific zone containing name, or -1.
+func (s *zoneSet) index(name string) int {
+	for i, o := range s.origins {
+		if zone.Below(o, name) {
+			return i
+		}
+	}
+	return -1
 }
 
 // match returns the zone that answers qname/qtype. DS at a zone apex is answered by the
 // parent zone when it is served here too (RFC 4035 §3.1.4.1).
 func (s *zoneSet) match(qname string, qtype uint16) *servedZone {
-	o := s.origin(qname)
-	if o == "" {
+	i := s.index(qname)
+	if i < 0 {
 		return nil
 	}
-	if qtype == dns.TypeDS && strings.EqualFold(o, qname) && o != "." {
+	o := s.origins[i]
+	if qtype != dns.TypeDS {
+		return s.served[i] // by position: a query costs no map lookup here
+	}
+	if strings.EqualFold(o, qname) && o != "." {
 		off, _ := dns.NextLabel(qname, 0)
 		parent := qname[off:]
 		if parent == "" {
