@@ -112,7 +112,7 @@ type servedZone struct {
 
 // zoneSet is the immutable set of zones being served; a directory change swaps in a new one.
 type zoneSet struct {
-	origins plugin.Zones // sorted longest first, so the first match is the most specific
+	origins plugin.Zones  // sorted longest first, so the first match is the most specific
 	served  []*servedZone // served[i] is the zone of origins[i]
 	byName  map[string]*servedZone
 	// gen numbers the sets: the answer cache keeps it, not the set, so that a cached answer
