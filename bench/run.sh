@@ -29,7 +29,8 @@
 #
 # Environment (defaults):
 #   BENCH_SECONDS=10 WARMUP_SECONDS=2    dnsperf -l for measurement / warm-up, per mix and
-#                                        server (the measurement split over the rounds)
+#                                        server, whole seconds (the measurement split over
+#                                        the rounds, each rounded up to a whole second)
 #   BENCH_ROUNDS=5                       rounds per mix
 #   BENCH_OUTSTANDING=100 BENCH_CLIENTS=4  dnsperf -q / -c
 #   BENCH_HOSTS=1000 BENCH_NX=100000 BENCH_QUERIES=100000  zone size, unique NXDOMAIN names,
@@ -73,7 +74,9 @@ for tool in dnsperf taskset awk ss "$GO"; do
 done
 [[ -x $COREDNS ]] || die "$COREDNS not found (run make build)"
 
-[[ $BENCH_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive number"
+for v in BENCH_ROUNDS BENCH_SECONDS WARMUP_SECONDS; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a whole number of at least 1 (it is ${!v})"
+done
 # Each round's dnsperf -l, in whole seconds.
 ROUND_SECONDS=$(((BENCH_SECONDS + BENCH_ROUNDS - 1) / BENCH_ROUNDS))
 
@@ -132,7 +135,8 @@ for mix in $BENCH_MIXES; do
 			-f "$BENCH/genqueries.awk" >"$TMP/q/$mix.$seed"
 	done
 	# Round r starts at its own part of the measured sample (dnsperf reads a file from the
-	# top, and wraps): no round asks the random NXDOMAIN names another round asked.
+	# top, and wraps), so that the rounds do not all ask its first names; a random NXDOMAIN
+	# name comes back only after BENCH_NX others, as in one long run.
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 		from=$(((r - 1) * count / BENCH_ROUNDS))
 		{ tail -n "+$((from + 1))" "$TMP/q/$mix.1" && head -n "$from" "$TMP/q/$mix.1"; } >"$TMP/q/$mix.1.$r"
@@ -285,7 +289,9 @@ stop_server() {
 vmrss() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 
 # cputicks PID: user+system CPU time of the whole process (all threads), in clock ticks.
-cputicks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+# A server that has just died reads as 0 (alive tells), not as an error that set -e would
+# turn into the end of the whole run.
+cputicks() { { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } 2>/dev/null || echo 0; }
 CLK_TCK=$(getconf CLK_TCK)
 
 # dnsperf_run PORT FILE SECONDS OUT: one dnsperf run against the server on PORT.
@@ -332,6 +338,7 @@ UP=()
 start_all() {
 	local name
 	for name in $BENCH_SERVERS; do
+		[[ -z ${STATUS[$name]:-} ]] || continue # named twice
 		if ! available "$name"; then
 			STATUS[$name]="n/a (not installed)"
 			log "$name: not installed, skipped"

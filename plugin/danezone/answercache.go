@@ -105,7 +105,7 @@ func wireFlags(do, co bool, opt *dns.OPT, state request.Request) uint8 {
 
 // negativeProof returns the key of an NXDOMAIN answer to qname that does not depend on the
 // name (no record owned by it): the SOA and the denial records, when those are the zone's own
-// (nsec and nsec3 chains, or none without DO); nil otherwise.
+// (nsec and nsec3 chains, or none without DO); ok is false otherwise.
 func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode denial.Mode, q *wire.Query) (p wire.Proof, ok bool) {
 	if do && mode == denial.Compacted { // the NSEC is at the name (RFC 9824 §3.1)
 		return p, false
@@ -114,7 +114,7 @@ func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode den
 	p.Sets[0] = snap.z.SOA
 	// Without DO, and in nsec mode, the chain says it all (zone.NXDomainIndex).
 	ix, chain := snap.d.(denial.ByIndex)
-	if !do || chain && mode.Kind == denial.NSEC.Kind {
+	if !do || (chain && mode.Kind == denial.NSEC.Kind) {
 		i, j, nx := snap.z.NXDomainIndex(qname)
 		if !nx || !do {
 			return p, nx

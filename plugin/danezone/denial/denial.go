@@ -239,7 +239,8 @@ func (p nsecProofs) NXDomain(encloser, next string) [3]*zone.RRset {
 // ByIndex is the denier of nsec mode, whose NXDOMAIN proofs are records of its chain.
 type ByIndex interface {
 	// NXDomainAt returns NXDomain's records for a name whose covers are at positions i and
-	// j of the chain (zone.NXDomainIndex), and false when the chain is not the zone's own.
+	// j of the zone's chain (zone.NXDomainIndex), and false when the denier keeps no chain
+	// of the zone's names (minimal mode).
 	NXDomainAt(i, j int) ([3]*zone.RRset, bool)
 }
 

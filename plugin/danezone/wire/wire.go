@@ -98,7 +98,7 @@ func lower(c byte) byte {
 // the key it is kept under (a map key that shares them), the header, the rest after the
 // question.
 type Entry struct {
-	used    atomic.Bool // asked since the last eviction pass went by (see evict)
+	used    atomic.Bool // asked since the clock hand last went by (see place)
 	klen    uint16      // length of the key in data
 	opt     int32       // offset in the body of the OPT record, or -1
 	until   int64       // Unix nanoseconds from which the entry must not be served; 0: none
@@ -375,7 +375,7 @@ func (e *Entry) use() {
 // when the shard is full.
 func (c *Cache) Put(e *Entry) {
 	key := e.key()
-	s := c.shard([]byte(key))
+	s := &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))] // as shard(key's bytes)
 	s.mu.Lock()
 	s.place(e, s.names[key], c.per)
 	s.names[key] = e
@@ -400,7 +400,8 @@ func (c *Cache) GetProof(p *Proof) *Entry {
 func (c *Cache) PutProof(p *Proof, e *Entry) {
 	s := c.proofShard(p)
 	s.mu.Lock()
-	e.proof = p
+	key := *p // the entry's own copy: the caller's may be reused
+	e.proof = &key
 	s.place(e, s.proofs[*p], c.per)
 	s.proofs[*p] = e
 	s.mu.Unlock()
@@ -420,7 +421,11 @@ func (s *shard) place(e, old *Entry, per int) {
 		e.slot = int32(len(s.ring))
 		s.ring = append(s.ring, nil)
 	default:
-		for s.ring[s.hand].used.Swap(false) {
+		// Readers mark entries without the lock: two turns at the most, then the hand's.
+		for range 2 * len(s.ring) {
+			if !s.ring[s.hand].used.Swap(false) {
+				break
+			}
 			s.hand = (s.hand + 1) % len(s.ring)
 		}
 		victim := s.ring[s.hand]

@@ -269,9 +269,9 @@ func (z *Zone) NXDomainCovers(next string) (int, int) {
 // NXDomainIndex reports whether qname (at or below the origin) does not exist, as Lookup
 // would find (Kind NXDomain), and then the positions in the chain of the NSEC records that
 // cover it and the wildcard at its closest encloser: what NXDomainCovers returns for its next
-// closer name. It is the answer cache's path for a flood of random names: one search of the
-// chain, which an answer needs anyway, and no walk down the name index, whose lookups of
-// random names miss the processor's caches.
+// closer name. It is the answer cache's path for a flood of random names: two searches of the
+// chain, which the answer needs anyway for its NSEC records, and no walk down the name index,
+// whose lookups of random names miss the processor's caches.
 //
 // The closest encloser is found from the chain alone. Every existing ancestor of qname is an
 // ancestor of a name in the chain that sorts next to qname (its predecessor or successor):
