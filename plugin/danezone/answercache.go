@@ -25,11 +25,17 @@ const defaultAnswerCache = 10000
 const maxAnswerCache = 1_000_000
 
 // cacheable reports whether the response to r may come from, and go to, the answer cache: a
-// query without EDNS options (they are echoed, and options such as cookies are per client) or
-// TSIG (the response is signed as it is written), written through the writers whose work the
-// cache knows how to do itself (see recorders).
+// query without EDNS options (they are echoed, and options such as cookies are per client)
+// that danezone packs itself (packable).
 func cacheable(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) bool {
-	if (opt != nil && len(opt.Option) > 0) || r.IsTsig() != nil {
+	return (opt == nil || len(opt.Option) == 0) && packable(w, r)
+}
+
+// packable reports whether danezone writes the response to r as bytes it packed (wire.Pack):
+// without TSIG (the response is signed as it is written), through the writers whose work on
+// a message it knows how to do itself (see recorders).
+func packable(w dns.ResponseWriter, r *dns.Msg) bool {
+	if r.IsTsig() != nil {
 		return false
 	}
 	_, ok := recorders(w, nil)
@@ -97,9 +103,6 @@ func wireFlags(do, co bool, opt *dns.OPT, state request.Request) uint8 {
 	if state.Proto() == "tcp" {
 		f |= wire.FlagTCP
 	}
-	if state.Family() == 2 {
-		f |= wire.FlagV6
-	}
 	return f
 }
 
@@ -141,20 +144,9 @@ func negativeProof(snap *snapshot, qname string, qtype uint16, do bool, mode den
 }
 
 // fits reports whether a response of n octets (with its OPT record) to the query q goes out
-// as the answer path would send it: not truncated by danezone (truncate) and not compressed
-// by CoreDNS (request.Scrub).
+// as the answer path would send it: not truncated (see pack).
 func fits(n int, q *wire.Query, opt *dns.OPT) bool {
-	if q.Flags()&wire.FlagTCP != 0 {
-		return n <= dns.MaxMsgSize
-	}
-	limit := dns.MinMsgSize
-	if opt != nil {
-		limit = udpLimit(opt)
-	}
-	if q.Flags()&wire.FlagV6 != 0 {
-		limit = min(limit, 1220)
-	}
-	return n <= min(limit, int(q.Size()))
+	return n <= responseLimit(q.Flags()&wire.FlagTCP != 0, opt)
 }
 
 // scratch is what answering from the cache needs per query, pooled: the query's key and a
@@ -246,31 +238,18 @@ func (d *DaneZone) counters(sz *servedZone, server string) *zoneCounters {
 	return c
 }
 
-// keep stores the response m, as written, in the answer cache: by its proof when it has one
-// that any name can use, by its question otherwise.
-func (d *DaneZone) keep(cache *wire.Cache, m *dns.Msg, q *wire.Query, proof *wire.Proof, a *answer, kind int, set *zoneSet) {
-	// proof is nil for an answer to be kept by its question.
-	b, err := m.Pack() // the bytes the server sent: the writer packed this message as it is
-	if err != nil {
-		return
-	}
-	e, err := wire.Parse(b, q, m.IsEdns0() != nil, m.Compress)
-	if err != nil {
-		return
-	}
-	e.Set(m.Rcode, kind, m, a.until, set.gen)
-	if a.synthesised {
-		e.OnlyAs(q)
-	}
+// keep stores the response e, as written, in the answer cache: by its proof when it has one
+// that any name can use, by its question otherwise (proof nil).
+func (d *DaneZone) keep(cache *wire.Cache, e *wire.Entry, proof *wire.Proof, a *answer, kind zone.Kind) {
 	if proof != nil {
-		if zone.Kind(kind) == zone.NXDomain && !m.Truncated && e.Portable() {
+		if kind == zone.NXDomain && !e.Msg.Truncated && e.Portable() {
 			cache.PutProof(proof, e)
 		}
 		return
 	}
 	// A name that does not exist, or that a wildcard matched, is likely asked once (a flood of
 	// random names): kept by name, they would only push out the answers asked again.
-	if zone.Kind(kind) == zone.NXDomain || a.wildcard {
+	if kind == zone.NXDomain || a.wildcard {
 		return
 	}
 	cache.Put(e)

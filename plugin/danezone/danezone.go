@@ -162,24 +162,27 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	}
 	co := do && opt.Co()
 
-	// What the answer cache did not have, it keeps (fromCache): never an answer with a fault.
+	// danezone packs the response itself when it can (q: see pack), and what the answer
+	// cache did not have, it keeps (fromCache): never an answer with a fault.
 	var q *wire.Query
+	var sc *scratch
+	if packable(w, r) {
+		sc = scratches.Get().(*scratch)
+		defer scratches.Put(sc)
+		if sc.q.Make(r.Question[0].Name, qtype, wireFlags(do, co, opt, state), uint16(state.Size())) {
+			q = &sc.q
+		}
+	}
 	var proof *wire.Proof
 	cache := snap.answers
-	if cache != nil && !faulty && cacheable(w, r, opt) {
-		sc := scratches.Get().(*scratch)
-		defer scratches.Put(sc)
-		q = &sc.q
-		if q.Make(r.Question[0].Name, qtype, wireFlags(do, co, opt, state), uint16(state.Size())) {
-			if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
-				proof = &p
-			}
-			d.counters(sz, server).misses.Inc()
-		} else {
-			cache = nil
-		}
-	} else {
+	if q == nil || faulty || !cacheable(w, r, opt) {
 		cache = nil
+	}
+	if cache != nil {
+		if p, ok := negativeProof(snap, qname, qtype, do, sz.mode, q); ok {
+			proof = &p
+		}
+		d.counters(sz, server).misses.Inc()
 	}
 
 	a := &answer{m: m, do: do, co: co, sz: sz, snap: snap}
@@ -200,24 +203,44 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		signaturesMade.WithLabelValues(server, sz.origin).Add(float64(a.made))
 	}
 
-	// The server's ScrubWriter adds the OPT record (the request's, with DO as asked) after us:
+	if q != nil {
+		e, err := pack(m, q, state, opt)
+		if errors.Is(err, errTooLarge) {
+			return d.serverFailure(w, r, state, sz, f, "the answer does not fit a DNS message", err)
+		}
+		if err != nil {
+			return d.serverFailure(w, r, state, sz, f, "the answer could not be encoded", err)
+		}
+		e.Set(m.Rcode, int(kind), m, a.until, set.gen)
+		if a.synthesised {
+			e.OnlyAs(q)
+		}
+		d.record(state, sz, f, m.Rcode)
+		observed(w, e)
+		sc.buf = e.Append(sc.buf[:0], r, q, qtype, opt)
+		if _, err := w.Write(sc.buf); err == nil && cache != nil {
+			d.keep(cache, e, proof, a, kind)
+		}
+		return dns.RcodeSuccess, nil // an error is the transport's: nothing else to send
+	}
+
+	// Through CoreDNS's writer, which adds the OPT record (the request's, with DO as asked):
 	// leave room for it.
+	m.Compress = true
+	length := func(m *dns.Msg) int { return m.Len() }
 	if state.Proto() == "udp" {
 		size := dns.MinMsgSize
 		if opt != nil {
 			size = udpLimit(opt) - dns.Len(opt)
 		}
-		truncate(m, size)
-	} else if tooLarge(m, opt) {
+		truncate(m, size, length)
+	} else if length(m) > responseLimit(true, opt)-optLen(opt) {
 		// Truncating over TCP would leave a partial, unverifiable answer with no bigger
 		// transport to retry on. Zones are loaded so that this does not happen (zone.Limits).
 		return d.serverFailure(w, r, state, sz, f, "the answer does not fit a DNS message", errTooLarge)
 	}
 	d.record(state, sz, f, m.Rcode)
 	err := w.WriteMsg(m)
-	if err == nil && cache != nil {
-		d.keep(cache, m, q, proof, a, int(kind), set)
-	}
 	if err != nil {
 		// miekg/dns packs when writing: a record that cannot be encoded would otherwise
 		// mean no reply at all. Any other error is the transport's (a TCP client gone): a
@@ -235,20 +258,52 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 // 512 octets (RFC 6891 §6.2.5) and at most maxUDP.
 func udpLimit(opt *dns.OPT) int { return min(max(int(opt.UDPSize()), dns.MinMsgSize), maxUDP) }
 
+// responseLimit is the largest response, with its OPT record, to a query over TCP (65535
+// octets, RFC 1035 §4.2.2) or UDP (512 octets without EDNS, RFC 1035 §4.2.1; udpLimit with).
+func responseLimit(tcp bool, opt *dns.OPT) int {
+	switch {
+	case tcp:
+		return dns.MaxMsgSize
+	case opt != nil:
+		return udpLimit(opt)
+	}
+	return dns.MinMsgSize
+}
+
+func optLen(opt *dns.OPT) int {
+	if opt == nil {
+		return 0
+	}
+	return dns.Len(opt)
+}
+
 var errTooLarge = errors.New("the answer does not fit 65535 octets")
 
-// tooLarge reports a TCP response that does not fit one DNS message (RFC 1035 §4.2.2: 65535
-// octets), compressed, with room for the OPT record the server adds.
-func tooLarge(m *dns.Msg, opt *dns.OPT) bool {
-	room := dns.MaxMsgSize
-	if opt != nil {
-		room -= dns.Len(opt)
+// pack makes the response's bytes as CoreDNS's writer would have, more compactly: the OPT
+// record made from the query's (request.SizeAndDo, as the ScrubWriter does), names compressed
+// (wire.Pack), cut to the client's UDP size (truncate). Over TCP a response larger than a DNS
+// message is errTooLarge.
+func pack(m *dns.Msg, q *wire.Query, state request.Request, opt *dns.OPT) (*wire.Entry, error) {
+	state.SizeAndDo(m)
+	e, err := wire.Pack(m, q)
+	if err != nil {
+		return nil, err
 	}
-	if m.Len() <= room {
-		return false
+	tcp := state.Proto() == "tcp"
+	limit := responseLimit(tcp, opt)
+	if e.Len(q) <= limit {
+		return e, nil
 	}
-	m.Compress = true
-	return m.Len() > room
+	if tcp {
+		return nil, errTooLarge
+	}
+	truncate(m, limit, func(m *dns.Msg) int {
+		if e, err := wire.Pack(m, q); err == nil {
+			return e.Len(q)
+		}
+		return dns.MaxMsgSize + 1
+	})
+	return wire.Pack(m, q)
 }
 
 // serverFailure answers SERVFAIL for a response danezone could not build or encode, never
@@ -316,22 +371,27 @@ func (d *DaneZone) record(state request.Request, sz *servedZone, f *fault.Fault,
 	d.history.Record(q)
 }
 
-// truncate makes m fit size. A response that loses any record of its answer or authority
-// section (where the DNSSEC proofs live) is sent with TC=1 and only the question, so the
-// client retries over TCP instead of trying to validate a partial answer.
-func truncate(m *dns.Msg, size int) {
-	if m.Len() <= size {
-		return
-	}
-	m.Compress = true
-	if m.Len() <= size {
+// truncate makes m fit size, as length measures it. A response that loses any record of its
+// answer or authority section (where the DNSSEC proofs live) is sent with TC=1 and only the
+// question, so the client retries over TCP instead of trying to validate a partial answer. An
+// OPT record stays.
+func truncate(m *dns.Msg, size int, length func(*dns.Msg) int) {
+	if length(m) <= size {
 		return
 	}
 	// Additional data is optional: drop it first. Except the glue of a referral, which a
 	// resolver needs to follow it: without it the client must retry over TCP (RFC 9471).
-	glue := !m.Authoritative && len(m.Extra) > 0
-	m.Extra = nil
-	if m.Len() <= size {
+	var opt []dns.RR
+	glue := false
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			opt = append(opt, rr)
+		} else {
+			glue = glue || !m.Authoritative
+		}
+	}
+	m.Extra = opt
+	if length(m) <= size {
 		m.Truncated = glue
 		return
 	}

@@ -7,7 +7,6 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,6 @@ const (
 	FlagCO              // Compact Answers OK (RFC 9824 §4)
 	FlagOPT             // the query has an OPT record, so the response has one
 	FlagTCP             // not truncated; no UDP size rules
-	FlagV6              // over IPv6: CoreDNS compresses UDP answers above 1220 octets
 )
 
 // maxName is the longest name in wire form (RFC 1035 §2.3.4).
@@ -105,6 +103,7 @@ type Entry struct {
 	source  uint64      // what the answer was resolved in, beyond the zone version (see Usable)
 	data    string      // key, header (12 octets), body (everything after the question)
 	names   []uint16    // offsets in the body of answer owners spelled as the question name
+	ptrs    []uint16    // offsets in the body of compression pointers (see Pack)
 	spelled string      // the question name as asked, when the entry serves only that spelling
 	slot    int32       // in its shard's ring (see place)
 	proof   *Proof      // the key of an entry kept by proof (PutProof)
@@ -118,118 +117,6 @@ func (e *Entry) head() string { return e.data[e.klen : e.klen+12] }
 func (e *Entry) body() string { return e.data[e.klen+12:] }
 
 var errShape = errors.New("response not in the shape the cache keeps")
-
-// Parse makes an entry of a packed response to the query q; opt says the query had an OPT
-// record, compressed that the response was packed with name compression. A response whose
-// answer owners spell the question name through a compression pointer other than one to the
-// question itself is refused (errShape): patching the letter case would not reach them.
-func Parse(msg []byte, q *Query, opt, compressed bool) (*Entry, error) {
-	if len(msg) < 12+q.nlen+4 || len(msg) > MaxEntry || binary.BigEndian.Uint16(msg[4:]) != 1 {
-		return nil, errShape
-	}
-	e := &Entry{opt: -1, klen: uint16(q.klen)}
-	if compressed {
-		// Other names may point into the question (miekg/dns compresses case-sensitively):
-		// the bytes are right only for this spelling.
-		e.spelled = string(msg[12 : 12+q.nlen])
-	}
-	if !equalFold(msg[12:12+q.nlen], q.name[:q.nlen]) {
-		return nil, fmt.Errorf("%w: question %q", errShape, msg[12:12+q.nlen])
-	}
-	start := 12 + q.nlen + 4
-	an := int(binary.BigEndian.Uint16(msg[6:]))
-	ns := int(binary.BigEndian.Uint16(msg[8:]))
-	ar := int(binary.BigEndian.Uint16(msg[10:]))
-	off := start
-	for i := 0; i < an+ns+ar; i++ {
-		owner := off
-		literal, end, err := skipName(msg, off)
-		if err != nil {
-			return nil, err
-		}
-		if i < an {
-			// RFC 1034 §3.1 leaves case to the server: danezone spells answer owners that are
-			// the question name as the question spells it.
-			if literal && end-owner == q.nlen && equalFold(msg[owner:end], q.name[:q.nlen]) {
-				e.names = append(e.names, uint16(owner-start))
-			} else if !literal && !(end-owner == 2 && binary.BigEndian.Uint16(msg[owner:])&0x3fff == 12) {
-				// A pointer elsewhere, or labels then a pointer: possibly the question name.
-				if n, err := readName(msg, owner); err != nil || equalFold(n, q.name[:q.nlen]) {
-					return nil, errShape
-				}
-			}
-		}
-		if end+10 > len(msg) {
-			return nil, errShape
-		}
-		rdlen := int(binary.BigEndian.Uint16(msg[end+8:]))
-		if i == an+ns+ar-1 && binary.BigEndian.Uint16(msg[end:]) == dns.TypeOPT && end-owner == 1 {
-			if rdlen != 0 { // options are the query's, echoed: those queries are not cached
-				return nil, errShape
-			}
-			e.opt = int32(owner - start)
-		}
-		off = end + 10 + rdlen
-		if off > len(msg) {
-			return nil, errShape
-		}
-	}
-	if off != len(msg) || opt != (e.opt >= 0) {
-		return nil, errShape
-	}
-	data := make([]byte, 0, q.klen+12+len(msg)-start)
-	data = append(append(append(data, q.key[:q.klen]...), msg[:12]...), msg[start:]...)
-	e.data = string(data)
-	return e, nil
-}
-
-// skipName returns the end of the name at off, and whether it is written out in full (no
-// compression pointer).
-func skipName(msg []byte, off int) (literal bool, end int, err error) {
-	for off < len(msg) {
-		c := int(msg[off])
-		switch {
-		case c == 0:
-			return true, off + 1, nil
-		case c&0xc0 == 0xc0:
-			return false, off + 2, nil
-		case c&0xc0 != 0:
-			return false, 0, errShape
-		}
-		off += 1 + c
-	}
-	return false, 0, errShape
-}
-
-// readName returns the name at off in wire form, following compression pointers backwards.
-func readName(msg []byte, off int) ([]byte, error) {
-	var out []byte
-	for hops := 0; off < len(msg); {
-		c := int(msg[off])
-		switch {
-		case c == 0:
-			return append(out, 0), nil
-		case c&0xc0 == 0xc0:
-			if off+1 >= len(msg) || hops > 126 {
-				return nil, errShape
-			}
-			next := int(binary.BigEndian.Uint16(msg[off:]) & 0x3fff)
-			if next >= off {
-				return nil, errShape
-			}
-			off, hops = next, hops+1
-			continue
-		case c&0xc0 != 0 || off+1+c > len(msg):
-			return nil, errShape
-		}
-		out = append(out, msg[off:off+1+c]...)
-		off += 1 + c
-		if len(out) > maxName {
-			return nil, errShape
-		}
-	}
-	return nil, errShape
-}
 
 func equalFold(a, b []byte) bool {
 	if len(a) != len(b) {
@@ -265,15 +152,17 @@ func (e *Entry) Usable(q *Query, now time.Time, source uint64) bool {
 func (e *Entry) OnlyAs(q *Query) { e.spelled = string(q.name[:q.nlen]) }
 
 // MaxEntry is the largest response kept: the bound on entries is then a bound on memory
-// (MaxEntry bytes and the message each).
+// (MaxEntry bytes and the message each). Put and PutProof keep nothing larger.
 const MaxEntry = 4096
+
+func (e *Entry) tooLarge() bool { return len(e.data)-int(e.klen) > MaxEntry }
 
 // Len is the size of the response to q from this entry.
 func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body()) }
 
-// Portable reports whether the entry can answer a question of another name: nothing in it
-// depends on where the question ends (no answer owner spelled as the question name) and no
-// compression pointer reaches into it.
+// Portable reports whether the entry can answer a question of another name: no answer owner
+// spelled as the question name, nothing else that carries its spelling (OnlyAs). Compression
+// pointers never reach into the question (Pack).
 func (e *Entry) Portable() bool { return e.spelled == "" && len(e.names) == 0 }
 
 // Append appends the response for the query r (its ID, RD and CD flags, and OPT record's size
@@ -300,6 +189,11 @@ func (e *Entry) Append(dst []byte, r *dns.Msg, q *Query, qtype uint16, opt *dns.
 	body := dst[b:]
 	for _, o := range e.names {
 		copy(body[o:], q.name[:q.nlen])
+	}
+	// Pack made the pointers' targets as if there were no question.
+	for _, o := range e.ptrs {
+		t := binary.BigEndian.Uint16(body[o:]) + uint16(q.nlen+4)
+		binary.BigEndian.PutUint16(body[o:], t)
 	}
 	if e.opt >= 0 && opt != nil {
 		// What CoreDNS's ScrubWriter makes of the query's OPT record (request.SizeAndDo):
@@ -371,9 +265,12 @@ func (e *Entry) use() {
 	}
 }
 
-// Put stores e, made for the query it is kept under (Parse), evicting an entry of its shard
+// Put stores e, made for the query it is kept under (Pack), evicting an entry of its shard
 // when the shard is full.
 func (c *Cache) Put(e *Entry) {
+	if e.tooLarge() {
+		return
+	}
 	key := e.key()
 	s := &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))] // as shard(key's bytes)
 	s.mu.Lock()
@@ -398,6 +295,9 @@ func (c *Cache) GetProof(p *Proof) *Entry {
 
 // PutProof stores e for p.
 func (c *Cache) PutProof(p *Proof, e *Entry) {
+	if e.tooLarge() {
+		return
+	}
 	s := c.proofShard(p)
 	s.mu.Lock()
 	key := *p // the entry's own copy: the caller's may be reused

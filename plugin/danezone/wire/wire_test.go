@@ -3,99 +3,173 @@ package wire
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-func response(t *testing.T, qname string, compress bool) (*dns.Msg, []byte) {
+// response returns a response to qname A as danezone makes one: the answer owned by the
+// question's spelling and signed, names the zone spells in lower case elsewhere, an NSEC, a
+// DNAME, an OPT record.
+func response(t *testing.T, qname string) *dns.Msg {
 	t.Helper()
 	q := new(dns.Msg)
 	q.SetQuestion(qname, dns.TypeA)
 	m := new(dns.Msg)
 	m.SetReply(q)
 	m.Authoritative = true
-	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: []byte{192, 0, 2, 1}}}
-	m.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: "example.test.", Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 60}, Ns: "ns1.example.test."}}
-	m.SetEdns0(1232, true)
-	m.Compress = compress
-	b, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, b
-}
-
-// TestAppend: a response kept for one spelling of a question is, for another query, the
-// response that query would have had: its ID, RD and CD, its spelling in the question and the
-// answer owners, its OPT size and flags.
-func TestAppend(t *testing.T) {
-	for _, compress := range []bool{false, true} {
-		var q Query
-		if !q.Make("www.example.test.", dns.TypeA, FlagDO|FlagOPT, 1232) {
-			t.Fatal("Make refused a plain name")
-		}
-		_, b := response(t, "www.example.test.", compress)
-		e, err := Parse(b, &q, true, compress)
+	rr := func(s string) dns.RR {
+		r, err := dns.NewRR(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var q2 Query
-		q2.Make("WwW.ExAmple.TEST.", dns.TypeA, FlagDO|FlagOPT, 1232)
-		if !bytes.Equal(q.key[:q.klen], q2.key[:q2.klen]) {
-			t.Fatal("keys differ by letter case")
-		}
-		r := new(dns.Msg)
-		r.SetQuestion("WwW.ExAmple.TEST.", dns.TypeA)
-		r.Id, r.RecursionDesired, r.CheckingDisabled = 4242, true, true
-		r.SetEdns0(4096, true)
-		want, _ := response(t, "WwW.ExAmple.TEST.", compress)
-		want.Id, want.RecursionDesired, want.CheckingDisabled = 4242, true, true
-		want.IsEdns0().SetUDPSize(4096)
-		if compress {
-			// Names elsewhere may point into the question: only the spelling it was made for.
-			if e.Usable(&q2, time.Now(), 0) || !e.Usable(&q, time.Now(), 0) {
-				t.Error("a compressed response served for another spelling, or not for its own")
+		return r
+	}
+	a := rr("www.example.test. 60 A 192.0.2.1")
+	a.Header().Name = qname
+	sig := rr("www.example.test. 60 RRSIG A 13 3 60 20261231000000 20261201000000 42 example.test. dGVzdA==")
+	sig.Header().Name = qname
+	m.Answer = []dns.RR{a, sig, rr("www.example.test. 60 MX 10 mx1.example.test.")}
+	m.Answer[2].Header().Name = qname
+	m.Ns = []dns.RR{rr("example.test. 60 NS ns1.example.test."),
+		rr("example.test. 60 SOA ns1.example.test. hostmaster.example.test. 1 3600 900 1209600 300"),
+		rr("example.test. 60 NSEC www.example.test. A NS SOA RRSIG NSEC"),
+		rr("example.test. 60 RRSIG NSEC 13 2 60 20261231000000 20261201000000 42 example.test. dGVzdA=="),
+		rr("old.example.test. 60 DNAME new.example.test.")}
+	m.SetEdns0(1232, true)
+	return m
+}
+
+func packed(t *testing.T, m *dns.Msg, q *Query) *Entry {
+	t.Helper()
+	e, err := Pack(m, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestAppend: a response packed for one spelling of a question is, for another query, the
+// response that query would have had: its ID, RD and CD, its spelling in the question and the
+// answer owners, its OPT size and flags; every other name as the zone spells it.
+func TestAppend(t *testing.T) {
+	var q, q2 Query
+	if !q.Make("www.example.test.", dns.TypeA, FlagDO|FlagOPT, 1232) || !q2.Make("WwW.ExAmple.TEST.", dns.TypeA, FlagDO|FlagOPT, 1232) {
+		t.Fatal("Make refused a plain name")
+	}
+	if !bytes.Equal(q.key[:q.klen], q2.key[:q2.klen]) {
+		t.Fatal("keys differ by letter case")
+	}
+	e := packed(t, response(t, "www.example.test."), &q)
+	r := new(dns.Msg)
+	r.SetQuestion("WwW.ExAmple.TEST.", dns.TypeA)
+	r.Id, r.RecursionDesired, r.CheckingDisabled = 4242, true, true
+	r.SetEdns0(4096, true)
+	want := response(t, "WwW.ExAmple.TEST.")
+	want.Id, want.RecursionDesired, want.CheckingDisabled = 4242, true, true
+	want.IsEdns0().SetUDPSize(4096)
+	got := new(dns.Msg)
+	if err := got.Unpack(e.Append(nil, r, &q2, dns.TypeA, r.IsEdns0())); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if e.Portable() {
+		t.Error("an answer owned by the question name taken as portable")
+	}
+}
+
+// TestPackCompresses: owner names and the names in NS, MX and SOA RDATA are compressed, the
+// RDATA of NSEC, RRSIG and DNAME is not (RFC 4034 §3.1.7, §4.1.1; RFC 6672 §2.5), and a
+// negative answer's bytes serve questions of any length.
+func TestPackCompresses(t *testing.T) {
+	var q Query
+	q.Make("www.example.test.", dns.TypeA, FlagDO|FlagOPT, 1232)
+	m := response(t, "www.example.test.")
+	e := packed(t, m, &q)
+	plain := m.Len()
+	m.Compress = true
+	if n := e.Len(&q); n > plain*3/4 || n > m.Len()+q.nlen {
+		t.Errorf("packed %d octets; uncompressed %d, miekg/dns compressed %d", n, plain, m.Len())
+	}
+	b := e.Append(nil, m, &q, dns.TypeA, m.IsEdns0())
+	for _, rr := range m.Ns {
+		switch rr.Header().Rrtype {
+		case dns.TypeNSEC, dns.TypeRRSIG, dns.TypeDNAME:
+			buf := make([]byte, 512)
+			end, err := dns.PackRR(rr, buf, 0, nil, false)
+			if err != nil {
+				t.Fatal(err)
 			}
-			r.Question[0].Name, want.Question[0].Name, want.Answer[0].Header().Name = "www.example.test.", "www.example.test.", "www.example.test."
-			q2 = q
+			owner, _ := nameEnd(buf, 0)
+			if !bytes.Contains(b, buf[owner+10:end]) {
+				t.Errorf("the RDATA of %v is not in the message as it is, uncompressed", rr)
+			}
 		}
+	}
+
+	// A negative answer (no answer section), asked for by names of other lengths.
+	neg := response(t, "www.example.test.")
+	neg.Answer = nil
+	neg.Rcode = dns.RcodeNameError
+	ne := packed(t, neg, &q)
+	if !ne.Portable() {
+		t.Fatal("a negative answer not portable")
+	}
+	for _, name := range []string{"a.example.test.", "a-much-longer-name.that.does-not.exist.example.test.", "."} {
+		var qn Query
+		qn.Make(name, dns.TypeA, FlagDO|FlagOPT, 1232)
+		r := new(dns.Msg)
+		r.SetQuestion(name, dns.TypeA)
+		r.SetEdns0(1232, true)
 		got := new(dns.Msg)
-		if err := got.Unpack(e.Append(nil, r, &q2, dns.TypeA, r.IsEdns0())); err != nil {
-			t.Fatal(err)
+		if err := got.Unpack(ne.Append(nil, r, &qn, dns.TypeA, r.IsEdns0())); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
+		want := neg.Copy()
+		want.Question[0].Name = name
+		want.Id = r.Id
 		if got.String() != want.String() {
-			t.Errorf("compress=%v: got\n%s\nwant\n%s", compress, got, want)
-		}
-		if e.Portable() {
-			t.Errorf("compress=%v: an answer owned by the question name taken as portable", compress)
+			t.Errorf("%s: got\n%s\nwant\n%s", name, got, want)
 		}
 	}
 }
 
-// TestParseRefuses: what the cache cannot patch is not kept.
-func TestParseRefuses(t *testing.T) {
+// TestPackLarge: names far into a large response are written out, not pointed to beyond
+// what a pointer can name once the longest question is before them.
+func TestPackLarge(t *testing.T) {
+	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 57) + "."
 	var q Query
-	q.Make("www.example.test.", dns.TypeA, FlagOPT, 1232)
-	_, b := response(t, "www.example.test.", false)
-	if _, err := Parse(b[:len(b)-3], &q, true, false); err == nil {
-		t.Error("a cut response was kept")
+	if !q.Make(long, dns.TypeTXT, FlagTCP, 65535) {
+		t.Fatal("Make refused a long name")
 	}
-	if _, err := Parse(b, &q, false, false); err == nil {
-		t.Error("a response with an OPT record kept for a query without one")
+	r := new(dns.Msg)
+	r.SetQuestion(long, dns.TypeTXT)
+	m := new(dns.Msg)
+	m.SetReply(r)
+	for i := range 120 {
+		txt := &dns.TXT{Hdr: dns.RR_Header{Name: fmt.Sprintf("n%d.example.test.", i%7), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
+			Txt: []string{strings.Repeat("x", 200)}}
+		m.Ns = append(m.Ns, txt)
 	}
-	var other Query
-	other.Make("mail.example.test.", dns.TypeA, FlagOPT, 1232)
-	if _, err := Parse(b, &other, true, false); err == nil {
-		t.Error("a response kept for another question")
+	e := packed(t, m, &q)
+	got := new(dns.Msg)
+	if err := got.Unpack(e.Append(nil, r, &q, dns.TypeTXT, nil)); err != nil {
+		t.Fatal(err)
 	}
-	m, _ := response(t, "www.example.test.", false)
-	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID, Nsid: "aa"}}
-	b, _ = m.Pack()
-	if _, err := Parse(b, &q, true, false); err == nil {
-		t.Error("a response with EDNS options kept")
+	if got.String() != m.String() {
+		t.Error("a large response changed in packing")
 	}
+	if e.Len(&q) < 0x4000 {
+		t.Errorf("the response is %d octets: too small to test pointers near their limit", e.Len(&q))
+	}
+}
+
+func TestMakeRefuses(t *testing.T) {
+	var q Query
 	for _, name := range []string{`a\.b.example.test.`, "no-dot.example.test", ""} {
 		if q.Make(name, dns.TypeA, 0, 512) {
 			t.Errorf("Make took %q", name)
@@ -128,19 +202,10 @@ func entry(t *testing.T, qname string, size uint16) (*Query, *Entry) {
 	if !q.Make(qname, dns.TypeA, 0, size) {
 		t.Fatalf("Make refused %q", qname)
 	}
-	m, _ := response(t, qname, false)
+	m := response(t, qname)
 	m.Extra = nil
-	b, err := m.Pack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := Parse(b, q, false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q, e
+	return q, packed(t, m, q)
 }
-
 // TestBound: the cache holds at most its size, turning over under names asked once.
 func TestBound(t *testing.T) {
 	c := New(64)
