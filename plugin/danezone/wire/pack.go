@@ -76,7 +76,7 @@ type packer struct {
 	// names maps each name suffix written out (wire form, as spelled) to its offset in a
 	// message without a question.
 	names map[string]uint16
-	first int   // offset in the body of the first answer owner spelled as the question, or -1
+	first int // offset in the body of the first answer owner spelled as the question, or -1
 	tmp   []byte
 }
 

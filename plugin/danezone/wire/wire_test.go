@@ -206,6 +206,7 @@ func entry(t *testing.T, qname string, size uint16) (*Query, *Entry) {
 	m.Extra = nil
 	return q, packed(t, m, q)
 }
+
 // TestBound: the cache holds at most its size, turning over under names asked once.
 func TestBound(t *testing.T) {
 	c := New(64)
