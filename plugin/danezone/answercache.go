@@ -158,6 +158,14 @@ type scratch struct {
 
 var scratches = sync.Pool{New: func() any { return &scratch{buf: make([]byte, 0, 1500)} }}
 
+// release returns sc to the pool, without a buffer a large TCP answer grew.
+func (sc *scratch) release() {
+	if cap(sc.buf) > 4*1500 {
+		sc.buf = make([]byte, 0, 1500)
+	}
+	scratches.Put(sc)
+}
+
 // fromCache answers r from the answer cache when it can: the packed response to the same
 // question, or to a name denied by the same proof, from the version of the zone being served.
 // Anything it does not handle (faults registered, other opcodes and classes, transfers, EDNS
@@ -189,7 +197,7 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	state := request.Request{W: w, Req: r}
 	do := opt != nil && opt.Do() && !snap.unsigned()
 	sc := scratches.Get().(*scratch)
-	defer scratches.Put(sc)
+	defer sc.release()
 	q := &sc.q
 	if !q.Make(qname, qtype, wireFlags(do, do && opt.Co(), opt, state), uint16(state.Size())) {
 		return false

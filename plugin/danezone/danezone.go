@@ -168,7 +168,7 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	var sc *scratch
 	if packable(w, r) {
 		sc = scratches.Get().(*scratch)
-		defer scratches.Put(sc)
+		defer sc.release()
 		if sc.q.Make(r.Question[0].Name, qtype, wireFlags(do, co, opt, state), uint16(state.Size())) {
 			q = &sc.q
 		}
@@ -203,7 +203,7 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		signaturesMade.WithLabelValues(server, sz.origin).Add(float64(a.made))
 	}
 
-	if q != nil {
+	if q != nil && m.Rcode <= 0xf { // (an extended rcode, in the OPT record: CoreDNS's way)
 		e, err := pack(m, q, state, opt)
 		if errors.Is(err, errTooLarge) {
 			return d.serverFailure(w, r, state, sz, f, "the answer does not fit a DNS message", err)

@@ -28,7 +28,7 @@ const maxTarget = 0x3fff - maxName - 4
 // name's letter case is what the zone gave it.
 func Pack(m *dns.Msg, q *Query) (*Entry, error) {
 	if len(m.Question) != 1 || m.Rcode > 0xf || m.Opcode > 0xf {
-		return nil, fmt.Errorf("%w: %d questions, rcode %d", errShape, len(m.Question), m.Rcode)
+		return nil, fmt.Errorf("%w: %d questions, rcode %d, opcode %d", errShape, len(m.Question), m.Rcode, m.Opcode)
 	}
 	p := packer{q: q, e: &Entry{opt: -1, klen: uint16(q.klen)}, first: -1}
 	p.buf = make([]byte, q.klen+12, q.klen+12+512)
@@ -88,27 +88,31 @@ func (p *packer) body() int { return int(p.e.klen) + 12 }
 
 func (p *packer) record(rr dns.RR, answer bool) error {
 	hdr := rr.Header()
-	// The record uncompressed, from miekg/dns: its owner in wire form and its RDATA.
-	need := dns.Len(rr) + 1
+	// The record uncompressed, from miekg/dns: its owner in wire form and its RDATA. Packed
+	// in a message: dns.PackRR sets the header's Rdlength, and the record is the zone's,
+	// shared with every other answer.
+	need := 12 + dns.Len(rr) + 1
 	if cap(p.tmp) < need {
 		p.tmp = make([]byte, need)
 	}
-	tmp := p.tmp[:need]
-	end, err := dns.PackRR(rr, tmp, 0, nil, false)
+	one := dns.Msg{Answer: []dns.RR{rr}}
+	tmp, err := one.PackBuffer(p.tmp[:need])
 	if err != nil {
 		return err
 	}
+	tmp = tmp[12:]
 	ownerEnd, err := nameEnd(tmp, 0)
-	if err != nil {
-		return err
+	if err != nil || ownerEnd+10 > len(tmp) {
+		return errShape
 	}
-	owner, fixed, rdata := tmp[:ownerEnd], tmp[ownerEnd:ownerEnd+10], tmp[ownerEnd+10:end]
+	owner, fixed, rdata := tmp[:ownerEnd], tmp[ownerEnd:ownerEnd+10], tmp[ownerEnd+10:]
 	start := len(p.buf)
 	switch {
 	case answer && len(owner) == p.q.nlen && equalFold(owner, p.q.name[:p.q.nlen]):
 		// Spelled as the question per query (RFC 1034 §3.1 leaves case to the server): the
 		// first such owner is patched by Append, the later ones point to it.
-		if p.first >= 0 && 12+p.first <= maxTarget {
+		// (A pointer to the root name would be longer than the name.)
+		if p.first >= 0 && 12+p.first <= maxTarget && p.q.nlen > 2 {
 			p.pointer(12 + p.first)
 			break
 		}

@@ -37,7 +37,9 @@ func response(t *testing.T, qname string) *dns.Msg {
 		rr("example.test. 60 SOA ns1.example.test. hostmaster.example.test. 1 3600 900 1209600 300"),
 		rr("example.test. 60 NSEC www.example.test. A NS SOA RRSIG NSEC"),
 		rr("example.test. 60 RRSIG NSEC 13 2 60 20261231000000 20261201000000 42 example.test. dGVzdA=="),
-		rr("old.example.test. 60 DNAME new.example.test.")}
+		rr("old.example.test. 60 DNAME new.example.test."),
+		// Owners that only the NSEC's next name and the DNAME's target spell before them.
+		rr("new.example.test. 60 A 192.0.2.9"), rr("www.example.test. 60 AAAA 2001:db8::1")}
 	m.SetEdns0(1232, true)
 	return m
 }
@@ -139,7 +141,9 @@ func TestPackCompresses(t *testing.T) {
 }
 
 // TestPackLarge: names far into a large response are written out, not pointed to beyond
-// what a pointer can name once the longest question is before them.
+// what a pointer can name once the longest question is before them. Each name is first
+// written about 220 octets after the one before, so one of them falls between the bound and
+// the 14 bits of a pointer, and is asked for again later.
 func TestPackLarge(t *testing.T) {
 	long := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 57) + "."
 	var q Query
@@ -150,8 +154,8 @@ func TestPackLarge(t *testing.T) {
 	r.SetQuestion(long, dns.TypeTXT)
 	m := new(dns.Msg)
 	m.SetReply(r)
-	for i := range 120 {
-		txt := &dns.TXT{Hdr: dns.RR_Header{Name: fmt.Sprintf("n%d.example.test.", i%7), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
+	for i := range 200 {
+		txt := &dns.TXT{Hdr: dns.RR_Header{Name: fmt.Sprintf("n%d.example.test.", i%100), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 60},
 			Txt: []string{strings.Repeat("x", 200)}}
 		m.Ns = append(m.Ns, txt)
 	}
