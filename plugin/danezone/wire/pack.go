@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/miekg/dns"
 )
@@ -30,9 +31,10 @@ func Pack(m *dns.Msg, q *Query) (*Entry, error) {
 	if len(m.Question) != 1 || m.Rcode > 0xf || m.Opcode > 0xf {
 		return nil, fmt.Errorf("%w: %d questions, rcode %d, opcode %d", errShape, len(m.Question), m.Rcode, m.Opcode)
 	}
-	p := packer{q: q, e: &Entry{opt: -1, klen: uint16(q.klen)}, first: -1}
-	p.buf = make([]byte, q.klen+12, q.klen+12+512)
-	copy(p.buf, q.key[:q.klen])
+	p := packers.Get().(*packer)
+	defer p.release()
+	p.q, p.e, p.first = q, &Entry{opt: -1, klen: uint16(q.klen)}, -1
+	p.buf = append(append(p.buf[:0], q.key[:q.klen]...), make([]byte, 12)...)
 	h := p.buf[q.klen:]
 	binary.BigEndian.PutUint16(h[0:], m.Id)
 	binary.BigEndian.PutUint16(h[2:], flags(m))
@@ -69,10 +71,25 @@ func flags(m *dns.Msg) uint16 {
 	return f
 }
 
+// packers keeps packers between responses: their dictionary, buffers and one-record message
+// are the uncached path's allocations otherwise.
+var packers = sync.Pool{New: func() any { return &packer{names: make(map[string]uint16, 32)} }}
+
+func (p *packer) release() {
+	clear(p.names)
+	p.q, p.e = nil, nil
+	clear(p.one.Answer) // the zone's records: not kept alive by the pool
+	if cap(p.buf) > 16<<10 || cap(p.tmp) > 16<<10 {
+		p.buf, p.tmp = nil, nil
+	}
+	packers.Put(p)
+}
+
 type packer struct {
 	q   *Query
 	e   *Entry
-	buf []byte // key, header, body
+	buf []byte  // key, header, body (copied into the entry: the packer is reused)
+	one dns.Msg // one record at a time, packed uncompressed
 	// names maps each name suffix written out (wire form, as spelled) to its offset in a
 	// message without a question.
 	names map[string]uint16
@@ -95,8 +112,8 @@ func (p *packer) record(rr dns.RR, answer bool) error {
 	if cap(p.tmp) < need {
 		p.tmp = make([]byte, need)
 	}
-	one := dns.Msg{Answer: []dns.RR{rr}}
-	tmp, err := one.PackBuffer(p.tmp[:need])
+	p.one.Answer = append(p.one.Answer[:0], rr)
+	tmp, err := p.one.PackBuffer(p.tmp[:need])
 	if err != nil {
 		return err
 	}
