@@ -1,7 +1,9 @@
-// Package wire owns danezone's answer cache: responses kept in their packed form (as a packet
-// cache keeps them), keyed by what changes their bytes, and patched per query for what does
-// not: the ID, the RD and CD flags, the letter case of the question name, and the OPT record's
-// size and flag fields. A cache belongs to one version of a zone and is dropped with it.
+// Package wire owns danezone's packed responses and its answer cache: responses packed with
+// names compressed so that one packing serves every query with the same key (Pack), kept as a
+// packet cache keeps them, and patched per query for what does not change the key: the ID,
+// the RD and CD flags, the question and its letter case, the compression pointers after it,
+// and the OPT record's size and flag fields. A cache belongs to one version of a zone and is
+// dropped with it.
 package wire
 
 import (
