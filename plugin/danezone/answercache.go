@@ -28,8 +28,10 @@ const maxAnswerCache = 1_000_000
 // query without EDNS options (they are echoed, and options such as cookies are per client)
 // that danezone packs itself (packable).
 func cacheable(w dns.ResponseWriter, r *dns.Msg, opt *dns.OPT) bool {
-	return (opt == nil || len(opt.Option) == 0) && packable(w, r)
+	return !hasOptions(opt) && packable(w, r)
 }
+
+func hasOptions(opt *dns.OPT) bool { return opt != nil && len(opt.Option) > 0 }
 
 // packable reports whether danezone writes the response to r as bytes it packed (wire.Pack):
 // without TSIG (the response is signed as it is written), through the writers whose work on

@@ -175,7 +175,7 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 	}
 	var proof *wire.Proof
 	cache := snap.answers
-	if q == nil || faulty || !cacheable(w, r, opt) {
+	if q == nil || faulty || hasOptions(opt) { // q made: packable; so the rest of cacheable
 		cache = nil
 	}
 	if cache != nil {
