@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -304,4 +305,109 @@ func TestAnswerCacheZoneFlip(t *testing.T) {
 		t.Errorf("%d of %d responses to queries sent after the switch came from the old version", stale, after)
 	}
 	t.Logf("%d responses before the switch, %d after (none stale)", before, after)
+}
+
+// TestAnswerCacheLogPlugin runs CoreDNS's log plugin before danezone, logging only denials
+// (`class denial`), and asks each question twice: the second answer comes from the answer
+// cache, which keeps bytes, not messages. The log plugin must see every answer as sent: the
+// NXDOMAIN and NODATA logged both times with their rcode, flags and size, the positive answer
+// not at all (the plugin classifies the message it is given: without one, a cached answer
+// would be logged as an error, or not as a denial).
+func TestAnswerCacheLogPlugin(t *testing.T) {
+	t.Parallel()
+	metrics, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metrics)
+	srv := StartServer(t, ServerConfig{Zones: map[string]string{"example.test": RepoZone(t, "example.test.zone")},
+		Block: []string{"prometheus " + metricsAddr,
+			"log . \"seen {>id} {name} {type} {rcode} {>rflags} {rsize}\" {\n class denial\n }"}})
+	questions := []struct {
+		name   string
+		qtype  uint16
+		rcode  string
+		denial bool
+	}{
+		{"nx1.example.test.", dns.TypeA, "NXDOMAIN", true},
+		{"mx1.example.test.", dns.TypeTXT, "NOERROR", true},
+		{"mx1.example.test.", dns.TypeA, "NOERROR", false},
+	}
+	before := cacheHits(t, metricsAddr)
+	want := map[uint16]string{} // ID -> the log line the answer must give
+	var silent []uint16
+	for round := range 2 {
+		for i, q := range questions {
+			m := new(dns.Msg)
+			m.SetQuestion(q.name, q.qtype)
+			m.Id = uint16(1000 + 10*round + i)
+			m.SetEdns0(1232, true)
+			size, r := exchangeRaw(t, srv.Addr, m)
+			if got := dns.RcodeToString[r.Rcode]; got != q.rcode {
+				t.Fatalf("%s %s: %s, want %s", q.name, dns.TypeToString[q.qtype], got, q.rcode)
+			}
+			if !q.denial {
+				silent = append(silent, m.Id)
+				continue
+			}
+			want[m.Id] = fmt.Sprintf("seen %d %s %s %s qr,aa,rd %d", m.Id, q.name, dns.TypeToString[q.qtype], q.rcode, size)
+		}
+	}
+	if hits := cacheHits(t, metricsAddr) - before; hits < len(questions) {
+		t.Fatalf("the answer cache answered %d of the second round's %d questions", hits, len(questions))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, missing := srv.Log(), []string(nil)
+		for _, line := range want {
+			if !strings.Contains(log, line+"\n") {
+				missing = append(missing, line)
+			}
+		}
+		if len(missing) == 0 {
+			for _, id := range silent {
+				if strings.Contains(log, fmt.Sprintf("seen %d ", id)) {
+					t.Fatalf("a positive answer (ID %d) logged as a denial:\n%s", id, log)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log lines missing: %q\nlog:\n%s", missing, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// exchangeRaw sends m over UDP and returns the response and its size on the wire.
+func exchangeRaw(t *testing.T, addr string, m *dns.Msg) (int, *dns.Msg) {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("udp", addr, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("%s: %v", m.Question[0].Name, err)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if r.Id != m.Id {
+		t.Fatalf("response ID %d for query %d", r.Id, m.Id)
+	}
+	return n, r
 }

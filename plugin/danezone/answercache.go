@@ -17,7 +17,7 @@ import (
 )
 
 // defaultAnswerCache is the answer cache's bound per zone version, in responses: about 5 MB
-// of them at the sizes a mail domain's answers have, 80 MB at the most (wire.MaxEntry).
+// of them at the sizes a mail domain's answers have, 41 MB at the most (wire.MaxEntry).
 const defaultAnswerCache = 10000
 
 // maxAnswerCache bounds the directive: a million responses is about half a gigabyte at a mail
@@ -46,21 +46,22 @@ func packable(w dns.ResponseWriter, r *dns.Msg) bool {
 
 // recorders walks the writers between the handler and CoreDNS's ScrubWriter, whose work on a
 // message (request.SizeAndDo, request.Scrub) the cache does itself, and calls fn with each
-// recorder of the metrics and log plugins. It reports false when some other writer is there
-// (the dnssec or cache plugin's): it needs the message, not bytes.
-func recorders(w dns.ResponseWriter, fn func(*dnstest.Recorder)) (n int, ok bool) {
+// recorder of the metrics and log plugins (metrics: the metrics plugin's, which reads only
+// the rcode). It reports false when some other writer is there (the dnssec or cache plugin's):
+// it needs the message, not bytes.
+func recorders(w dns.ResponseWriter, fn func(r *dnstest.Recorder, metrics bool)) (n int, ok bool) {
 	for range 32 {
 		switch x := w.(type) {
 		case *request.ScrubWriter:
 			return n, true
 		case *metrics.Recorder:
 			if fn != nil {
-				fn(x.Recorder)
+				fn(x.Recorder, true)
 			}
 			w, n = x.ResponseWriter, n+1
 		case *dnstest.Recorder:
 			if fn != nil {
-				fn(x)
+				fn(x, false)
 			}
 			w, n = x.ResponseWriter, n+1
 		default:
@@ -85,9 +86,24 @@ var pluginWriter = func() reflect.Type {
 }()
 
 // observed tells the recorders above the ScrubWriter about a response written as bytes, as
-// their WriteMsg would have: its rcode and message.
-func observed(w dns.ResponseWriter, e *wire.Entry) {
-	recorders(w, func(r *dnstest.Recorder) { r.Rcode, r.Msg = e.Rcode, e.Msg })
+// their WriteMsg would have: its rcode, and to the log plugin's the message it classifies
+// (response.Typify) and prints flags from. m is the response as built, or nil: then the bytes
+// sent, b, are unpacked, only when such a recorder is there (the cache keeps no messages).
+func observed(w dns.ResponseWriter, rcode int, m *dns.Msg, b []byte) {
+	recorders(w, func(r *dnstest.Recorder, metrics bool) {
+		r.Rcode = rcode
+		if metrics {
+			return
+		}
+		if m == nil {
+			m = new(dns.Msg)
+			if err := m.Unpack(b); err != nil { // bytes this package packed: not expected
+				m = nil
+				log.Warningf("a cached response could not be unpacked for the log plugin: %v", err)
+			}
+		}
+		r.Msg = m
+	})
 }
 
 // wireFlags returns the flags of a query's wire.Query key.
@@ -221,8 +237,8 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	c.kinds[e.Kind].Inc()
 	c.hits.Inc()
 	d.record(state, sz, nil, e.Rcode)
-	observed(w, e)
 	sc.buf = e.Append(sc.buf[:0], r, q, qtype, opt)
+	observed(w, e.Rcode, nil, sc.buf)
 	w.Write(sc.buf) // an error is the transport's: as on the answer path, nothing else to send
 	return true
 }
@@ -252,7 +268,7 @@ func (d *DaneZone) counters(sz *servedZone, server string) *zoneCounters {
 // that any name can use, by its question otherwise (proof nil).
 func (d *DaneZone) keep(cache *wire.Cache, e *wire.Entry, proof *wire.Proof, a *answer, kind zone.Kind) {
 	if proof != nil {
-		if kind == zone.NXDomain && !e.Msg.Truncated && e.Portable() {
+		if kind == zone.NXDomain && !e.Truncated() && e.Portable() {
 			cache.PutProof(proof, e)
 		}
 		return

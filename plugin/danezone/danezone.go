@@ -211,13 +211,13 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		if err != nil {
 			return d.serverFailure(w, r, state, sz, f, "the answer could not be encoded", err)
 		}
-		e.Set(m.Rcode, int(kind), m, a.until, set.gen)
+		e.Set(m.Rcode, int(kind), a.until, set.gen)
 		if a.synthesised {
 			e.OnlyAs(q)
 		}
 		d.record(state, sz, f, m.Rcode)
-		observed(w, e)
 		sc.buf = e.Append(sc.buf[:0], r, q, qtype, opt)
+		observed(w, m.Rcode, m, sc.buf)
 		if _, err := w.Write(sc.buf); err == nil && cache != nil {
 			d.keep(cache, e, proof, a, kind)
 		}

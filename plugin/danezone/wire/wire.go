@@ -110,11 +110,14 @@ type Entry struct {
 	slot    int32       // in its shard's ring (see place)
 	proof   *Proof      // the key of an entry kept by proof (PutProof)
 	Rcode   int
-	Kind    int      // the caller's classification, for its metrics
-	Msg     *dns.Msg // the response as built, for observers (the log and metrics plugins)
+	Kind    int // the caller's classification, for its metrics
 }
 
 func (e *Entry) key() string  { return e.data[:e.klen] }
+
+// Truncated reports whether the response has TC set.
+func (e *Entry) Truncated() bool { return e.head()[2]&0x02 != 0 }
+
 func (e *Entry) head() string { return e.data[e.klen : e.klen+12] }
 func (e *Entry) body() string { return e.data[e.klen+12:] }
 
@@ -132,11 +135,13 @@ func equalFold(a, b []byte) bool {
 	return true
 }
 
-// Set records what the entry holds beyond its bytes: the caller's classification, the
-// message for observers, the moment a signature in it is due for refresh (zero: none), and
-// the source it was resolved in, which must still be the one served for the entry to be.
-func (e *Entry) Set(rcode, kind int, m *dns.Msg, until time.Time, source uint64) {
-	e.Rcode, e.Kind, e.Msg, e.source = rcode, kind, m, source
+// Set records what the entry holds beyond its bytes: the rcode and the caller's
+// classification, the moment a signature in it is due for refresh (zero: none), and the
+// source it was resolved in, which must still be the one served for the entry to be. It keeps
+// no dns.Msg: thousands of entries, each with its graph of records, would be thousands of
+// objects for the garbage collector to mark on every cycle.
+func (e *Entry) Set(rcode, kind int, until time.Time, source uint64) {
+	e.Rcode, e.Kind, e.source = rcode, kind, source
 	e.until = 0
 	if !until.IsZero() {
 		e.until = until.UnixNano()
@@ -154,7 +159,7 @@ func (e *Entry) Usable(q *Query, now time.Time, source uint64) bool {
 func (e *Entry) OnlyAs(q *Query) { e.spelled = string(q.name[:q.nlen]) }
 
 // MaxEntry is the largest response kept: the bound on entries is then a bound on memory
-// (MaxEntry bytes and the message each). Put and PutProof keep nothing larger.
+// (MaxEntry bytes each). Put and PutProof keep nothing larger.
 const MaxEntry = 4096
 
 func (e *Entry) tooLarge() bool { return len(e.data)-int(e.klen) > MaxEntry }

@@ -189,11 +189,11 @@ func TestUsable(t *testing.T) {
 	src, other := uint64(1), uint64(2)
 	var q Query
 	q.Make("example.test.", dns.TypeA, 0, 512)
-	e.Set(0, 0, nil, now.Add(time.Minute), src)
+	e.Set(0, 0, now.Add(time.Minute), src)
 	if !e.Usable(&q, now, src) || e.Usable(&q, now, other) || e.Usable(&q, now.Add(time.Minute), src) {
 		t.Error("usable wrongly")
 	}
-	e.Set(0, 0, nil, time.Time{}, src)
+	e.Set(0, 0, time.Time{}, src)
 	if !e.Usable(&q, now.Add(1000*time.Hour), src) {
 		t.Error("an unsigned answer expired")
 	}
