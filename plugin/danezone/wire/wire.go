@@ -113,7 +113,7 @@ type Entry struct {
 	Kind    int // the caller's classification, for its metrics
 }
 
-func (e *Entry) key() string  { return e.data[:e.klen] }
+func (e *Entry) key() string { return e.data[:e.klen] }
 
 // Truncated reports whether the response has TC set.
 func (e *Entry) Truncated() bool { return e.head()[2]&0x02 != 0 }
