@@ -52,6 +52,14 @@ func Pack(m *dns.Msg, q *Query) (*Entry, error) {
 	if len(p.buf) > int(q.klen)+12+dns.MaxMsgSize {
 		return nil, fmt.Errorf("%w: %d octets", errShape, len(p.buf)-q.klen)
 	}
+	p.e.blen = uint16(len(p.buf) - p.body())
+	p.e.names, p.e.ptrs = uint16(len(p.names)), uint16(len(p.ptrs))
+	for _, o := range p.names {
+		p.buf = binary.BigEndian.AppendUint16(p.buf, o)
+	}
+	for _, o := range p.ptrs {
+		p.buf = binary.BigEndian.AppendUint16(p.buf, o)
+	}
 	p.e.data = string(p.buf)
 	return p.e, nil
 }
@@ -73,11 +81,11 @@ func flags(m *dns.Msg) uint16 {
 
 // packers keeps packers between responses: their dictionary, buffers and one-record message
 // are the uncached path's allocations otherwise.
-var packers = sync.Pool{New: func() any { return &packer{names: make(map[string]uint16, 32)} }}
+var packers = sync.Pool{New: func() any { return &packer{dict: make(map[string]uint16, 32)} }}
 
 func (p *packer) release() {
-	clear(p.names)
-	p.q, p.e = nil, nil
+	clear(p.dict)
+	p.q, p.e, p.names, p.ptrs = nil, nil, p.names[:0], p.ptrs[:0]
 	clear(p.one.Answer) // the zone's records: not kept alive by the pool
 	if cap(p.buf) > 16<<10 || cap(p.tmp) > 16<<10 {
 		p.buf, p.tmp = nil, nil
@@ -88,12 +96,14 @@ func (p *packer) release() {
 type packer struct {
 	q   *Query
 	e   *Entry
-	buf []byte  // key, header, body (copied into the entry: the packer is reused)
+	buf []byte  // key, header, body, offsets (copied into the entry: the packer is reused)
 	one dns.Msg // one record at a time, packed uncompressed
-	// names maps each name suffix written out (wire form, as spelled) to its offset in a
+	// dict maps each name suffix written out (wire form, as spelled) to its offset in a
 	// message without a question.
-	names map[string]uint16
-	first int // offset in the body of the first answer owner spelled as the question, or -1
+	dict  map[string]uint16
+	names []uint16 // offsets in the body of answer owners spelled as the question name
+	ptrs  []uint16 // offsets in the body of compression pointers
+	first int      // offset in the body of the first answer owner spelled as the question, or -1
 	tmp   []byte
 }
 
@@ -134,7 +144,7 @@ func (p *packer) record(rr dns.RR, answer bool) error {
 			break
 		}
 		p.first = start - p.body()
-		p.e.names = append(p.e.names, uint16(p.first))
+		p.names = append(p.names, uint16(p.first))
 		p.buf = append(p.buf, owner...)
 	case hdr.Rrtype == dns.TypeOPT:
 		p.e.opt = int32(start - p.body())
@@ -187,20 +197,20 @@ func (p *packer) rdataNames(rdata []byte, off, n int) error {
 // name appends the uncompressed wire-form name w: its labels up to the longest suffix already
 // written, then a pointer to it.
 func (p *packer) name(w []byte) {
-	if p.names == nil {
-		p.names = make(map[string]uint16, 16)
+	if p.dict == nil {
+		p.dict = make(map[string]uint16, 16)
 	}
 	for i := 0; i < len(w); i += 1 + int(w[i]) {
 		if w[i] == 0 {
 			p.buf = append(p.buf, 0)
 			return
 		}
-		if t, ok := p.names[string(w[i:])]; ok {
+		if t, ok := p.dict[string(w[i:])]; ok {
 			p.pointer(int(t))
 			return
 		}
 		if at := p.off(); at <= maxTarget {
-			p.names[string(w[i:])] = uint16(at)
+			p.dict[string(w[i:])] = uint16(at)
 		}
 		p.buf = append(p.buf, w[i:i+1+int(w[i])]...)
 	}
@@ -213,14 +223,14 @@ func (p *packer) register(rdata []byte, off, rstart int) error {
 	if err != nil {
 		return err
 	}
-	if p.names == nil {
-		p.names = make(map[string]uint16, 16)
+	if p.dict == nil {
+		p.dict = make(map[string]uint16, 16)
 	}
 	w := rdata[off:end]
 	for i := 0; w[i] != 0; i += 1 + int(w[i]) {
 		at := rstart - int(p.e.klen) + off + i
-		if _, ok := p.names[string(w[i:])]; !ok && at <= maxTarget {
-			p.names[string(w[i:])] = uint16(at)
+		if _, ok := p.dict[string(w[i:])]; !ok && at <= maxTarget {
+			p.dict[string(w[i:])] = uint16(at)
 		}
 	}
 	return nil
@@ -229,7 +239,7 @@ func (p *packer) register(rdata []byte, off, rstart int) error {
 // pointer appends a compression pointer to target (in a message without a question) and
 // notes it for Append to move.
 func (p *packer) pointer(target int) {
-	p.e.ptrs = append(p.e.ptrs, uint16(len(p.buf)-p.body()))
+	p.ptrs = append(p.ptrs, uint16(len(p.buf)-p.body()))
 	p.buf = binary.BigEndian.AppendUint16(p.buf, 0xc000|uint16(target))
 }
 

@@ -96,16 +96,19 @@ func lower(c byte) byte {
 
 // Entry is one cached response. What a hit reads comes first, and its bytes are one string:
 // the key it is kept under (a map key that shares them), the header, the rest after the
-// question.
+// question, and the offsets Append patches. One object for all a hit copies and patches: a
+// hit then reads the entry and one string, not three more objects on other pages (and the
+// garbage collector has fewer to mark).
 type Entry struct {
 	used    atomic.Bool // asked since the clock hand last went by (see place)
 	klen    uint16      // length of the key in data
+	blen    uint16      // length of the body in data
+	names   uint16      // offsets after the body: of answer owners spelled as the question name,
+	ptrs    uint16      // then of compression pointers (see Pack)
 	opt     int32       // offset in the body of the OPT record, or -1
 	until   int64       // Unix nanoseconds from which the entry must not be served; 0: none
 	source  uint64      // what the answer was resolved in, beyond the zone version (see Usable)
-	data    string      // key, header (12 octets), body (everything after the question)
-	names   []uint16    // offsets in the body of answer owners spelled as the question name
-	ptrs    []uint16    // offsets in the body of compression pointers (see Pack)
+	data    string      // key, header (12 octets), body (everything after the question), offsets
 	spelled string      // the question name as asked, when the entry serves only that spelling
 	slot    int32       // in its shard's ring (see place)
 	proof   *Proof      // the key of an entry kept by proof (PutProof)
@@ -119,7 +122,13 @@ func (e *Entry) key() string { return e.data[:e.klen] }
 func (e *Entry) Truncated() bool { return e.head()[2]&0x02 != 0 }
 
 func (e *Entry) head() string { return e.data[e.klen : e.klen+12] }
-func (e *Entry) body() string { return e.data[e.klen+12:] }
+func (e *Entry) body() string { return e.data[e.klen+12 : int(e.klen)+12+int(e.blen)] }
+
+// offset returns the i-th offset after the body: the names' first, then the pointers'.
+func (e *Entry) offset(i int) int {
+	at := int(e.klen) + 12 + int(e.blen) + 2*i
+	return int(e.data[at])<<8 | int(e.data[at+1])
+}
 
 var errShape = errors.New("response not in the shape the cache keeps")
 
@@ -162,15 +171,15 @@ func (e *Entry) OnlyAs(q *Query) { e.spelled = string(q.name[:q.nlen]) }
 // (MaxEntry bytes each). Put and PutProof keep nothing larger.
 const MaxEntry = 4096
 
-func (e *Entry) tooLarge() bool { return len(e.data)-int(e.klen) > MaxEntry }
+func (e *Entry) tooLarge() bool { return 12+int(e.blen) > MaxEntry }
 
 // Len is the size of the response to q from this entry.
-func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + len(e.body()) }
+func (e *Entry) Len(q *Query) int { return 12 + q.nlen + 4 + int(e.blen) }
 
 // Portable reports whether the entry can answer a question of another name: no answer owner
 // spelled as the question name, nothing else that carries its spelling (OnlyAs). Compression
 // pointers never reach into the question (Pack).
-func (e *Entry) Portable() bool { return e.spelled == "" && len(e.names) == 0 }
+func (e *Entry) Portable() bool { return e.spelled == "" && e.names == 0 }
 
 // Append appends the response for the query r (its ID, RD and CD flags, and OPT record's size
 // and flags) and q (its question name as spelled) to dst.
@@ -194,13 +203,13 @@ func (e *Entry) Append(dst []byte, r *dns.Msg, q *Query, qtype uint16, opt *dns.
 	b := len(dst)
 	dst = append(dst, e.body()...)
 	body := dst[b:]
-	for _, o := range e.names {
-		copy(body[o:], q.name[:q.nlen])
+	for i := range int(e.names) {
+		copy(body[e.offset(i):], q.name[:q.nlen])
 	}
 	// Pack made the pointers' targets as if there were no question.
-	for _, o := range e.ptrs {
-		t := binary.BigEndian.Uint16(body[o:]) + uint16(q.nlen+4)
-		binary.BigEndian.PutUint16(body[o:], t)
+	for i := int(e.names); i < int(e.names)+int(e.ptrs); i++ {
+		o := body[e.offset(i):]
+		binary.BigEndian.PutUint16(o, binary.BigEndian.Uint16(o)+uint16(q.nlen+4))
 	}
 	if e.opt >= 0 && opt != nil {
 		// What CoreDNS's ScrubWriter makes of the query's OPT record (request.SizeAndDo):
