@@ -236,7 +236,16 @@ type shard struct {
 	// place).
 	ring []*Entry
 	hand int
+	// A bit per hash of the keys in names (and of some evicted since: see forget), so that a
+	// name not kept, as every name of an NXDOMAIN flood is, costs no probe of the map, whose
+	// memory such a flood never touches otherwise.
+	seen    []uint64
+	evicted int // names evicted since seen was last made anew
 }
+
+// seenBits is the size of a shard's seen filter per entry it holds: with one bit set per
+// name, about one name in eight not kept is looked up in the map anyway.
+const seenBits = 8
 
 // Proof keys a negative answer that does not depend on the name asked: the RRsets of its
 // authority section (identities, which the zone version keeps alive), its rcode and the
@@ -251,23 +260,34 @@ type Proof struct {
 // New returns a cache for up to size entries (at least one per shard).
 func New(size int) *Cache {
 	c := &Cache{seed: maphash.MakeSeed(), per: max(size/16, 1)}
+	bits := 64
+	for bits < c.per*seenBits {
+		bits *= 2
+	}
 	for i := range c.shards {
 		c.shards[i].names = map[string]*Entry{}
 		c.shards[i].proofs = map[Proof]*Entry{}
+		c.shards[i].seen = make([]uint64, bits/64)
 	}
 	return c
 }
 
-func (c *Cache) shard(key []byte) *shard {
-	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
+// at returns the shard of a key's hash h, and the bit of h in its seen filter.
+func (c *Cache) at(h uint64) (s *shard, word int, bit uint64) {
+	s = &c.shards[h%uint64(len(c.shards))]
+	b := int(h/uint64(len(c.shards))) & (64*len(s.seen) - 1)
+	return s, b / 64, 1 << (b % 64)
 }
 
 // Get returns the entry for q, or nil.
 func (c *Cache) Get(q *Query) *Entry {
 	key := q.key[:q.klen]
-	s := c.shard(key)
+	s, w, b := c.at(maphash.Bytes(c.seed, key))
 	s.mu.RLock()
-	e := s.names[string(key)]
+	var e *Entry
+	if s.seen[w]&b != 0 {
+		e = s.names[string(key)]
+	}
 	s.mu.RUnlock()
 	e.use()
 	return e
@@ -288,10 +308,14 @@ func (c *Cache) Put(e *Entry) {
 		return
 	}
 	key := e.key()
-	s := &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))] // as shard(key's bytes)
+	s, w, b := c.at(maphash.String(c.seed, key)) // as Get's, of the key's bytes
 	s.mu.Lock()
 	s.place(e, s.names[key], c.per)
 	s.names[key] = e
+	s.seen[w] |= b
+	if s.evicted > c.per {
+		s.forget(c)
+	}
 	s.mu.Unlock()
 }
 
@@ -349,11 +373,23 @@ func (s *shard) place(e, old *Entry, per int) {
 			delete(s.proofs, *victim.proof)
 		} else {
 			delete(s.names, victim.key())
+			s.evicted++
 		}
 		e.slot = int32(s.hand)
 		s.hand = (s.hand + 1) % len(s.ring)
 	}
 	s.ring[e.slot] = e
+}
+
+// forget makes the seen filter anew from the names kept: evicted names leave their bits set,
+// and after a whole shard's worth the filter would let most names through to the map.
+func (s *shard) forget(c *Cache) {
+	clear(s.seen)
+	for key := range s.names {
+		_, w, b := c.at(maphash.String(c.seed, key))
+		s.seen[w] |= b
+	}
+	s.evicted = 0
 }
 
 // Len returns the number of entries.

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"testing"
 	"time"
@@ -253,5 +254,42 @@ func TestEvictionKeepsAskedEntries(t *testing.T) {
 	}
 	if n := c.Len(); n > 1600 {
 		t.Errorf("%d entries in a cache of 1600", n)
+	}
+}
+
+// TestSeenFilter: through a turnover of many times the cache's size, every name kept is still
+// found (the filter in front of the map never hides one), and most names never kept are
+// turned away before the map (the point of the filter: an NXDOMAIN flood's names).
+func TestSeenFilter(t *testing.T) {
+	c := New(1600)
+	var kept []*Query
+	for i := range 20000 {
+		q, e := entry(t, fmt.Sprintf("n%d.example.test.", i), 1232)
+		c.Put(e)
+		kept = append(kept, q)
+	}
+	found := 0
+	for _, q := range kept {
+		if e := c.Get(q); e != nil {
+			if e.key() != string(q.key[:q.klen]) {
+				t.Fatalf("Get(%s) returned another key's entry", q.name[:q.nlen])
+			}
+			found++
+		}
+	}
+	if n := c.Len(); found != n {
+		t.Errorf("found %d of the %d entries kept", found, n)
+	}
+	through := 0
+	for i := range 10000 {
+		q, _ := entry(t, fmt.Sprintf("never%d.example.test.", i), 1232)
+		s, w, b := c.at(maphash.Bytes(c.seed, q.key[:q.klen]))
+		if s.seen[w]&b != 0 {
+			through++
+		}
+	}
+	// One bit in eight set at most after forget, one in four before it runs again.
+	if through > 2500 {
+		t.Errorf("%d of 10000 names never kept passed the filter", through)
 	}
 }
