@@ -308,11 +308,12 @@ func TestAnswerCacheZoneFlip(t *testing.T) {
 }
 
 // TestAnswerCacheLogPlugin runs CoreDNS's log plugin before danezone, logging only denials
-// (`class denial`), and asks each question twice: the second answer comes from the answer
-// cache, which keeps bytes, not messages. The log plugin must see every answer as sent: the
-// NXDOMAIN and NODATA logged both times with their rcode, flags and size, the positive answer
-// not at all (the plugin classifies the message it is given: without one, a cached answer
-// would be logged as an error, or not as a denial).
+// (`class denial`), and asks each question twice: the second answer, to a query with other
+// flags (CD, no RD) and letter case, comes from the answer cache, which keeps bytes. The log
+// plugin must see every answer as sent: the NXDOMAIN and NODATA logged both times with their
+// rcode, their own flags and size, the positive answer not at all (the plugin classifies the
+// message it is given: without one, a cached answer would be logged as an error, or not as a
+// denial; with the first asker's, with its flags).
 func TestAnswerCacheLogPlugin(t *testing.T) {
 	t.Parallel()
 	metrics, err := FreePort()
@@ -342,6 +343,12 @@ func TestAnswerCacheLogPlugin(t *testing.T) {
 			m.SetQuestion(q.name, q.qtype)
 			m.Id = uint16(1000 + 10*round + i)
 			m.SetEdns0(1232, true)
+			flags := "qr,aa,rd"
+			if round == 1 { // the cached answer's flags are this query's, not the first asker's
+				m.Question[0].Name = strings.ToUpper(q.name)
+				m.RecursionDesired, m.CheckingDisabled = false, true
+				flags = "qr,aa,cd"
+			}
 			size, r := exchangeRaw(t, srv.Addr, m)
 			if got := dns.RcodeToString[r.Rcode]; got != q.rcode {
 				t.Fatalf("%s %s: %s, want %s", q.name, dns.TypeToString[q.qtype], got, q.rcode)
@@ -350,7 +357,7 @@ func TestAnswerCacheLogPlugin(t *testing.T) {
 				silent = append(silent, m.Id)
 				continue
 			}
-			want[m.Id] = fmt.Sprintf("seen %d %s %s %s qr,aa,rd %d", m.Id, q.name, dns.TypeToString[q.qtype], q.rcode, size)
+			want[m.Id] = fmt.Sprintf("seen %d %s %s %s %s %d", m.Id, q.name, dns.TypeToString[q.qtype], q.rcode, flags, size)
 		}
 	}
 	if hits := cacheHits(t, metricsAddr) - before; hits < len(questions) {

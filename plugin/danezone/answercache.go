@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
@@ -17,7 +18,8 @@ import (
 )
 
 // defaultAnswerCache is the answer cache's bound per zone version, in responses: about 5 MB
-// of them at the sizes a mail domain's answers have, 41 MB at the most (wire.MaxEntry).
+// of them at the sizes a mail domain's answers have, about 55 MB at the most (wire.MaxEntry,
+// with keys and the allocator's rounding).
 const defaultAnswerCache = 10000
 
 // maxAnswerCache bounds the directive: a million responses is about half a gigabyte at a mail
@@ -85,26 +87,39 @@ var pluginWriter = func() reflect.Type {
 	return t
 }()
 
-// observed tells the recorders above the ScrubWriter about a response written as bytes, as
-// their WriteMsg would have: its rcode, and to the log plugin's the message it classifies
-// (response.Typify) and prints flags from. m is the response as built, or nil: then the bytes
-// sent, b, are unpacked, only when such a recorder is there (the cache keeps no messages).
-func observed(w dns.ResponseWriter, rcode int, m *dns.Msg, b []byte) {
-	recorders(w, func(r *dnstest.Recorder, metrics bool) {
-		r.Rcode = rcode
+// observed tells the recorders above the ScrubWriter about a response to r written as bytes,
+// as their WriteMsg would have: its rcode, and to a plain dnstest.Recorder (the log plugin's)
+// a message, which the log plugin classifies (response.Typify) and prints flags from. The
+// message is the entry's, made once where such a recorder is (Entry.Observe): the response as
+// built (m, on the answer path) or, at the first hit, unpacked from the bytes sent (b). Each
+// answer gets a copy with its own ID, RD and CD flags and question; the sections are shared.
+func observed(w dns.ResponseWriter, r *dns.Msg, e *wire.Entry, m *dns.Msg, b []byte) {
+	recorders(w, func(rec *dnstest.Recorder, metrics bool) {
+		rec.Rcode = e.Rcode
 		if metrics {
 			return
 		}
-		if m == nil {
-			m = new(dns.Msg)
-			if err := m.Unpack(b); err != nil { // bytes this package packed: not expected
-				m = nil
-				log.Warningf("a cached response could not be unpacked for the log plugin: %v", err)
+		kept := e.Observed()
+		if kept == nil {
+			if kept = m; kept == nil {
+				kept = new(dns.Msg)
+				if err := kept.Unpack(b); err != nil { // bytes Pack made: not expected
+					if !unpackWarned.Swap(true) {
+						log.Warningf("a cached response could not be unpacked for the log plugin: %v", err)
+					}
+					return
+				}
 			}
+			e.Observe(kept)
 		}
-		r.Msg = m
+		c := *kept
+		c.Id, c.RecursionDesired, c.CheckingDisabled, c.Question = r.Id, r.RecursionDesired, r.CheckingDisabled, r.Question
+		rec.Msg = &c
 	})
 }
+
+// unpackWarned: the warning above once, not per query.
+var unpackWarned atomic.Bool
 
 // wireFlags returns the flags of a query's wire.Query key.
 func wireFlags(do, co bool, opt *dns.OPT, state request.Request) uint8 {
@@ -238,7 +253,7 @@ func (d *DaneZone) fromCache(ctx context.Context, w dns.ResponseWriter, r *dns.M
 	c.hits.Inc()
 	d.record(state, sz, nil, e.Rcode)
 	sc.buf = e.Append(sc.buf[:0], r, q, qtype, opt)
-	observed(w, e.Rcode, nil, sc.buf)
+	observed(w, r, e, nil, sc.buf)
 	w.Write(sc.buf) // an error is the transport's: as on the answer path, nothing else to send
 	return true
 }

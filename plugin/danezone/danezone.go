@@ -217,7 +217,7 @@ func (d *DaneZone) serve(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) 
 		}
 		d.record(state, sz, f, m.Rcode)
 		sc.buf = e.Append(sc.buf[:0], r, q, qtype, opt)
-		observed(w, m.Rcode, m, sc.buf)
+		observed(w, r, e, m, sc.buf)
 		if _, err := w.Write(sc.buf); err == nil && cache != nil {
 			d.keep(cache, e, proof, a, kind)
 		}

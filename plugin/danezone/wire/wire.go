@@ -101,20 +101,30 @@ func lower(c byte) byte {
 // garbage collector has fewer to mark).
 type Entry struct {
 	used    atomic.Bool // asked since the clock hand last went by (see place)
-	klen    uint16      // length of the key in data
-	blen    uint16      // length of the body in data
-	names   uint16      // offsets after the body: of answer owners spelled as the question name,
-	ptrs    uint16      // then of compression pointers (see Pack)
-	opt     int32       // offset in the body of the OPT record, or -1
-	until   int64       // Unix nanoseconds from which the entry must not be served; 0: none
-	source  uint64      // what the answer was resolved in, beyond the zone version (see Usable)
-	data    string      // key, header (12 octets), body (everything after the question), offsets
-	spelled string      // the question name as asked, when the entry serves only that spelling
-	slot    int32       // in its shard's ring (see place)
-	proof   *Proof      // the key of an entry kept by proof (PutProof)
 	Rcode   int
-	Kind    int // the caller's classification, for its metrics
+	Kind    int    // the caller's classification, for its metrics
+	klen    uint16 // length of the key in data
+	blen    uint16 // length of the body in data
+	names   uint16 // offsets after the body: of answer owners spelled as the question name,
+	ptrs    uint16 // then of compression pointers (see Pack)
+	opt     int32  // offset in the body of the OPT record, or -1
+	until   int64  // Unix nanoseconds from which the entry must not be served; 0: none
+	source  uint64 // what the answer was resolved in, beyond the zone version (see Usable)
+	data    string // key, header (12 octets), body (everything after the question), offsets
+	spelled string // the question name as asked, when the entry serves only that spelling
+	slot    int32  // in its shard's ring (see place)
+	proof   *Proof // the key of an entry kept by proof (PutProof)
+	// The response as a message, for observers that need one (the log plugin): made only
+	// where they are, at the first answer they see (see Observed).
+	msg atomic.Pointer[dns.Msg]
 }
+
+// Observed returns the message kept for observers, or nil.
+func (e *Entry) Observed() *dns.Msg { return e.msg.Load() }
+
+// Observe keeps m, the response as a message, for observers. The caller must not change m
+// afterwards: observers of later answers share it.
+func (e *Entry) Observe(m *dns.Msg) { e.msg.Store(m) }
 
 func (e *Entry) key() string { return e.data[:e.klen] }
 
@@ -147,8 +157,8 @@ func equalFold(a, b []byte) bool {
 // Set records what the entry holds beyond its bytes: the rcode and the caller's
 // classification, the moment a signature in it is due for refresh (zero: none), and the
 // source it was resolved in, which must still be the one served for the entry to be. It keeps
-// no dns.Msg: thousands of entries, each with its graph of records, would be thousands of
-// objects for the garbage collector to mark on every cycle.
+// no dns.Msg unless an observer needs one (Observe): thousands of entries, each with its graph
+// of records, are thousands of objects for the garbage collector to mark on every cycle.
 func (e *Entry) Set(rcode, kind int, until time.Time, source uint64) {
 	e.Rcode, e.Kind, e.source = rcode, kind, source
 	e.until = 0
@@ -168,7 +178,8 @@ func (e *Entry) Usable(q *Query, now time.Time, source uint64) bool {
 func (e *Entry) OnlyAs(q *Query) { e.spelled = string(q.name[:q.nlen]) }
 
 // MaxEntry is the largest response kept: the bound on entries is then a bound on memory
-// (MaxEntry bytes each). Put and PutProof keep nothing larger.
+// (MaxEntry octets of response each, plus the key, offsets and the Entry). Put and PutProof
+// keep nothing larger.
 const MaxEntry = 4096
 
 func (e *Entry) tooLarge() bool { return 12+int(e.blen) > MaxEntry }
@@ -233,9 +244,10 @@ type shard struct {
 	names  map[string]*Entry // by Query key
 	proofs map[Proof]*Entry
 	// The entries in their slots, and the clock hand that goes round them to evict (see
-	// place).
-	ring []*Entry
-	hand int
+	// place); per slot, the hash of a name entry's key (0 for a proof's), for forget.
+	ring   []*Entry
+	hashes []uint64
+	hand   int
 	// A bit per hash of the keys in names (and of some evicted since: see forget), so that a
 	// name not kept, as every name of an NXDOMAIN flood is, costs no probe of the map, whose
 	// memory such a flood never touches otherwise.
@@ -243,8 +255,9 @@ type shard struct {
 	evicted int // names evicted since seen was last made anew
 }
 
-// seenBits is the size of a shard's seen filter per entry it holds: with one bit set per
-// name, about one name in eight not kept is looked up in the map anyway.
+// seenBits is the size of a shard's seen filter per entry it holds: with a bit set per name
+// kept, one name in 8 to 16 not kept is looked up in the map anyway (the filter is rounded up
+// to a power of two), up to about one in five as evicted names leave their bits until forget.
 const seenBits = 8
 
 // Proof keys a negative answer that does not depend on the name asked: the RRsets of its
@@ -308,9 +321,10 @@ func (c *Cache) Put(e *Entry) {
 		return
 	}
 	key := e.key()
-	s, w, b := c.at(maphash.String(c.seed, key)) // as Get's, of the key's bytes
+	h := maphash.String(c.seed, key) // as Get's, of the key's bytes
+	s, w, b := c.at(h)
 	s.mu.Lock()
-	s.place(e, s.names[key], c.per)
+	s.place(e, s.names[key], c.per, h)
 	s.names[key] = e
 	s.seen[w] |= b
 	if s.evicted > c.per {
@@ -342,7 +356,7 @@ func (c *Cache) PutProof(p *Proof, e *Entry) {
 	s.mu.Lock()
 	key := *p // the entry's own copy: the caller's may be reused
 	e.proof = &key
-	s.place(e, s.proofs[*p], c.per)
+	s.place(e, s.proofs[*p], c.per, 0)
 	s.proofs[*p] = e
 	s.mu.Unlock()
 }
@@ -353,13 +367,13 @@ func (c *Cache) PutProof(p *Proof, e *Entry) {
 // the mark of entries asked since it last went by (use) and evicting the first unmarked one.
 // An entry asked again within a turn of the hand stays, while a flood of names asked once, or
 // another working set, turns over the rest; a new entry has a whole turn to be asked again.
-func (s *shard) place(e, old *Entry, per int) {
+func (s *shard) place(e, old *Entry, per int, h uint64) {
 	switch {
 	case old != nil:
 		e.slot = old.slot
 	case len(s.ring) < per:
 		e.slot = int32(len(s.ring))
-		s.ring = append(s.ring, nil)
+		s.ring, s.hashes = append(s.ring, nil), append(s.hashes, 0)
 	default:
 		// Readers mark entries without the lock: two turns at the most, then the hand's.
 		for range 2 * len(s.ring) {
@@ -378,16 +392,20 @@ func (s *shard) place(e, old *Entry, per int) {
 		e.slot = int32(s.hand)
 		s.hand = (s.hand + 1) % len(s.ring)
 	}
-	s.ring[e.slot] = e
+	s.ring[e.slot], s.hashes[e.slot] = e, h
 }
 
 // forget makes the seen filter anew from the names kept: evicted names leave their bits set,
-// and after a whole shard's worth the filter would let most names through to the map.
+// and after a whole shard's worth the filter would let most names through to the map. It
+// reads the hashes kept beside the ring, one array, not the keys: the lock is held. (A key
+// whose hash is 0, one in 2^64, loses its bit: a miss, then kept again.)
 func (s *shard) forget(c *Cache) {
 	clear(s.seen)
-	for key := range s.names {
-		_, w, b := c.at(maphash.String(c.seed, key))
-		s.seen[w] |= b
+	for _, h := range s.hashes {
+		if h != 0 {
+			_, w, b := c.at(h)
+			s.seen[w] |= b
+		}
 	}
 	s.evicted = 0
 }
