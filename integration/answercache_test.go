@@ -39,6 +39,16 @@ func cacheHits(t *testing.T, metricsAddr string) int {
 	return n
 }
 
+// freeAddr returns a free local address, for the prometheus plugin.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
 // exchange sends m and returns the response, checked for the ID.
 func exchange(t *testing.T, addr string, m *dns.Msg, tcp bool) *dns.Msg {
 	t.Helper()
@@ -80,11 +90,7 @@ func normal(r *dns.Msg, fresh bool) string {
 // without EDNS and over TCP. The server's own metrics show the cache answered.
 func TestAnswerCacheSameBytes(t *testing.T) {
 	t.Parallel()
-	metrics, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metrics)
+	metricsAddr := freeAddr(t)
 	for _, mode := range []string{"nsec", "nsec3", "nsec3-narrow", "compact"} {
 		t.Run(mode, func(t *testing.T) {
 			srv := StartServer(t, ServerConfig{Zones: map[string]string{"example.test": RepoZone(t, "example.test.zone")},
@@ -316,11 +322,7 @@ func TestAnswerCacheZoneFlip(t *testing.T) {
 // denial; with the first asker's, with its flags).
 func TestAnswerCacheLogPlugin(t *testing.T) {
 	t.Parallel()
-	metrics, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", metrics)
+	metricsAddr := freeAddr(t)
 	srv := StartServer(t, ServerConfig{Zones: map[string]string{"example.test": RepoZone(t, "example.test.zone")},
 		Block: []string{"prometheus " + metricsAddr,
 			"log . \"seen {>id} {name} {type} {rcode} {>rflags} {rsize}\" {\n class denial\n }"}})
